@@ -1,0 +1,401 @@
+//! Content-addressed blobs: files at `<root>/blobs/sha256/<hex>`, described by `ContentInfo` records in sled.
+//!
+//! Ingest writes to a temp file under `<root>/ingest`, hashing while it writes; `commit` checks the
+//! promised size and digest, fsyncs, renames into place, syncs the directory and only then records the
+//! blob (in the same sled transaction as its lease reference) and flushes. A failed or dropped writer
+//! removes its temp file, so a bad blob leaves nothing behind.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use sled::transaction::{ConflictableTransactionError, Transactional};
+
+use crate::db::{decode, encode, Db};
+use crate::error::{Result, StoreError};
+use crate::lease::{lease_content_key, LeaseId};
+use crate::{now, Digest, GcLock, LabelSelector};
+
+/// What the store knows of one blob.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentInfo {
+    pub digest: Digest,
+    pub size: u64,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Options for committing a written blob.
+#[derive(Clone, Debug, Default)]
+pub struct CommitOptions {
+    /// Labels set on the blob's record (merged over existing ones when the blob is already stored).
+    pub labels: BTreeMap<String, String>,
+    /// Lease that protects the blob from garbage collection until the lease is released.
+    pub lease: Option<LeaseId>,
+}
+
+/// The content store seam: what the image layer and the daemon need from blob storage.
+pub trait ContentStore: Send + Sync {
+    /// The record of a stored blob.
+    fn info(&self, digest: &Digest) -> Result<ContentInfo>;
+    /// Opens a stored blob for streaming. The bytes are not re-verified; use `read_verified` for that.
+    fn open(&self, digest: &Digest) -> Result<File>;
+    /// Reads a whole blob into memory, refusing blobs over `max_size`, and checks its digest.
+    fn read_verified(&self, digest: &Digest, max_size: u64) -> Result<Vec<u8>>;
+    /// Starts writing a blob. `expected` and `expected_size` are checked at commit when given.
+    fn writer(&self, expected: Option<Digest>, expected_size: Option<u64>) -> Result<ContentWriter<'_>>;
+    /// All records whose labels match every selector.
+    fn list(&self, selectors: &[LabelSelector]) -> Result<Vec<ContentInfo>>;
+    /// Sets (`Some`) or removes (`None`) labels on a stored blob.
+    fn update_labels(&self, digest: &Digest, changes: &BTreeMap<String, Option<String>>) -> Result<ContentInfo>;
+    /// Removes a blob and its record.
+    fn delete(&self, digest: &Digest) -> Result<()>;
+    /// Re-hashes a stored blob and checks its size and digest against the record.
+    fn verify(&self, digest: &Digest) -> Result<()>;
+    /// Adds a stored blob to a lease without writing it (it is already here).
+    fn lease_existing(&self, digest: &Digest, lease: &LeaseId) -> Result<ContentInfo>;
+}
+
+/// The on-disk content store.
+pub struct LocalContentStore {
+    root: PathBuf,
+    db: Db,
+    gc: GcLock,
+    seq: AtomicU64,
+}
+
+const BUF: usize = 1 << 20;
+const KEY_PREFIX: &str = "blob/";
+
+pub(crate) fn content_key(d: &Digest) -> Vec<u8> {
+    format!("{KEY_PREFIX}{d}").into_bytes()
+}
+
+impl LocalContentStore {
+    pub(crate) fn new(root: PathBuf, db: Db, gc: GcLock) -> Result<Self> {
+        for dir in [root.join("blobs/sha256"), root.join("ingest")] {
+            fs::create_dir_all(&dir).map_err(StoreError::io(format!("create {}", dir.display())))?;
+        }
+        Ok(LocalContentStore { root, db, gc, seq: AtomicU64::new(0) })
+    }
+
+    /// Where a blob's bytes live.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    /// Writes everything `reader` yields as one blob and commits it.
+    pub fn ingest(
+        &self,
+        reader: &mut dyn Read,
+        expected: Option<Digest>,
+        expected_size: Option<u64>,
+        opts: CommitOptions,
+    ) -> Result<ContentInfo> {
+        let mut w = self.writer(expected, expected_size)?;
+        let mut buf = vec![0u8; BUF];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(StoreError::io("read blob source")(e)),
+            };
+            if let Some(limit) = expected_size {
+                if w.written + n as u64 > limit {
+                    return Err(StoreError::SizeMismatch {
+                        digest: w.expected_name(),
+                        expected: limit,
+                        actual: w.written + n as u64,
+                    });
+                }
+            }
+            w.write_all(&buf[..n]).map_err(StoreError::io("write blob"))?;
+        }
+        w.commit(opts)
+    }
+
+    /// Digests of the blob files on disk (including ones without a record).
+    pub(crate) fn disk_blobs(&self) -> Result<Vec<Digest>> {
+        let dir = self.root.join("blobs/sha256");
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(StoreError::io(format!("read {}", dir.display())))? {
+            let entry = entry.map_err(StoreError::io("read blob dir"))?;
+            match format!("sha256:{}", entry.file_name().to_string_lossy()).parse::<Digest>() {
+                Ok(d) => out.push(d),
+                Err(_) => tracing::warn!(file = ?entry.path(), "stray file in blob directory"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes temp files of writers that never committed (a crash mid-ingest).
+    pub(crate) fn clean_ingest(&self) -> Result<usize> {
+        let dir = self.root.join("ingest");
+        let mut n = 0;
+        for entry in fs::read_dir(&dir).map_err(StoreError::io(format!("read {}", dir.display())))? {
+            let entry = entry.map_err(StoreError::io("read ingest dir"))?;
+            fs::remove_file(entry.path()).map_err(StoreError::io(format!("remove {}", entry.path().display())))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Removes a blob's file without touching sled (used for files that have no record).
+    pub(crate) fn remove_file(&self, digest: &Digest) -> Result<()> {
+        match fs::remove_file(self.blob_path(digest)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(StoreError::io(format!("remove blob {digest}"))(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn record(&self, info: &ContentInfo, lease: Option<(&LeaseId, bool)>) -> Result<()> {
+        (&self.db.content, &self.db.leases)
+            .transaction(|(content, leases)| {
+                content.insert(content_key(&info.digest), encode(info))?;
+                if let Some((id, new)) = lease {
+                    leases.insert(lease_content_key(id, &info.digest), if new { &b"new"[..] } else { b"existing" })?;
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(StoreError::from)?;
+        self.db.flush()
+    }
+}
+
+fn sync_dir(path: &Path) -> Result<()> {
+    File::open(path).and_then(|d| d.sync_all()).map_err(StoreError::io(format!("sync {}", path.display())))
+}
+
+impl ContentStore for LocalContentStore {
+    fn info(&self, digest: &Digest) -> Result<ContentInfo> {
+        let key = content_key(digest);
+        match self.db.content.get(&key)? {
+            Some(v) => decode(&key, &v),
+            None => Err(StoreError::not_found("content", digest)),
+        }
+    }
+
+    fn open(&self, digest: &Digest) -> Result<File> {
+        self.info(digest)?;
+        File::open(self.blob_path(digest)).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::not_found("content", digest),
+            _ => StoreError::io(format!("open blob {digest}"))(e),
+        })
+    }
+
+    fn read_verified(&self, digest: &Digest, max_size: u64) -> Result<Vec<u8>> {
+        let info = self.info(digest)?;
+        if info.size > max_size {
+            return Err(StoreError::InvalidArgument(format!(
+                "blob {digest} is {} bytes, over the {max_size}-byte limit for this kind of content",
+                info.size
+            )));
+        }
+        let mut bytes = Vec::with_capacity(info.size as usize);
+        self.open(digest)?
+            .take(max_size + 1)
+            .read_to_end(&mut bytes)
+            .map_err(StoreError::io(format!("read blob {digest}")))?;
+        let actual = Digest::of(&bytes);
+        if &actual != digest {
+            return Err(StoreError::DigestMismatch { expected: digest.clone(), actual });
+        }
+        Ok(bytes)
+    }
+
+    fn writer(&self, expected: Option<Digest>, expected_size: Option<u64>) -> Result<ContentWriter<'_>> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.root.join("ingest").join(format!("{}-{seq}", std::process::id()));
+        let file = File::create(&tmp).map_err(StoreError::io(format!("create {}", tmp.display())))?;
+        Ok(ContentWriter {
+            store: self,
+            file: Some(file),
+            tmp,
+            hasher: Sha256::new(),
+            written: 0,
+            expected,
+            expected_size,
+        })
+    }
+
+    fn list(&self, selectors: &[LabelSelector]) -> Result<Vec<ContentInfo>> {
+        let mut out = Vec::new();
+        for kv in self.db.content.scan_prefix(KEY_PREFIX) {
+            let (k, v) = kv?;
+            let info: ContentInfo = decode(&k, &v)?;
+            if selectors.iter().all(|s| s.matches(&info.labels)) {
+                out.push(info);
+            }
+        }
+        Ok(out)
+    }
+
+    fn update_labels(&self, digest: &Digest, changes: &BTreeMap<String, Option<String>>) -> Result<ContentInfo> {
+        let key = content_key(digest);
+        let updated = self
+            .db
+            .content
+            .transaction(|t| {
+                let Some(v) = t.get(&key)? else {
+                    return Err(ConflictableTransactionError::Abort(StoreError::not_found("content", digest)));
+                };
+                let mut info: ContentInfo = decode(&key, &v).map_err(ConflictableTransactionError::Abort)?;
+                for (k, v) in changes {
+                    match v {
+                        Some(v) => info.labels.insert(k.clone(), v.clone()),
+                        None => info.labels.remove(k),
+                    };
+                }
+                info.updated_at = now();
+                t.insert(key.as_slice(), encode(&info))?;
+                Ok(info)
+            })
+            .map_err(StoreError::from)?;
+        self.db.flush()?;
+        Ok(updated)
+    }
+
+    fn delete(&self, digest: &Digest) -> Result<()> {
+        let _gc = self.gc.write();
+        self.info(digest)?;
+        // Record first, then file: a crash in between leaves a file without a record, which
+        // recovery removes; never a record pointing at nothing.
+        self.db.content.remove(content_key(digest))?;
+        self.db.flush()?;
+        self.remove_file(digest)
+    }
+
+    fn verify(&self, digest: &Digest) -> Result<()> {
+        let info = self.info(digest)?;
+        let mut file = self.open(digest)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; BUF];
+        let mut size = 0u64;
+        loop {
+            let n = file.read(&mut buf).map_err(StoreError::io(format!("read blob {digest}")))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            size += n as u64;
+        }
+        if size != info.size {
+            return Err(StoreError::SizeMismatch { digest: digest.to_string(), expected: info.size, actual: size });
+        }
+        let actual = Digest::from_hasher(hasher);
+        if &actual != digest {
+            return Err(StoreError::DigestMismatch { expected: digest.clone(), actual });
+        }
+        Ok(())
+    }
+
+    fn lease_existing(&self, digest: &Digest, lease: &LeaseId) -> Result<ContentInfo> {
+        let _gc = self.gc.read();
+        let info = self.info(digest)?;
+        self.record(&info, Some((lease, false)))?;
+        Ok(info)
+    }
+}
+
+/// An open ingest. Write the bytes, then `commit`; dropping it uncommitted removes the temp file.
+pub struct ContentWriter<'a> {
+    store: &'a LocalContentStore,
+    file: Option<File>,
+    tmp: PathBuf,
+    hasher: Sha256,
+    written: u64,
+    expected: Option<Digest>,
+    expected_size: Option<u64>,
+}
+
+impl ContentWriter<'_> {
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    fn expected_name(&self) -> String {
+        self.expected.as_ref().map_or_else(|| "blob".to_string(), Digest::to_string)
+    }
+
+    /// Checks size and digest, makes the blob durable and records it.
+    pub fn commit(mut self, opts: CommitOptions) -> Result<ContentInfo> {
+        let file = self.file.take().ok_or_else(|| StoreError::InvalidArgument("writer already closed".into()))?;
+        if let Some(expected) = self.expected_size {
+            if expected != self.written {
+                return Err(StoreError::SizeMismatch {
+                    digest: self.expected_name(),
+                    expected,
+                    actual: self.written,
+                });
+            }
+        }
+        let actual = Digest::from_hasher(std::mem::take(&mut self.hasher));
+        if let Some(expected) = &self.expected {
+            if expected != &actual {
+                return Err(StoreError::DigestMismatch { expected: expected.clone(), actual });
+            }
+        }
+        let store = self.store;
+        let _gc = store.gc.read();
+        if let Ok(mut info) = store.info(&actual) {
+            // Already stored: keep the existing file, merge labels, add the lease reference.
+            if !opts.labels.is_empty() {
+                info.labels.extend(opts.labels);
+                info.updated_at = now();
+            }
+            store.record(&info, opts.lease.as_ref().map(|l| (l, false)))?;
+            return Ok(info);
+        }
+        file.sync_all().map_err(StoreError::io("fsync blob"))?;
+        drop(file);
+        let dest = store.blob_path(&actual);
+        fs::rename(&self.tmp, &dest).map_err(StoreError::io(format!("rename into {}", dest.display())))?;
+        sync_dir(&store.root.join("blobs/sha256"))?;
+        let ts = now();
+        let info = ContentInfo {
+            digest: actual,
+            size: self.written,
+            created_at: ts.clone(),
+            updated_at: ts,
+            labels: opts.labels,
+        };
+        store.record(&info, opts.lease.as_ref().map(|l| (l, true)))?;
+        Ok(info)
+    }
+}
+
+impl Write for ContentWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let file = self.file.as_mut().ok_or_else(|| io::Error::other("writer closed"))?;
+        let n = file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ContentWriter<'_> {
+    fn drop(&mut self) {
+        // After a successful rename the temp path no longer exists; NotFound is expected then.
+        let _ = fs::remove_file(&self.tmp);
+    }
+}
+
+/// Reads a file through a large buffer; used when streaming blobs out.
+pub fn buffered(file: File) -> BufReader<File> {
+    BufReader::with_capacity(BUF, file)
+}

@@ -1,0 +1,162 @@
+//! The sled metadata database: a fixed set of trees, a schema version and ordered migrations.
+//!
+//! ```text
+//! meta      schema_version                     -> u32 (big endian)
+//! content   blob/<digest>                      -> ContentInfo (json)
+//! images    image/<name>                       -> ImageRecord (json)
+//! leases    lease/<id>                         -> Lease (json)
+//!           lease/<id>/content/<digest>        -> "new" | "existing"
+//! ```
+//! The containers, sandboxes and snapshots trees join this set when those records arrive; each
+//! addition bumps the schema version with a migration below.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Result, StoreError};
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const SCHEMA_KEY: &[u8] = b"schema_version";
+
+/// Ordered migrations: entry `i` moves a database from version `i` to `i + 1`.
+/// Version 0 is an empty database, so the first migration only stamps the version.
+const MIGRATIONS: &[fn(&Db) -> Result<()>] = &[|_| Ok(())];
+
+/// The opened database and its trees.
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) db: sled::Db,
+    pub(crate) meta: sled::Tree,
+    pub(crate) content: sled::Tree,
+    pub(crate) images: sled::Tree,
+    pub(crate) leases: sled::Tree,
+}
+
+impl Db {
+    /// Opens (or creates) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path, cache_capacity: u64) -> Result<Db> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_capacity)
+            .mode(sled::Mode::LowSpace)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock || io.raw_os_error() == Some(11) => {
+                    StoreError::Locked { path: path.display().to_string() }
+                }
+                sled::Error::Io(ref io) if io.to_string().contains("lock") => {
+                    StoreError::Locked { path: path.display().to_string() }
+                }
+                other => StoreError::Db(other),
+            })?;
+        let this = Db {
+            meta: db.open_tree("meta")?,
+            content: db.open_tree("content")?,
+            images: db.open_tree("images")?,
+            leases: db.open_tree("leases")?,
+            db,
+        };
+        this.migrate()?;
+        Ok(this)
+    }
+
+    /// The schema version recorded in the database (0 when none is).
+    pub fn schema_version(&self) -> Result<u32> {
+        match self.meta.get(SCHEMA_KEY)? {
+            None => Ok(0),
+            Some(v) => {
+                let bytes: [u8; 4] = v.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    key: "meta/schema_version".into(),
+                    reason: format!("expected 4 bytes, found {}", v.len()),
+                })?;
+                Ok(u32::from_be_bytes(bytes))
+            }
+        }
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let found = self.schema_version()?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew { found, supported: SCHEMA_VERSION });
+        }
+        for (from, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            step(self)?;
+            self.meta.insert(SCHEMA_KEY, &(from as u32 + 1).to_be_bytes())?;
+            tracing::info!(from, to = from + 1, "migrated metadata schema");
+        }
+        self.flush()
+    }
+
+    /// Flushes sled to disk; called before a write is acknowledged.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing plain derived structs to JSON cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_database_is_stamped_with_current_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("db"), 1 << 20).expect("open");
+        assert_eq!(db.schema_version().expect("version"), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn migration_one_stamps_an_unversioned_database() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let raw = sled::open(dir.path().join("db")).expect("sled");
+            raw.open_tree("meta").expect("tree");
+            raw.flush().expect("flush");
+        }
+        let db = Db::open(&dir.path().join("db"), 1 << 20).expect("open");
+        assert_eq!(db.schema_version().expect("version"), 1);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = Db::open(&dir.path().join("db"), 1 << 20).expect("open");
+            db.meta.insert(SCHEMA_KEY, &(SCHEMA_VERSION + 1).to_be_bytes()).expect("insert");
+            db.flush().expect("flush");
+        }
+        match Db::open(&dir.path().join("db"), 1 << 20) {
+            Err(StoreError::SchemaTooNew { found, .. }) => assert_eq!(found, SCHEMA_VERSION + 1),
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("newer schema opened"),
+        }
+    }
+
+    #[test]
+    fn second_open_reports_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _db = Db::open(&dir.path().join("db"), 1 << 20).expect("open");
+        // sled locks with flock; a second open in the same process conflicts too.
+        match Db::open(&dir.path().join("db"), 1 << 20) {
+            Err(StoreError::Locked { .. }) => {}
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("second open succeeded"),
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Image records: a name pointing at a target descriptor, plus the annotations met while resolving it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, Transactional};
+
+use crate::db::{decode, encode, Db};
+use crate::error::{Result, StoreError};
+use crate::lease::{lease_keys, LeaseId};
+use crate::{now, Digest};
+
+/// An OCI content descriptor as the metadata store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Annotations collected at each level of an image while resolving it for a platform.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageAnnotations {
+    /// On the descriptor that names the image (the OCI layout's `index.json` entry).
+    #[serde(default)]
+    pub index_descriptor: BTreeMap<String, String>,
+    /// On the image index itself.
+    #[serde(default)]
+    pub index: BTreeMap<String, String>,
+    /// On the index entry that selected this platform's manifest.
+    #[serde(default)]
+    pub manifest_descriptor: BTreeMap<String, String>,
+    /// On the platform manifest.
+    #[serde(default)]
+    pub manifest: BTreeMap<String, String>,
+}
+
+/// A named image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    pub name: String,
+    pub target: Descriptor,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The platform the annotations were collected for (`os/arch[/variant]`).
+    #[serde(default)]
+    pub platform: String,
+    #[serde(default)]
+    pub annotations: ImageAnnotations,
+}
+
+fn image_key(name: &str) -> Vec<u8> {
+    format!("image/{name}").into_bytes()
+}
+
+/// Image record operations.
+pub struct Images {
+    db: Db,
+}
+
+impl Images {
+    pub(crate) fn new(db: Db) -> Self {
+        Images { db }
+    }
+
+    pub fn get(&self, name: &str) -> Result<ImageRecord> {
+        let key = image_key(name);
+        match self.db.images.get(&key)? {
+            Some(v) => decode(&key, &v),
+            None => Err(StoreError::not_found("image", name)),
+        }
+    }
+
+    pub fn list(&self) -> Result<Vec<ImageRecord>> {
+        self.db.images.scan_prefix("image/").map(|kv| {
+            let (k, v) = kv?;
+            decode(&k, &v)
+        }).collect()
+    }
+
+    /// Creates or replaces the record named `record.name` (keeping the original creation time), and
+    /// releases `lease` in the same transaction, so the image and the release land together.
+    pub fn put(&self, mut record: ImageRecord, release: Option<&LeaseId>) -> Result<ImageRecord> {
+        if record.name.is_empty() {
+            return Err(StoreError::InvalidArgument("image name is empty".into()));
+        }
+        let key = image_key(&record.name);
+        let release_keys = match release {
+            Some(id) => lease_keys(&self.db, id)?,
+            None => Vec::new(),
+        };
+        let ts = now();
+        record.updated_at = ts.clone();
+        let stored = (&self.db.images, &self.db.leases)
+            .transaction(|(images, leases)| {
+                let mut rec = record.clone();
+                rec.created_at = match images.get(&key)? {
+                    Some(old) => decode::<ImageRecord>(&key, &old).map_err(ConflictableTransactionError::Abort)?.created_at,
+                    None => ts.clone(),
+                };
+                images.insert(key.as_slice(), encode(&rec))?;
+                for k in &release_keys {
+                    leases.remove(k.as_slice())?;
+                }
+                Ok(rec)
+            })
+            .map_err(StoreError::from)?;
+        self.db.flush()?;
+        Ok(stored)
+    }
+
+    /// Removes an image record. Its content stays until garbage collection finds nothing else uses it.
+    pub fn delete(&self, name: &str) -> Result<ImageRecord> {
+        let key = image_key(name);
+        let old = self.db.images.remove(&key)?.ok_or_else(|| StoreError::not_found("image", name))?;
+        self.db.flush()?;
+        decode(&key, &old)
+    }
+}
