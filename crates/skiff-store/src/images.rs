@@ -83,31 +83,41 @@ impl Images {
         }).collect()
     }
 
-    /// Creates or replaces the record named `record.name` (keeping the original creation time), and
-    /// releases `lease` in the same transaction, so the image and the release land together.
-    pub fn put(&self, mut record: ImageRecord, release: Option<&LeaseId>) -> Result<ImageRecord> {
-        if record.name.is_empty() {
-            return Err(StoreError::InvalidArgument("image name is empty".into()));
+    /// Creates or replaces the record named `record.name` (keeping the original creation time).
+    pub fn put(&self, record: ImageRecord, release: Option<&LeaseId>) -> Result<ImageRecord> {
+        let mut v = self.put_all(vec![record], release)?;
+        v.pop().ok_or_else(|| StoreError::InvalidArgument("no image record written".into()))
+    }
+
+    /// Creates or replaces several records and releases `release` in one transaction, so the images
+    /// and the lease release land together or not at all.
+    pub fn put_all(&self, records: Vec<ImageRecord>, release: Option<&LeaseId>) -> Result<Vec<ImageRecord>> {
+        if let Some(r) = records.iter().find(|r| r.name.is_empty()) {
+            return Err(StoreError::InvalidArgument(format!("image record for {} has an empty name", r.target.digest)));
         }
-        let key = image_key(&record.name);
         let release_keys = match release {
             Some(id) => lease_keys(&self.db, id)?,
             None => Vec::new(),
         };
         let ts = now();
-        record.updated_at = ts.clone();
         let stored = (&self.db.images, &self.db.leases)
             .transaction(|(images, leases)| {
-                let mut rec = record.clone();
-                rec.created_at = match images.get(&key)? {
-                    Some(old) => decode::<ImageRecord>(&key, &old).map_err(ConflictableTransactionError::Abort)?.created_at,
-                    None => ts.clone(),
-                };
-                images.insert(key.as_slice(), encode(&rec))?;
+                let mut out = Vec::with_capacity(records.len());
+                for record in &records {
+                    let key = image_key(&record.name);
+                    let mut rec = record.clone();
+                    rec.updated_at = ts.clone();
+                    rec.created_at = match images.get(&key)? {
+                        Some(old) => decode::<ImageRecord>(&key, &old).map_err(ConflictableTransactionError::Abort)?.created_at,
+                        None => ts.clone(),
+                    };
+                    images.insert(key.as_slice(), encode(&rec))?;
+                    out.push(rec);
+                }
                 for k in &release_keys {
                     leases.remove(k.as_slice())?;
                 }
-                Ok(rec)
+                Ok(out)
             })
             .map_err(StoreError::from)?;
         self.db.flush()?;

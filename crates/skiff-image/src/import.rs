@@ -1,0 +1,354 @@
+//! Importing images from an OCI layout directory, an oci-archive or a docker-archive.
+//!
+//! An import first *plans*: it reads the small JSON documents (indexes, manifests, configs) into
+//! memory, verifying each digest and media type, and collects the layers the chosen platform needs.
+//! Then it ingests under a temporary lease: layers in parallel, then the JSON blobs children first,
+//! each verified by the store as it commits. Last, one transaction writes the image records and
+//! releases the lease. Any error releases the lease and removes the blobs this import added; a crash
+//! leaves the lease for recovery to release. So the store holds the whole image or none of it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use skiff_store::{CommitOptions, ContentStore, ImageRecord, LeaseId, Store};
+
+use crate::docker;
+use crate::error::{ImageError, Result};
+use crate::media::{Kind, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, OCI_LAYOUT_VERSION};
+use crate::model::{available, index_labels, manifest_labels, parse_config, parse_index, parse_manifest, select, Desc};
+use crate::platform::Platform;
+use crate::progress::{Counting, Progress};
+use crate::reference::normalize;
+use crate::resolve::resolve;
+use crate::source::{open_source, Source};
+
+/// Annotation naming an image, as containerd and Docker write it in `index.json`.
+pub const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";
+/// The OCI annotation naming a tag (or full reference) in `index.json`.
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// How to import.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// Platform whose manifest is imported (the host's by default).
+    pub platform: Platform,
+    /// Import every platform's manifest, config and layers.
+    pub all_platforms: bool,
+    /// Name for the image (only when the source holds exactly one).
+    pub name: Option<String>,
+    /// Repository to prefix tag-only `org.opencontainers.image.ref.name` values with.
+    pub base_name: Option<String>,
+    /// Parallel layer ingests.
+    pub parallelism: usize,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions { platform: Platform::host(), all_platforms: false, name: None, base_name: None, parallelism: 4 }
+    }
+}
+
+/// What an import stored.
+#[derive(Clone, Debug, Default)]
+pub struct ImportReport {
+    pub images: Vec<ImageRecord>,
+    pub blobs_written: usize,
+    pub blobs_present: usize,
+    pub bytes_written: u64,
+}
+
+/// One JSON blob to store, with the GC labels naming its children.
+struct JsonBlob {
+    desc: Desc,
+    bytes: Vec<u8>,
+    labels: BTreeMap<String, String>,
+}
+
+/// What an import will write.
+#[derive(Default)]
+pub(crate) struct Plan {
+    json: Vec<JsonBlob>,
+    layers: Vec<Desc>,
+    seen: HashSet<String>,
+    /// Source paths of blobs not stored at `blobs/<alg>/<hex>` (docker-archive layers).
+    pub(crate) paths: HashMap<String, String>,
+    /// (image name, target descriptor)
+    pub(crate) images: Vec<(String, Desc)>,
+}
+
+impl Plan {
+    pub(crate) fn add_json(&mut self, desc: Desc, bytes: Vec<u8>, labels: BTreeMap<String, String>) {
+        if self.seen.insert(desc.digest.to_string()) {
+            self.json.push(JsonBlob { desc, bytes, labels });
+        }
+    }
+
+    pub(crate) fn add_layer(&mut self, desc: Desc) {
+        if self.seen.insert(desc.digest.to_string()) {
+            self.layers.push(desc);
+        }
+    }
+}
+
+pub(crate) fn blob_path(d: &Desc) -> String {
+    format!("blobs/{}/{}", d.digest.algorithm(), d.digest.hex())
+}
+
+/// Reads a JSON blob from the source and checks its size and digest.
+fn read_verified(src: &dyn Source, desc: &Desc, what: &'static str, limit: u64) -> Result<Vec<u8>> {
+    if desc.size > limit {
+        return Err(ImageError::malformed(what, &desc.digest, format!("{} bytes is over the {limit}-byte limit", desc.size)));
+    }
+    let bytes = src.read_small(&blob_path(desc), limit)?.ok_or_else(|| ImageError::MissingBlob {
+        what,
+        digest: desc.digest.to_string(),
+        source_name: src.name().to_string(),
+    })?;
+    if bytes.len() as u64 != desc.size {
+        return Err(skiff_store::StoreError::SizeMismatch { digest: desc.digest.to_string(), expected: desc.size, actual: bytes.len() as u64 }.into());
+    }
+    let actual = skiff_store::Digest::of(&bytes);
+    if actual != desc.digest {
+        return Err(skiff_store::StoreError::DigestMismatch { expected: desc.digest.clone(), actual }.into());
+    }
+    Ok(bytes)
+}
+
+/// Plans the tree below `desc`: for an index, the selected platform's entry (or every entry).
+fn plan_tree(src: &dyn Source, plan: &mut Plan, desc: &Desc, opts: &ImportOptions, depth: usize) -> Result<()> {
+    if depth > 4 {
+        return Err(ImageError::malformed("index", &desc.digest, "indexes nested too deep"));
+    }
+    match desc.kind("manifest")? {
+        Kind::Index => {
+            let bytes = read_verified(src, desc, "index", MAX_MANIFEST_SIZE)?;
+            let index = parse_index(&bytes, desc)?;
+            let chosen: Vec<Desc> = if opts.all_platforms {
+                index.manifests.clone()
+            } else {
+                let one = select(&index, &opts.platform).ok_or_else(|| ImageError::NoMatchingPlatform {
+                    platform: opts.platform.to_string(),
+                    digest: desc.digest.to_string(),
+                    available: available(&index),
+                })?;
+                vec![one.clone()]
+            };
+            for child in &chosen {
+                plan_tree(src, plan, child, opts, depth + 1)?;
+            }
+            let labels = index_labels(&index, |m| chosen.iter().any(|c| c.digest == m.digest));
+            plan.add_json(desc.clone(), bytes, labels);
+        }
+        Kind::Manifest => {
+            let bytes = read_verified(src, desc, "manifest", MAX_MANIFEST_SIZE)?;
+            let manifest = parse_manifest(&bytes, desc)?;
+            let config = read_verified(src, &manifest.config, "config", MAX_CONFIG_SIZE)?;
+            parse_config(&config, &manifest.config)?;
+            for l in &manifest.layers {
+                plan.add_layer(l.clone());
+            }
+            plan.add_json(manifest.config.clone(), config, BTreeMap::new());
+            plan.add_json(desc.clone(), bytes, manifest_labels(&manifest));
+        }
+        other => {
+            return Err(ImageError::malformed(
+                "index.json entry",
+                &desc.digest,
+                format!("an image must be an index or a manifest, not a {other:?}"),
+            ))
+        }
+    }
+    Ok(())
+}
+
+fn image_name(entry: &Desc, opts: &ImportOptions, count: usize) -> Result<String> {
+    if let Some(n) = &opts.name {
+        if count != 1 {
+            return Err(ImageError::InvalidArgument(format!(
+                "--name names one image but the source holds {count}; use --base-name instead"
+            )));
+        }
+        return normalize(n);
+    }
+    if let Some(n) = entry.annotations.get(ANNOTATION_IMAGE_NAME) {
+        return normalize(n);
+    }
+    match entry.annotations.get(ANNOTATION_REF_NAME) {
+        Some(r) if r.contains('/') => normalize(r),
+        Some(tag) => match &opts.base_name {
+            Some(base) => normalize(&format!("{base}:{tag}")),
+            None => Err(ImageError::InvalidArgument(format!(
+                "image {} is tagged only {tag:?}; pass --base-name REPO or --name REF",
+                entry.digest
+            ))),
+        },
+        None => Err(ImageError::InvalidArgument(format!("image {} has no name; pass --name REF", entry.digest))),
+    }
+}
+
+/// Plans an OCI layout: `oci-layout` + `index.json`, one image per `index.json` entry.
+fn plan_oci(src: &dyn Source, opts: &ImportOptions) -> Result<Plan> {
+    if let Some(layout) = src.read_small("oci-layout", 64 << 10)? {
+        let v: serde_json::Value = serde_json::from_slice(&layout)
+            .map_err(|e| ImageError::InvalidArchive { path: src.name().into(), reason: format!("oci-layout: {e}") })?;
+        let version = v.get("imageLayoutVersion").and_then(|s| s.as_str()).unwrap_or("");
+        if version != OCI_LAYOUT_VERSION {
+            return Err(ImageError::InvalidArchive {
+                path: src.name().into(),
+                reason: format!("unsupported imageLayoutVersion {version:?} (want {OCI_LAYOUT_VERSION})"),
+            });
+        }
+    }
+    let index_bytes = src.read_small("index.json", MAX_MANIFEST_SIZE)?.ok_or_else(|| ImageError::InvalidArchive {
+        path: src.name().into(),
+        reason: "no index.json (not an OCI layout)".into(),
+    })?;
+    let top = Desc {
+        media_type: crate::media::OCI_INDEX.into(),
+        digest: skiff_store::Digest::of(&index_bytes),
+        size: index_bytes.len() as u64,
+        annotations: BTreeMap::new(),
+        platform: None,
+    };
+    let index = parse_index(&index_bytes, &top)?;
+    if index.manifests.is_empty() {
+        return Err(ImageError::InvalidArchive { path: src.name().into(), reason: "index.json lists no images".into() });
+    }
+    let mut plan = Plan::default();
+    for entry in &index.manifests {
+        plan_tree(src, &mut plan, entry, opts, 0)?;
+        let name = image_name(entry, opts, index.manifests.len())?;
+        plan.images.push((name, entry.clone()));
+    }
+    Ok(plan)
+}
+
+/// Imports the images at `path` (directory or archive) into `store`.
+pub fn import(store: &Store, path: &Path, opts: &ImportOptions, progress: &dyn Progress) -> Result<ImportReport> {
+    let src = open_source(path)?;
+    let plan = if src.open("index.json")?.is_some() { plan_oci(src.as_ref(), opts)? } else { docker::plan(src.as_ref(), opts)? };
+    commit_plan(store, src.as_ref(), plan, opts, progress)
+}
+
+/// Ingests a plan under a temporary lease and writes its image records.
+pub(crate) fn commit_plan(
+    store: &Store,
+    src: &dyn Source,
+    plan: Plan,
+    opts: &ImportOptions,
+    progress: &dyn Progress,
+) -> Result<ImportReport> {
+    let lease = store.leases().create(true, BTreeMap::from([("io.skiff.operation".into(), "import".into())]))?;
+    match ingest_plan(store, src, &plan, &lease.id, opts, progress) {
+        Ok(mut report) => {
+            let mut records = Vec::new();
+            for (name, target) in &plan.images {
+                let resolved = resolve(store.content(), target, &opts.platform);
+                let (annotations, platform) = match resolved {
+                    Ok(r) => (r.annotations, opts.platform.to_string()),
+                    // An --all-platforms import of an image with no manifest for this host.
+                    Err(ImageError::NoMatchingPlatform { .. }) if opts.all_platforms => Default::default(),
+                    Err(e) => {
+                        store.release_lease(&lease.id)?;
+                        return Err(e);
+                    }
+                };
+                records.push(ImageRecord {
+                    name: name.clone(),
+                    target: target.to_store(),
+                    created_at: String::new(),
+                    updated_at: String::new(),
+                    labels: BTreeMap::new(),
+                    platform,
+                    annotations,
+                });
+            }
+            report.images = store.images().put_all(records, Some(&lease.id))?;
+            Ok(report)
+        }
+        Err(e) => {
+            if let Err(cleanup) = store.release_lease(&lease.id) {
+                tracing::error!(lease = %lease.id, error = %cleanup, "could not release import lease; recovery will on restart");
+            }
+            Err(e)
+        }
+    }
+}
+
+fn ingest_plan(
+    store: &Store,
+    src: &dyn Source,
+    plan: &Plan,
+    lease: &LeaseId,
+    opts: &ImportOptions,
+    progress: &dyn Progress,
+) -> Result<ImportReport> {
+    let content = store.content();
+    let total: u64 = plan.layers.iter().map(|l| l.size).sum::<u64>() + plan.json.iter().map(|j| j.desc.size).sum::<u64>();
+    progress.total(total);
+    let report = Mutex::new(ImportReport::default());
+    let next = AtomicUsize::new(0);
+    let first_error: Mutex<Option<ImageError>> = Mutex::new(None);
+    let ingest_layer = |layer: &Desc| -> Result<()> {
+        if content.info(&layer.digest).is_ok() {
+            content.lease_existing(&layer.digest, lease)?;
+            progress.advance(layer.size);
+            progress.blob(layer.digest.as_str(), layer.size, true);
+            report.lock().unwrap_or_else(|p| p.into_inner()).blobs_present += 1;
+            return Ok(());
+        }
+        let path = plan.paths.get(layer.digest.as_str()).cloned().unwrap_or_else(|| blob_path(layer));
+        let (reader, size) = src.open(&path)?.ok_or_else(|| ImageError::MissingBlob {
+            what: "layer",
+            digest: layer.digest.to_string(),
+            source_name: src.name().to_string(),
+        })?;
+        if size != layer.size {
+            return Err(skiff_store::StoreError::SizeMismatch { digest: layer.digest.to_string(), expected: layer.size, actual: size }.into());
+        }
+        let mut counted = Counting { inner: reader, progress };
+        let opts = CommitOptions { labels: BTreeMap::new(), lease: Some(lease.clone()) };
+        content.ingest(&mut counted, Some(layer.digest.clone()), Some(layer.size), opts)?;
+        progress.blob(layer.digest.as_str(), layer.size, false);
+        let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
+        r.blobs_written += 1;
+        r.bytes_written += layer.size;
+        Ok(())
+    };
+    let workers = opts.parallelism.clamp(1, 16).min(plan.layers.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                if first_error.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+                    return;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(layer) = plan.layers.get(i) else { return };
+                if let Err(e) = ingest_layer(layer) {
+                    first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                    return;
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    let mut report = report.into_inner().unwrap_or_else(|p| p.into_inner());
+    for blob in &plan.json {
+        let existed = content.info(&blob.desc.digest).is_ok();
+        let opts = CommitOptions { labels: blob.labels.clone(), lease: Some(lease.clone()) };
+        content.ingest(&mut &blob.bytes[..], Some(blob.desc.digest.clone()), Some(blob.desc.size), opts)?;
+        progress.advance(blob.desc.size);
+        progress.blob(blob.desc.digest.as_str(), blob.desc.size, existed);
+        if existed {
+            report.blobs_present += 1;
+        } else {
+            report.blobs_written += 1;
+            report.bytes_written += blob.desc.size;
+        }
+    }
+    Ok(report)
+}
