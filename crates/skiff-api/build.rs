@@ -1,0 +1,8 @@
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protos = ["../../proto/skiff/v1/images.proto", "../../proto/skiff/v1/content.proto"];
+    for p in protos {
+        println!("cargo:rerun-if-changed={p}");
+    }
+    tonic_prost_build::configure().compile_protos(&protos, &["../../proto"])?;
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! `skiff images ...`
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Subcommand, ValueEnum};
+use serde::Serialize;
+use skiff_api::v1::{self, images_client::ImagesClient};
+use tokio_stream::StreamExt;
+
+use crate::output::{human_size, print_rows, Row};
+use crate::{absolute, progress, status, template, Ctx};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Layout,
+    OciArchive,
+}
+
+#[derive(Subcommand)]
+pub enum ImagesCommand {
+    /// List images.
+    #[command(alias = "list")]
+    Ls {
+        /// Names only.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Import an OCI layout directory, oci-archive or docker-archive.
+    Import {
+        path: PathBuf,
+        /// Name the image (when the source holds one).
+        #[arg(long)]
+        name: Option<String>,
+        /// Repository to prefix tag-only ref names with.
+        #[arg(long)]
+        base_name: Option<String>,
+        /// Platform to import, os/arch[/variant] (default: the daemon's).
+        #[arg(long)]
+        platform: Option<String>,
+        /// Import every platform's content.
+        #[arg(long)]
+        all_platforms: bool,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Export images as an oci-archive (default) or OCI layout directory.
+    Export {
+        /// Output file (archive) or directory (layout); must not exist.
+        #[arg(short = 'O', long = "out")]
+        out: PathBuf,
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[arg(long, value_enum, default_value = "oci-archive")]
+        format: ExportFormat,
+        /// Export only this platform's manifest.
+        #[arg(long)]
+        platform: Option<String>,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show an image's index, manifest, config, layers and annotations.
+    Inspect {
+        name: String,
+        /// Go template, e.g. '{{.Annotations}}' or '{{index .Annotations "key"}}'.
+        #[arg(long, short = 'f')]
+        format: Option<String>,
+        #[arg(long)]
+        platform: Option<String>,
+    },
+    /// Write DST: SRC with annotations added or removed (new manifest/index over the same layers).
+    Annotate {
+        source: String,
+        destination: String,
+        /// KEY=VALUE, or BuildKit style annotation[-TARGET][[PLATFORM]].KEY=VALUE.
+        #[arg(long = "annotation", short = 'a')]
+        set: Vec<String>,
+        /// KEY to remove.
+        #[arg(long = "remove")]
+        remove: Vec<String>,
+        /// manifest, manifest-descriptor, index or index-descriptor.
+        #[arg(long, default_value = "manifest")]
+        target: String,
+        /// Only the manifest (or index entry) of this platform.
+        #[arg(long)]
+        platform: Option<String>,
+    },
+    /// Name an existing image DST too.
+    Tag { source: String, destination: String },
+    /// Remove images (their content is freed when nothing else uses it).
+    #[command(alias = "remove", alias = "delete")]
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+#[derive(Serialize)]
+struct ImageRow {
+    name: String,
+    media_type: String,
+    digest: String,
+    size: u64,
+    platform: String,
+    created_at: String,
+    annotations: BTreeMap<String, String>,
+}
+
+impl Row for ImageRow {
+    const HEADERS: &'static [&'static str] = &["NAME", "DIGEST", "TYPE", "PLATFORM", "CREATED"];
+    fn cells(&self) -> Vec<String> {
+        let kind = if self.media_type.contains("index") || self.media_type.contains("list") { "index" } else { "manifest" };
+        vec![self.name.clone(), self.digest.clone(), kind.into(), self.platform.clone(), self.created_at.clone()]
+    }
+}
+
+fn row(i: &v1::Image) -> ImageRow {
+    let t = i.target.clone().unwrap_or_default();
+    ImageRow {
+        name: i.name.clone(),
+        media_type: t.media_type,
+        digest: t.digest,
+        size: t.size,
+        platform: i.platform.clone(),
+        created_at: i.created_at.clone(),
+        annotations: t.annotations.into_iter().collect(),
+    }
+}
+
+pub async fn run(ctx: &Ctx, cmd: ImagesCommand) -> Result<()> {
+    let mut client = ImagesClient::new(ctx.channel.clone()).max_decoding_message_size(64 << 20);
+    match cmd {
+        ImagesCommand::Ls { quiet } => {
+            let mut images = client.list(v1::ListImagesRequest {}).await.map_err(status)?.into_inner().images;
+            images.sort_by(|a, b| a.name.cmp(&b.name));
+            if quiet {
+                images.iter().for_each(|i| println!("{}", i.name));
+                return Ok(());
+            }
+            print_rows(&images.iter().map(row).collect::<Vec<_>>(), ctx.output)
+        }
+        ImagesCommand::Import { path, name, base_name, platform, all_platforms, quiet } => {
+            let req = v1::ImportImageRequest {
+                path: absolute(&path)?.display().to_string(),
+                platform: platform.unwrap_or_default(),
+                all_platforms,
+                name: name.unwrap_or_default(),
+                base_name: base_name.unwrap_or_default(),
+            };
+            let mut stream = client.import(req).await.map_err(status)?.into_inner();
+            let pb = progress::bar("importing", quiet);
+            while let Some(ev) = stream.next().await {
+                match ev.map_err(|e| {
+                    pb.abandon();
+                    status(e)
+                })?.event {
+                    Some(v1::import_image_event::Event::Progress(p)) => progress::update(&pb, p.total, p.done),
+                    Some(v1::import_image_event::Event::Result(r)) => {
+                        pb.finish_and_clear();
+                        for i in &r.images {
+                            println!("{} {}", i.name, i.target.as_ref().map_or("", |t| t.digest.as_str()));
+                        }
+                        if !quiet {
+                            eprintln!(
+                                "imported {} image(s): {} blob(s) written ({}), {} already present",
+                                r.images.len(),
+                                r.blobs_written,
+                                human_size(r.bytes_written),
+                                r.blobs_present
+                            );
+                        }
+                        return Ok(());
+                    }
+                    None => {}
+                }
+            }
+            bail!("skiffd closed the import stream without a result")
+        }
+        ImagesCommand::Export { out, names, format, platform, quiet } => {
+            let req = v1::ExportImageRequest {
+                names,
+                path: absolute(&out)?.display().to_string(),
+                format: match format {
+                    ExportFormat::Layout => "layout".into(),
+                    ExportFormat::OciArchive => "oci-archive".into(),
+                },
+                platform: platform.unwrap_or_default(),
+            };
+            let mut stream = client.export(req).await.map_err(status)?.into_inner();
+            let pb = progress::bar("exporting", quiet);
+            while let Some(ev) = stream.next().await {
+                match ev.map_err(status)?.event {
+                    Some(v1::export_image_event::Event::Progress(p)) => progress::update(&pb, p.total, p.done),
+                    Some(v1::export_image_event::Event::Result(r)) => {
+                        pb.finish_and_clear();
+                        if !quiet {
+                            eprintln!("exported {} blob(s) to {}", r.blobs, out.display());
+                        }
+                        return Ok(());
+                    }
+                    None => {}
+                }
+            }
+            bail!("skiffd closed the export stream without a result")
+        }
+        ImagesCommand::Inspect { name, format, platform } => {
+            let req = v1::InspectImageRequest { name, platform: platform.unwrap_or_default() };
+            let json = client.inspect(req).await.map_err(status)?.into_inner().json;
+            let doc: serde_json::Value = serde_json::from_slice(&json)?;
+            match format {
+                Some(t) => println!("{}", template::render(&t, &doc)?),
+                None => println!("{}", serde_json::to_string_pretty(&doc)?),
+            }
+            Ok(())
+        }
+        ImagesCommand::Annotate { source, destination, set, remove, target, platform } => {
+            if let Some(bad) = set.iter().find(|s| !s.contains('=')) {
+                bail!("annotation {bad:?} must be KEY=VALUE");
+            }
+            let req = v1::AnnotateImageRequest { source, destination, set, remove, target, platform: platform.unwrap_or_default() };
+            let image = client.annotate(req).await.map_err(status)?.into_inner().image.unwrap_or_default();
+            println!("{} {}", image.name, image.target.map(|t| t.digest).unwrap_or_default());
+            Ok(())
+        }
+        ImagesCommand::Tag { source, destination } => {
+            let image = client.tag(v1::TagImageRequest { source, destination }).await.map_err(status)?.into_inner().image.unwrap_or_default();
+            println!("{}", image.name);
+            Ok(())
+        }
+        ImagesCommand::Rm { names } => {
+            let mut failed = 0;
+            for name in names {
+                match client.delete(v1::DeleteImageRequest { name: name.clone() }).await {
+                    Ok(r) => println!("{}", r.into_inner().image.unwrap_or_default().name),
+                    Err(e) => {
+                        eprintln!("skiff: {name}: {}", e.message());
+                        failed += 1;
+                    }
+                }
+            }
+            if failed > 0 {
+                bail!("{failed} image(s) not removed");
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! skiffd's configuration: `config/skiffd.toml` is embedded as the default and documents every key.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+/// The documented default configuration.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../config/skiffd.toml");
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Store root. Default `/var/lib/skiff`.
+    pub root: PathBuf,
+    /// API socket. Default `/run/skiff/skiff.sock`.
+    pub socket: PathBuf,
+    /// Socket permission bits, octal. Default `0660`.
+    pub socket_mode: String,
+    /// Log filter. Default `info`.
+    pub log_level: String,
+    pub store: StoreConfig,
+    pub images: ImagesConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// sled page cache in MiB. Default 32.
+    pub cache_capacity_mib: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesConfig {
+    /// Platform for multi-platform images; empty for the host's. Default empty.
+    pub default_platform: String,
+    /// Parallel layer ingests during import. Default 4.
+    pub import_parallelism: usize,
+}
+
+impl Config {
+    /// Parses a configuration file's text.
+    pub fn parse(text: &str, origin: &str) -> Result<Config> {
+        let cfg: Config = toml::from_str(text).with_context(|| format!("parse config {origin}"))?;
+        cfg.validate().with_context(|| format!("config {origin}"))?;
+        Ok(cfg)
+    }
+
+    /// Loads `path`, or the embedded default when `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        match path {
+            None => Config::parse(DEFAULT_CONFIG, "(embedded default)"),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("read config {}", p.display()))?;
+                Config::parse(&text, &p.display().to_string())
+            }
+        }
+    }
+
+    pub fn socket_mode_bits(&self) -> Result<u32> {
+        u32::from_str_radix(self.socket_mode.trim_start_matches("0o"), 8)
+            .with_context(|| format!("socket_mode {:?} is not an octal mode like \"0660\"", self.socket_mode))
+    }
+
+    pub fn platform(&self) -> Result<skiff_image::Platform> {
+        if self.images.default_platform.is_empty() {
+            Ok(skiff_image::Platform::host())
+        } else {
+            Ok(self.images.default_platform.parse()?)
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let mode = self.socket_mode_bits()?;
+        anyhow::ensure!(mode <= 0o777, "socket_mode {:o} has bits beyond 0777", mode);
+        anyhow::ensure!(self.images.import_parallelism >= 1, "images.import_parallelism must be at least 1");
+        anyhow::ensure!(self.store.cache_capacity_mib >= 1, "store.cache_capacity_mib must be at least 1");
+        self.platform()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses() {
+        let c = Config::load(None).expect("default config");
+        assert_eq!(c.socket, PathBuf::from("/run/skiff/skiff.sock"));
+        assert_eq!(c.socket_mode_bits().expect("mode"), 0o660);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let extra = format!("{DEFAULT_CONFIG}\nbogus = 1\n");
+        assert!(Config::parse(&extra, "t").is_err());
+        let bad_mode = DEFAULT_CONFIG.replace("\"0660\"", "\"rw\"");
+        assert!(Config::parse(&bad_mode, "t").is_err());
+        let bad_platform = DEFAULT_CONFIG.replace("default_platform = \"\"", "default_platform = \"linux\"");
+        assert!(Config::parse(&bad_platform, "t").is_err());
+    }
+}

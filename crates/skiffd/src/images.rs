@@ -1,0 +1,195 @@
+//! The Images service.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use skiff_api::v1::{self, images_server::Images};
+use skiff_image::annotate::{annotate, parse_remove, parse_set, Target};
+use skiff_image::export::{export, ExportFormat, ExportOptions};
+use skiff_image::import::{import, ImportOptions};
+use skiff_image::{inspect::inspect, normalize, Platform};
+use skiff_store::{ImageRecord, Store};
+use tokio::sync::mpsc;
+use tokio_stream::{wrappers::ReceiverStream, Stream};
+use tonic::{Request, Response, Status};
+
+use crate::blocking::{blocking, ChannelProgress};
+use crate::convert;
+use crate::status::ApiError;
+
+pub struct ImagesService {
+    pub store: Arc<Store>,
+    pub platform: Platform,
+    pub import_parallelism: usize,
+}
+
+type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Finds an image by a user-typed name: normalised (`busybox` → `docker.io/library/busybox:latest`),
+/// falling back to the name as given.
+pub fn lookup(store: &Store, name: &str) -> Result<ImageRecord, ApiError> {
+    if let Ok(n) = normalize(name) {
+        match store.images().get(&n) {
+            Ok(r) => return Ok(r),
+            Err(e) if !e.is_not_found() => return Err(e.into()),
+            Err(_) => {}
+        }
+    }
+    Ok(store.images().get(name)?)
+}
+
+fn platform_or(req: &str, fallback: &Platform) -> Result<Platform, ApiError> {
+    if req.is_empty() {
+        Ok(fallback.clone())
+    } else {
+        Ok(req.parse::<Platform>()?)
+    }
+}
+
+fn absolute(path: &str) -> Result<PathBuf, ApiError> {
+    let p = PathBuf::from(path);
+    if !p.is_absolute() {
+        return Err(ApiError::BadRequest(format!("path {path:?} must be absolute (the daemon does not share your working directory)")));
+    }
+    Ok(p)
+}
+
+#[tonic::async_trait]
+impl Images for ImagesService {
+    type ImportStream = EventStream<v1::ImportImageEvent>;
+    type ExportStream = EventStream<v1::ExportImageEvent>;
+
+    async fn list(&self, _: Request<v1::ListImagesRequest>) -> Result<Response<v1::ListImagesResponse>, Status> {
+        let store = self.store.clone();
+        let images = blocking(move || Ok(store.images().list()?)).await?;
+        Ok(Response::new(v1::ListImagesResponse { images: images.iter().map(convert::image).collect() }))
+    }
+
+    async fn inspect(&self, req: Request<v1::InspectImageRequest>) -> Result<Response<v1::InspectImageResponse>, Status> {
+        let (store, default) = (self.store.clone(), self.platform.clone());
+        let req = req.into_inner();
+        let json = blocking(move || {
+            let record = lookup(&store, &req.name)?;
+            let recorded = if record.platform.is_empty() { default } else { record.platform.parse::<Platform>()? };
+            let view = inspect(&store, &record, &platform_or(&req.platform, &recorded)?)?;
+            serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))
+        })
+        .await?;
+        Ok(Response::new(v1::InspectImageResponse { json }))
+    }
+
+    async fn import(&self, req: Request<v1::ImportImageRequest>) -> Result<Response<Self::ImportStream>, Status> {
+        let req = req.into_inner();
+        let opts = ImportOptions {
+            platform: platform_or(&req.platform, &self.platform)?,
+            all_platforms: req.all_platforms,
+            name: Some(req.name).filter(|s| !s.is_empty()),
+            base_name: Some(req.base_name).filter(|s| !s.is_empty()),
+            parallelism: self.import_parallelism,
+        };
+        let path = absolute(&req.path)?;
+        let store = self.store.clone();
+        let (tx, rx) = mpsc::channel(64);
+        tokio::task::spawn_blocking(move || {
+            let progress = ChannelProgress::new(tx.clone(), |total, done| v1::ImportImageEvent {
+                event: Some(v1::import_image_event::Event::Progress(v1::Progress { total, done })),
+            });
+            tracing::info!(path = %path.display(), "import");
+            let result = import(&store, &path, &opts, &progress).map_err(|e| Status::from(ApiError::from(e)));
+            let msg = result.map(|r| {
+                tracing::info!(images = r.images.len(), blobs = r.blobs_written, bytes = r.bytes_written, "imported");
+                v1::ImportImageEvent {
+                    event: Some(v1::import_image_event::Event::Result(v1::ImportResult {
+                        images: r.images.iter().map(convert::image).collect(),
+                        blobs_written: r.blobs_written as u32,
+                        blobs_present: r.blobs_present as u32,
+                        bytes_written: r.bytes_written,
+                    })),
+                }
+            });
+            if let Err(e) = &msg {
+                tracing::warn!(path = %path.display(), error = %e.message(), "import failed");
+            }
+            let _ = tx.blocking_send(msg);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn export(&self, req: Request<v1::ExportImageRequest>) -> Result<Response<Self::ExportStream>, Status> {
+        let req = req.into_inner();
+        let format = match req.format.as_str() {
+            "" | "oci-archive" => ExportFormat::Archive,
+            "layout" => ExportFormat::Layout,
+            other => return Err(ApiError::BadRequest(format!("unknown export format {other:?} (want layout or oci-archive)")).into()),
+        };
+        let opts = ExportOptions { platform: if req.platform.is_empty() { None } else { Some(platform_or(&req.platform, &self.platform)?) } };
+        let path = absolute(&req.path)?;
+        let store = self.store.clone();
+        let records = {
+            let store = store.clone();
+            let names = req.names.clone();
+            blocking(move || names.iter().map(|n| lookup(&store, n)).collect::<Result<Vec<_>, _>>()).await?
+        };
+        let (tx, rx) = mpsc::channel(64);
+        tokio::task::spawn_blocking(move || {
+            let progress = ChannelProgress::new(tx.clone(), |total, done| v1::ExportImageEvent {
+                event: Some(v1::export_image_event::Event::Progress(v1::Progress { total, done })),
+            });
+            let msg = export(&store, &records, &path, format, &opts, &progress)
+                .map(|blobs| v1::ExportImageEvent { event: Some(v1::export_image_event::Event::Result(v1::ExportResult { blobs })) })
+                .map_err(|e| Status::from(ApiError::from(e)));
+            let _ = tx.blocking_send(msg);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn annotate(&self, req: Request<v1::AnnotateImageRequest>) -> Result<Response<v1::AnnotateImageResponse>, Status> {
+        let req = req.into_inner();
+        let (store, default) = (self.store.clone(), self.platform.clone());
+        let image = blocking(move || {
+            let target: Target = if req.target.is_empty() { Target::Manifest } else { req.target.parse()? };
+            let only = if req.platform.is_empty() { None } else { Some(req.platform.parse::<Platform>()?) };
+            let mut edits = Vec::new();
+            for s in &req.set {
+                edits.push(parse_set(s, target, only.as_ref())?);
+            }
+            for k in &req.remove {
+                edits.push(parse_remove(k, target, only.as_ref())?);
+            }
+            let src = lookup(&store, &req.source)?;
+            let platform = if src.platform.is_empty() { default } else { src.platform.parse()? };
+            tracing::info!(source = %src.name, destination = %req.destination, edits = edits.len(), "annotate");
+            Ok(annotate(&store, &src, &req.destination, &edits, &platform)?)
+        })
+        .await?;
+        Ok(Response::new(v1::AnnotateImageResponse { image: Some(convert::image(&image)) }))
+    }
+
+    async fn tag(&self, req: Request<v1::TagImageRequest>) -> Result<Response<v1::TagImageResponse>, Status> {
+        let req = req.into_inner();
+        let store = self.store.clone();
+        let image = blocking(move || {
+            let mut record = lookup(&store, &req.source)?;
+            record.name = normalize(&req.destination)?;
+            Ok(store.images().put(record, None)?)
+        })
+        .await?;
+        Ok(Response::new(v1::TagImageResponse { image: Some(convert::image(&image)) }))
+    }
+
+    async fn delete(&self, req: Request<v1::DeleteImageRequest>) -> Result<Response<v1::DeleteImageResponse>, Status> {
+        let req = req.into_inner();
+        let store = self.store.clone();
+        let image = blocking(move || {
+            let record = lookup(&store, &req.name)?;
+            let removed = store.images().delete(&record.name)?;
+            // Like containerd's GC after an image delete: free what only this image used.
+            let gc = store.collect_garbage()?;
+            tracing::info!(image = %removed.name, blobs = gc.removed.len(), "image removed");
+            Ok(removed)
+        })
+        .await?;
+        Ok(Response::new(v1::DeleteImageResponse { image: Some(convert::image(&image)) }))
+    }
+}

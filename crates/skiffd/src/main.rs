@@ -1,0 +1,115 @@
+//! skiffd: opens the store (taking its lock), recovers from any interrupted work, and serves Skiff's
+//! gRPC API on a unix socket until SIGTERM or SIGINT.
+
+mod blocking;
+mod config;
+mod content;
+mod convert;
+mod images;
+mod status;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use skiff_api::v1::{content_server::ContentServer, images_server::ImagesServer};
+use skiff_store::{Store, StoreOptions};
+use tokio::net::UnixListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_stream::wrappers::UnixListenerStream;
+
+use config::Config;
+
+/// The Skiff daemon.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Configuration file (default: the embedded config/skiffd.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Store root, overriding the config's `root`.
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// API socket, overriding the config's `socket`.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Print the effective configuration's default (embedded) text and exit.
+    #[arg(long)]
+    print_default_config: bool,
+}
+
+fn bind(path: &Path, mode: u32) -> Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    // The store lock is already ours, so a socket left here belongs to a daemon that is gone.
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("remove stale socket {}", path.display()))
+        }
+        _ => {}
+    }
+    let listener = UnixListener::bind(path).with_context(|| format!("bind {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", path.display()))?;
+    Ok(listener)
+}
+
+async fn shutdown_signal() {
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.print_default_config {
+        print!("{}", config::DEFAULT_CONFIG);
+        return Ok(());
+    }
+    let mut cfg = Config::load(args.config.as_deref())?;
+    if let Some(root) = args.root {
+        cfg.root = root;
+    }
+    if let Some(socket) = args.socket {
+        cfg.socket = socket;
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log_level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    let opts = StoreOptions { cache_capacity: cfg.store.cache_capacity_mib << 20 };
+    let (store, recovered) = Store::open(&cfg.root, &opts).with_context(|| format!("open store at {}", cfg.root.display()))?;
+    tracing::info!(root = %cfg.root.display(), ?recovered, "store open");
+    let store = Arc::new(store);
+    let listener = bind(&cfg.socket, cfg.socket_mode_bits()?)?;
+    tracing::info!(socket = %cfg.socket.display(), "skiffd ready");
+
+    let images = images::ImagesService {
+        store: store.clone(),
+        platform: cfg.platform()?,
+        import_parallelism: cfg.images.import_parallelism,
+    };
+    let content = content::ContentService { store: store.clone() };
+    tonic::transport::Server::builder()
+        .add_service(ImagesServer::new(images).max_decoding_message_size(16 << 20))
+        .add_service(ContentServer::new(content).max_decoding_message_size(16 << 20))
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown_signal())
+        .await
+        .context("serve")?;
+    store.db().flush().context("flush store")?;
+    let _ = std::fs::remove_file(&cfg.socket);
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! The one place library errors become gRPC statuses. Messages pass through unchanged, so the CLI
+//! can show the user exactly what the library said.
+
+use skiff_image::ImageError;
+use skiff_store::StoreError;
+use tonic::{Code, Status};
+
+pub fn store_code(e: &StoreError) -> Code {
+    match e {
+        StoreError::NotFound { .. } => Code::NotFound,
+        StoreError::AlreadyExists { .. } => Code::AlreadyExists,
+        StoreError::InvalidDigest { .. }
+        | StoreError::InvalidArgument(_)
+        | StoreError::DigestMismatch { .. }
+        | StoreError::SizeMismatch { .. } => Code::InvalidArgument,
+        StoreError::Locked { .. } => Code::Unavailable,
+        StoreError::SchemaTooNew { .. } => Code::FailedPrecondition,
+        StoreError::Corrupt { .. } => Code::DataLoss,
+        StoreError::Io { .. } | StoreError::Db(_) => Code::Internal,
+    }
+}
+
+pub fn image_code(e: &ImageError) -> Code {
+    match e {
+        ImageError::Store(s) => store_code(s),
+        ImageError::NoMatchingPlatform { .. } => Code::NotFound,
+        ImageError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => Code::NotFound,
+        ImageError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => Code::PermissionDenied,
+        ImageError::Io { .. } => Code::Internal,
+        ImageError::InvalidReference { .. }
+        | ImageError::InvalidPlatform { .. }
+        | ImageError::UnsupportedMediaType { .. }
+        | ImageError::Malformed { .. }
+        | ImageError::MissingBlob { .. }
+        | ImageError::HostileEntry { .. }
+        | ImageError::InvalidArchive { .. }
+        | ImageError::InvalidArgument(_) => Code::InvalidArgument,
+    }
+}
+
+/// Errors the services return.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Status {
+        let code = match &e {
+            ApiError::Image(i) => image_code(i),
+            ApiError::Store(s) => store_code(s),
+            ApiError::BadRequest(_) => Code::InvalidArgument,
+            ApiError::Internal(_) => Code::Internal,
+        };
+        Status::new(code, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_messages_round_trip() {
+        let cases: Vec<(ApiError, Code)> = vec![
+            (StoreError::NotFound { kind: "image", name: "x".into() }.into(), Code::NotFound),
+            (ImageError::InvalidReference { input: "A".into(), reason: "r".into() }.into(), Code::InvalidArgument),
+            (ImageError::HostileEntry { entry: "../x".into(), reason: "path contains '..'" }.into(), Code::InvalidArgument),
+            (ImageError::NoMatchingPlatform { platform: "p".into(), digest: "d".into(), available: "a".into() }.into(), Code::NotFound),
+            (StoreError::Locked { path: "/x".into() }.into(), Code::Unavailable),
+            (ApiError::BadRequest("bad".into()), Code::InvalidArgument),
+        ];
+        for (err, code) in cases {
+            let msg = err.to_string();
+            let status = Status::from(err);
+            assert_eq!(status.code(), code, "{msg}");
+            assert_eq!(status.message(), msg);
+        }
+    }
+}

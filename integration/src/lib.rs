@@ -1,0 +1,178 @@
+//! A throwaway Skiff for tests: `Skiff::start()` runs the real `skiffd` binary on a fresh temp root
+//! and socket; `cli()` runs the real `skiff` binary against it. Dropping it kills the daemon.
+//! The binaries come from the same target directory as the test (build them first:
+//! `cargo build --workspace --bins`, which `hack/test` does).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// Directory holding the workspace's binaries (`target/<profile>`).
+pub fn bin_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("SKIFF_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test>-<hash>
+    exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default()
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(p.exists(), "{} is missing: run `cargo build --workspace --bins` first (hack/test does)", p.display());
+    p
+}
+
+/// The result of a CLI run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success and returns stdout.
+    pub fn ok(self) -> String {
+        assert_eq!(self.code, 0, "command failed: stdout={} stderr={}", self.stdout, self.stderr);
+        self.stdout
+    }
+
+    /// Asserts failure whose stderr mentions every needle; returns stderr.
+    pub fn fails_with(self, needles: &[&str]) -> String {
+        assert_ne!(self.code, 0, "command succeeded but should not: {}", self.stdout);
+        for n in needles {
+            assert!(self.stderr.contains(n), "stderr {:?} does not mention {n:?}", self.stderr);
+        }
+        self.stderr
+    }
+}
+
+pub struct Skiff {
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub socket: PathBuf,
+    child: Option<Child>,
+}
+
+impl Skiff {
+    /// Starts skiffd on a fresh temp root.
+    pub fn start() -> Result<Skiff> {
+        let dir = tempfile::Builder::new().prefix("skiff-it-").tempdir_in(std::env::temp_dir())?;
+        let root = dir.path().join("root");
+        let socket = dir.path().join("skiff.sock");
+        let mut s = Skiff { dir, root, socket, child: None };
+        s.spawn()?;
+        Ok(s)
+    }
+
+    /// Starts skiffd on this root again (after `kill9` or `stop`).
+    pub fn spawn(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("skiffd.log"))?;
+        let child = Command::new(bin("skiffd"))
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--socket")
+            .arg(&self.socket)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("spawn skiffd")?;
+        self.child = Some(child);
+        self.wait_ready()
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    bail!("skiffd exited {status} during start; log:\n{}", self.log());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        bail!("skiffd did not open {} in 20s; log:\n{}", self.socket.display(), self.log())
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("skiffd.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let pid = c.id() as i32;
+        std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().ok()?;
+        c.wait().ok()?.code()
+    }
+
+    /// Runs the skiff CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> Run {
+        let out = Command::new(bin("skiff"))
+            .arg("--address")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run skiff");
+        Run::from(out)
+    }
+
+    /// A path inside the test's temp dir.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Digests in the content store, sorted.
+    pub fn content(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.cli(&["content", "ls", "-q"]).ok().lines().map(str::to_string).collect();
+        v.sort();
+        v
+    }
+
+    pub fn images(&self) -> Vec<String> {
+        self.cli(&["images", "ls", "-q"]).ok().lines().map(str::to_string).collect()
+    }
+
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        self.root.join("content/blobs/sha256").join(digest.trim_start_matches("sha256:"))
+    }
+}
+
+impl Drop for Skiff {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Files directly inside a directory (0 when it does not exist).
+pub fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|r| r.count()).unwrap_or(0)
+}
