@@ -11,6 +11,7 @@ fn busybox(name: &str, platforms: &[&str]) -> ImageSpec {
     if !platforms.is_empty() {
         s.platforms = platforms.iter().map(|p| p.to_string()).collect();
     }
+    s.index_descriptor_annotations = BTreeMap::from([("org.opencontainers.image.source".into(), "https://example.com/src".into())]);
     s.index_annotations = BTreeMap::from([("org.opencontainers.image.title".into(), "Skiff demo".into())]);
     s.manifest_descriptor_annotations = BTreeMap::from([("com.example.descriptor".into(), "md".into())]);
     s.manifest_annotations = BTreeMap::from([("com.urunc.unikernel.binary".into(), "/bin/busybox".into())]);
@@ -55,10 +56,11 @@ fn import_annotate_inspect_keeps_source_and_layers() {
         ("manifest-descriptor", "com.example.descriptor"),
         ("manifest", "com.urunc.unikernel.binary"),
         ("manifest", "build.example.com/git-sha"),
-        ("index-descriptor", "io.containerd.image.name"),
+        ("index-descriptor", "org.opencontainers.image.source"),
     ] {
         assert!(levels.contains(&(want.0.to_string(), want.1.to_string())), "{want:?} missing from {levels:?}");
     }
+    assert!(!levels.iter().any(|(_, k)| k == "io.containerd.image.name"), "naming keys are not image annotations");
     // SRC is unchanged, byte for byte.
     assert_eq!(inspect(&s, "localhost/demo/busybox:1")["Target"], src["Target"]);
     assert_eq!(s.cli(&["content", "get", &src_manifest]).ok(), src_bytes);

@@ -220,7 +220,12 @@ fn plan_oci(src: &dyn Source, opts: &ImportOptions) -> Result<Plan> {
     for entry in &index.manifests {
         plan_tree(src, &mut plan, entry, opts, 0)?;
         let name = image_name(entry, opts, index.manifests.len())?;
-        plan.images.push((name, entry.clone()));
+        // The naming annotations say how the layout names the image; the record's name says it
+        // from here on (export writes them back), so they are not kept as image annotations.
+        let mut target = entry.clone();
+        target.annotations.remove(ANNOTATION_IMAGE_NAME);
+        target.annotations.remove(ANNOTATION_REF_NAME);
+        plan.images.push((name, target));
     }
     Ok(plan)
 }
