@@ -169,15 +169,16 @@ impl Rewriter<'_> {
             let p = entry.platform.as_ref();
             let wants_manifest = self.edits.iter().any(|e| e.target == Target::Manifest && applies_to(e, p));
             let stored = content.info(&entry.digest).is_ok();
-            if wants_manifest && !stored {
-                if self.edits.iter().any(|e| e.target == Target::Manifest && e.platform.is_some() && applies_to(e, p)) {
-                    return Err(ImageError::MissingBlob {
-                        what: "manifest",
-                        digest: entry.digest.to_string(),
-                        source_name: "the content store (import it with --all-platforms)".into(),
-                    });
-                }
-                // Otherwise it is another platform's manifest that was never imported: leave it be.
+            // A manifest that was never imported is left be, unless an edit names its platform.
+            if wants_manifest
+                && !stored
+                && self.edits.iter().any(|e| e.target == Target::Manifest && e.platform.is_some() && applies_to(e, p))
+            {
+                return Err(ImageError::MissingBlob {
+                    what: "manifest",
+                    digest: entry.digest.to_string(),
+                    source_name: "the content store (import it with --all-platforms)".into(),
+                });
             }
             if wants_manifest && stored {
                 if entry.kind("manifest")? != Kind::Manifest {

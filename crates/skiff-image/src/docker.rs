@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
 use skiff_store::Digest;
 
 use crate::error::{ImageError, Result};
@@ -54,19 +53,7 @@ fn layer_media_type(src: &dyn Source, path: &str) -> Result<&'static str> {
 
 fn hash(src: &dyn Source, path: &str) -> Result<(Digest, u64)> {
     let (mut r, _) = src.open(path)?.ok_or_else(|| invalid(src, format!("layer {path} is missing")))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = r.read(&mut buf).map_err(ImageError::io(format!("read {path}")))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        size += n as u64;
-    }
-    let d = format!("sha256:{}", hex::encode(h.finalize())).parse::<Digest>()?;
-    Ok((d, size))
+    Digest::of_reader(&mut r).map_err(ImageError::io(format!("read {path}")))
 }
 
 /// Plans a docker-archive import.

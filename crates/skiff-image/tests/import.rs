@@ -179,3 +179,47 @@ fn hostile_archive_entries_are_rejected() {
     }
     assert!(!dir.path().join("evil").exists());
 }
+
+#[test]
+fn concurrent_imports_of_one_image_both_land_intact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(dir.path());
+    let layout = dir.path().join("layout");
+    let built = write_layout(&spec("example.com/race:1", &[]), &layout).expect("layout");
+    std::thread::scope(|s| {
+        let a = s.spawn(|| import_path(&store, &layout));
+        let b = s.spawn(|| import_path(&store, &layout));
+        a.join().expect("thread a").expect("import a");
+        b.join().expect("thread b").expect("import b");
+    });
+    assert_eq!(store.content().list(&[]).expect("list").len(), built.blobs.len(), "each blob stored once");
+    for info in store.content().list(&[]).expect("list") {
+        store.content().verify(&info.digest).expect("intact");
+    }
+    assert!(store.leases().list().expect("leases").is_empty());
+    assert_eq!(store.images().list().expect("images").len(), 1);
+}
+
+#[test]
+fn symlink_escaping_the_archive_is_rejected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(dir.path());
+    let target = "../../../../etc/passwd";
+    let mut h = tar::Header::new_old();
+    let name = "blobs/sha256/link";
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.as_old_mut().linkname[..target.len()].copy_from_slice(target.as_bytes());
+    h.set_size(0);
+    h.set_mode(0o777);
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_cksum();
+    let mut bytes = raw_tar_entry("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    bytes.extend_from_slice(h.as_bytes());
+    bytes.extend([0u8; 1024]);
+    let archive = dir.path().join("link.tar");
+    fs::write(&archive, bytes).expect("write");
+    let err = import_path(&store, &archive).expect_err("escaping symlink");
+    assert!(matches!(err, ImageError::HostileEntry { .. }), "{err}");
+    assert!(err.to_string().contains("outside the archive"), "{err}");
+    assert_empty(&store);
+}

@@ -50,8 +50,17 @@ pub trait ContentStore: Send + Sync {
     fn read_verified(&self, digest: &Digest, max_size: u64) -> Result<Vec<u8>>;
     /// Starts writing a blob. `expected` and `expected_size` are checked at commit when given.
     fn writer(&self, expected: Option<Digest>, expected_size: Option<u64>) -> Result<ContentWriter<'_>>;
+    /// Calls `f` with each record whose labels match every selector, in digest order.
+    fn walk(&self, selectors: &[LabelSelector], f: &mut dyn FnMut(ContentInfo) -> Result<()>) -> Result<()>;
     /// All records whose labels match every selector.
-    fn list(&self, selectors: &[LabelSelector]) -> Result<Vec<ContentInfo>>;
+    fn list(&self, selectors: &[LabelSelector]) -> Result<Vec<ContentInfo>> {
+        let mut out = Vec::new();
+        self.walk(selectors, &mut |info| {
+            out.push(info);
+            Ok(())
+        })?;
+        Ok(out)
+    }
     /// Sets (`Some`) or removes (`None`) labels on a stored blob.
     fn update_labels(&self, digest: &Digest, changes: &BTreeMap<String, Option<String>>) -> Result<ContentInfo>;
     /// Removes a blob and its record.
@@ -227,16 +236,15 @@ impl ContentStore for LocalContentStore {
         })
     }
 
-    fn list(&self, selectors: &[LabelSelector]) -> Result<Vec<ContentInfo>> {
-        let mut out = Vec::new();
+    fn walk(&self, selectors: &[LabelSelector], f: &mut dyn FnMut(ContentInfo) -> Result<()>) -> Result<()> {
         for kv in self.db.content.scan_prefix(KEY_PREFIX) {
             let (k, v) = kv?;
             let info: ContentInfo = decode(&k, &v)?;
             if selectors.iter().all(|s| s.matches(&info.labels)) {
-                out.push(info);
+                f(info)?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     fn update_labels(&self, digest: &Digest, changes: &BTreeMap<String, Option<String>>) -> Result<ContentInfo> {
@@ -276,22 +284,11 @@ impl ContentStore for LocalContentStore {
 
     fn verify(&self, digest: &Digest) -> Result<()> {
         let info = self.info(digest)?;
-        let mut file = self.open(digest)?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; BUF];
-        let mut size = 0u64;
-        loop {
-            let n = file.read(&mut buf).map_err(StoreError::io(format!("read blob {digest}")))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            size += n as u64;
-        }
+        let mut file = buffered(self.open(digest)?);
+        let (actual, size) = Digest::of_reader(&mut file).map_err(StoreError::io(format!("read blob {digest}")))?;
         if size != info.size {
             return Err(StoreError::SizeMismatch { digest: digest.to_string(), expected: info.size, actual: size });
         }
-        let actual = Digest::from_hasher(hasher);
         if &actual != digest {
             return Err(StoreError::DigestMismatch { expected: digest.clone(), actual });
         }

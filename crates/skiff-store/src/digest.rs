@@ -19,6 +19,24 @@ impl Digest {
         Digest(format!("sha256:{}", hex::encode(Sha256::digest(bytes))))
     }
 
+    /// The digest and length of everything `reader` yields.
+    pub fn of_reader(reader: &mut dyn std::io::Read) -> std::io::Result<(Digest, u64)> {
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buf[..n]);
+            size += n as u64;
+        }
+        Ok((Digest::from_hasher(hasher), size))
+    }
+
     pub(crate) fn from_hasher(h: Sha256) -> Digest {
         Digest(format!("sha256:{}", hex::encode(h.finalize())))
     }
@@ -93,6 +111,13 @@ mod tests {
         for bad in ["", "sha256", "sha512:abcd", "sha256:xyz", &format!("sha256:{}", "A".repeat(64))] {
             assert!(bad.parse::<Digest>().is_err(), "{bad} should not parse");
         }
+    }
+
+    #[test]
+    fn reader_digest_matches_bytes() {
+        let bytes = vec![7u8; 3 << 20];
+        let (d, n) = Digest::of_reader(&mut &bytes[..]).expect("read");
+        assert_eq!((d, n), (Digest::of(&bytes), bytes.len() as u64));
     }
 
     #[test]
