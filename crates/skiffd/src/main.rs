@@ -87,7 +87,8 @@ async fn main() -> Result<()> {
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log_level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 
     let opts = StoreOptions { cache_capacity: cfg.store.cache_capacity_mib << 20 };
     let (store, recovered) = Store::open(&cfg.root, &opts).with_context(|| format!("open store at {}", cfg.root.display()))?;
