@@ -206,7 +206,7 @@ pub fn annotate(store: &Store, src: &ImageRecord, dst: &str, edits: &[Edit], pla
         return Err(ImageError::InvalidArgument("no annotations to add or remove".into()));
     }
     let dst = normalize(dst)?;
-    let lease = store.leases().create(true, BTreeMap::from([("io.skiff.operation".into(), "annotate".into())]))?;
+    let lease = store.leases().create(true, None, BTreeMap::from([("io.skiff.operation".into(), "annotate".into())]))?;
     let result = (|| {
         let target = Desc::from_store(&src.target);
         let mut rw = Rewriter { store, lease: &lease.id, edits, used: vec![false; edits.len()] };

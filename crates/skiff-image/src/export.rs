@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use skiff_store::{buffered, ContentStore, ImageRecord, Store};
 
 use crate::error::{ImageError, Result};
-use crate::import::{blob_path, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
+use crate::import::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
+use crate::source::blob_path;
 use crate::media::{Kind, MAX_MANIFEST_SIZE, OCI_INDEX, OCI_LAYOUT_VERSION};
 use crate::model::{parse_index, parse_manifest, Desc};
 use crate::platform::Platform;

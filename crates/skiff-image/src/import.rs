@@ -8,6 +8,7 @@
 //! leaves the lease for recovery to release. So the store holds the whole image or none of it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -42,11 +43,24 @@ pub struct ImportOptions {
     pub base_name: Option<String>,
     /// Parallel layer ingests.
     pub parallelism: usize,
+    /// Labels set on every blob stored (e.g. where a pull fetched it from).
+    pub labels: BTreeMap<String, String>,
+    /// On failure, keep the blobs already stored (under a lease that expires in a day) so that a
+    /// retry resumes from them, instead of removing them. Pulls do this; imports do not.
+    pub resumable: bool,
 }
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        ImportOptions { platform: Platform::host(), all_platforms: false, name: None, base_name: None, parallelism: 4 }
+        ImportOptions {
+            platform: Platform::host(),
+            all_platforms: false,
+            name: None,
+            base_name: None,
+            parallelism: 4,
+            labels: BTreeMap::new(),
+            resumable: false,
+        }
     }
 }
 
@@ -66,9 +80,9 @@ struct JsonBlob {
     labels: BTreeMap<String, String>,
 }
 
-/// What an import will write.
+/// What an import will write: built by planning from a source, then committed.
 #[derive(Default)]
-pub(crate) struct Plan {
+pub struct Plan {
     json: Vec<JsonBlob>,
     layers: Vec<Desc>,
     seen: HashSet<String>,
@@ -92,20 +106,18 @@ impl Plan {
     }
 }
 
-pub(crate) fn blob_path(d: &Desc) -> String {
-    format!("blobs/{}/{}", d.digest.algorithm(), d.digest.hex())
-}
-
 /// Reads a JSON blob from the source and checks its size and digest.
 fn read_verified(src: &dyn Source, desc: &Desc, what: &'static str, limit: u64) -> Result<Vec<u8>> {
     if desc.size > limit {
         return Err(ImageError::malformed(what, &desc.digest, format!("{} bytes is over the {limit}-byte limit", desc.size)));
     }
-    let bytes = src.read_small(&blob_path(desc), limit)?.ok_or_else(|| ImageError::MissingBlob {
-        what,
-        digest: desc.digest.to_string(),
-        source_name: src.name().to_string(),
-    })?;
+    let missing = || ImageError::MissingBlob { what, digest: desc.digest.to_string(), source_name: src.name().to_string() };
+    let (reader, _) = src.open_blob(desc)?.ok_or_else(missing)?;
+    let mut bytes = Vec::with_capacity(desc.size as usize);
+    reader
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ImageError::io(format!("read {what} {} from {}", desc.digest, src.name())))?;
     if bytes.len() as u64 != desc.size {
         return Err(skiff_store::StoreError::SizeMismatch { digest: desc.digest.to_string(), expected: desc.size, actual: bytes.len() as u64 }.into());
     }
@@ -114,6 +126,14 @@ fn read_verified(src: &dyn Source, desc: &Desc, what: &'static str, limit: u64) 
         return Err(skiff_store::StoreError::DigestMismatch { expected: desc.digest.clone(), actual }.into());
     }
     Ok(bytes)
+}
+
+/// Plans one image named `name` whose top descriptor is `desc` (an index or a manifest).
+pub fn plan_image(src: &dyn Source, desc: &Desc, name: String, opts: &ImportOptions) -> Result<Plan> {
+    let mut plan = Plan::default();
+    plan_tree(src, &mut plan, desc, opts, 0)?;
+    plan.images.push((name, desc.clone()));
+    Ok(plan)
 }
 
 /// Plans the tree below `desc`: for an index, the selected platform's entry (or every entry).
@@ -237,15 +257,20 @@ pub fn import(store: &Store, path: &Path, opts: &ImportOptions, progress: &dyn P
     commit_plan(store, src.as_ref(), plan, opts, progress)
 }
 
-/// Ingests a plan under a temporary lease and writes its image records.
-pub(crate) fn commit_plan(
+/// Ingests a plan under a lease and writes its image records, releasing the lease with them.
+pub fn commit_plan(
     store: &Store,
     src: &dyn Source,
     plan: Plan,
     opts: &ImportOptions,
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
-    let lease = store.leases().create(true, BTreeMap::from([("io.skiff.operation".into(), "import".into())]))?;
+    let lease = if opts.resumable {
+        let day = std::time::Duration::from_secs(24 * 3600);
+        store.leases().create(false, Some(day), BTreeMap::from([("io.skiff.operation".into(), "pull".into())]))?
+    } else {
+        store.leases().create(true, None, BTreeMap::from([("io.skiff.operation".into(), "import".into())]))?
+    };
     match ingest_plan(store, src, &plan, &lease.id, opts, progress) {
         Ok(mut report) => {
             let mut records = Vec::new();
@@ -273,6 +298,10 @@ pub(crate) fn commit_plan(
             report.images = store.images().put_all(records, Some(&lease.id))?;
             Ok(report)
         }
+        Err(e) if opts.resumable => {
+            tracing::info!(lease = %lease.id, "keeping the blobs stored so far for a retry (lease expires in 24h)");
+            Err(e)
+        }
         Err(e) => {
             if let Err(cleanup) = store.release_lease(&lease.id) {
                 tracing::error!(lease = %lease.id, error = %cleanup, "could not release import lease; recovery will on restart");
@@ -297,25 +326,33 @@ fn ingest_plan(
     let next = AtomicUsize::new(0);
     let first_error: Mutex<Option<ImageError>> = Mutex::new(None);
     let ingest_layer = |layer: &Desc| -> Result<()> {
-        if content.info(&layer.digest).is_ok() {
-            content.lease_existing(&layer.digest, lease)?;
-            progress.advance(layer.size);
-            progress.blob(layer.digest.as_str(), layer.size, true);
-            report.lock().unwrap_or_else(|p| p.into_inner()).blobs_present += 1;
-            return Ok(());
+        // One ingest per digest at a time: a concurrent import or pull of the same blob waits for
+        // it, then finds it stored.
+        let _claim = loop {
+            if content.info(&layer.digest).is_ok() {
+                content.lease_existing(&layer.digest, lease)?;
+                progress.advance(layer.size);
+                progress.blob(layer.digest.as_str(), layer.size, true);
+                report.lock().unwrap_or_else(|p| p.into_inner()).blobs_present += 1;
+                return Ok(());
+            }
+            match content.claim(&layer.digest) {
+                Some(claim) => break claim,
+                None => content.wait_for(&layer.digest),
+            }
+        };
+        let missing = || ImageError::MissingBlob { what: "layer", digest: layer.digest.to_string(), source_name: src.name().to_string() };
+        let (reader, size) = match plan.paths.get(layer.digest.as_str()) {
+            Some(path) => src.open(path)?,
+            None => src.open_blob(layer)?,
         }
-        let path = plan.paths.get(layer.digest.as_str()).cloned().unwrap_or_else(|| blob_path(layer));
-        let (reader, size) = src.open(&path)?.ok_or_else(|| ImageError::MissingBlob {
-            what: "layer",
-            digest: layer.digest.to_string(),
-            source_name: src.name().to_string(),
-        })?;
+        .ok_or_else(missing)?;
         if size != layer.size {
             return Err(skiff_store::StoreError::SizeMismatch { digest: layer.digest.to_string(), expected: layer.size, actual: size }.into());
         }
         let mut counted = Counting { inner: reader, progress };
-        let opts = CommitOptions { labels: BTreeMap::new(), lease: Some(lease.clone()) };
-        content.ingest(&mut counted, Some(layer.digest.clone()), Some(layer.size), opts)?;
+        let commit = CommitOptions { labels: opts.labels.clone(), lease: Some(lease.clone()) };
+        content.ingest(&mut counted, Some(layer.digest.clone()), Some(layer.size), commit)?;
         progress.blob(layer.digest.as_str(), layer.size, false);
         let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
         r.blobs_written += 1;
@@ -344,8 +381,10 @@ fn ingest_plan(
     let mut report = report.into_inner().unwrap_or_else(|p| p.into_inner());
     for blob in &plan.json {
         let existed = content.info(&blob.desc.digest).is_ok();
-        let opts = CommitOptions { labels: blob.labels.clone(), lease: Some(lease.clone()) };
-        content.ingest(&mut &blob.bytes[..], Some(blob.desc.digest.clone()), Some(blob.desc.size), opts)?;
+        let mut labels = opts.labels.clone();
+        labels.extend(blob.labels.clone());
+        let commit = CommitOptions { labels, lease: Some(lease.clone()) };
+        content.ingest(&mut &blob.bytes[..], Some(blob.desc.digest.clone()), Some(blob.desc.size), commit)?;
         progress.advance(blob.desc.size);
         progress.blob(blob.desc.digest.as_str(), blob.desc.size, existed);
         if existed {

@@ -11,12 +11,24 @@ use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{ImageError, Result};
+use crate::model::Desc;
+
+/// Where an OCI layout keeps a blob.
+pub fn blob_path(d: &Desc) -> String {
+    format!("blobs/{}/{}", d.digest.algorithm(), d.digest.hex())
+}
 
 /// A blob source: an opened reader and its length, or `None` when the path is absent.
 pub trait Source: Sync {
     /// A name for messages (the path imported from).
     fn name(&self) -> &str;
     fn open(&self, path: &str) -> Result<Option<(Box<dyn Read + Send + '_>, u64)>>;
+
+    /// Opens the blob `desc` names: in a layout at `blobs/<alg>/<hex>`; a registry fetches
+    /// manifests and blobs from their own endpoints.
+    fn open_blob(&self, desc: &Desc) -> Result<Option<(Box<dyn Read + Send + '_>, u64)>> {
+        self.open(&blob_path(desc))
+    }
 
     /// Reads a small file whole, refusing more than `limit` bytes.
     fn read_small(&self, path: &str, limit: u64) -> Result<Option<Vec<u8>>> {

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -77,6 +79,23 @@ pub struct LocalContentStore {
     db: Db,
     gc: GcLock,
     seq: AtomicU64,
+    /// Digests being ingested right now, so concurrent pulls fetch each blob once.
+    in_flight: Mutex<HashSet<Digest>>,
+    in_flight_done: Condvar,
+}
+
+/// Held while one ingest of a digest is under way; dropping it lets waiters go on.
+pub struct IngestClaim<'a> {
+    store: &'a LocalContentStore,
+    digest: Digest,
+}
+
+impl Drop for IngestClaim<'_> {
+    fn drop(&mut self) {
+        let mut set = self.store.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        set.remove(&self.digest);
+        self.store.in_flight_done.notify_all();
+    }
 }
 
 const BUF: usize = 1 << 20;
@@ -91,7 +110,28 @@ impl LocalContentStore {
         for dir in [root.join("blobs/sha256"), root.join("ingest")] {
             fs::create_dir_all(&dir).map_err(StoreError::io(format!("create {}", dir.display())))?;
         }
-        Ok(LocalContentStore { root, db, gc, seq: AtomicU64::new(0) })
+        Ok(LocalContentStore {
+            root,
+            db,
+            gc,
+            seq: AtomicU64::new(0),
+            in_flight: Mutex::new(HashSet::new()),
+            in_flight_done: Condvar::new(),
+        })
+    }
+
+    /// Claims the right to ingest `digest`, or `None` when another ingest of it is under way.
+    pub fn claim(&self, digest: &Digest) -> Option<IngestClaim<'_>> {
+        let mut set = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        set.insert(digest.clone()).then(|| IngestClaim { store: self, digest: digest.clone() })
+    }
+
+    /// Blocks until no ingest of `digest` is under way.
+    pub fn wait_for(&self, digest: &Digest) {
+        let mut set = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        while set.contains(digest) {
+            set = self.in_flight_done.wait(set).unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// Where a blob's bytes live.

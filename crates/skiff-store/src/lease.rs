@@ -30,6 +30,9 @@ pub struct Lease {
     pub created_at: String,
     /// Released automatically when the store next opens.
     pub temporary: bool,
+    /// When set (RFC 3339), the lease is released once this time has passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
 }
@@ -65,15 +68,19 @@ impl Leases {
         Leases { db, seq: AtomicU64::new(0) }
     }
 
-    /// Creates a lease with a fresh id.
-    pub fn create(&self, temporary: bool, labels: BTreeMap<String, String>) -> Result<Lease> {
+    /// Creates a lease with a fresh id; `expires_in` bounds how long it holds its content.
+    pub fn create(&self, temporary: bool, expires_in: Option<std::time::Duration>, labels: BTreeMap<String, String>) -> Result<Lease> {
         let id = LeaseId(format!(
             "{}-{}-{}",
             chrono::Utc::now().format("%Y%m%dT%H%M%S%.f"),
             std::process::id(),
             self.seq.fetch_add(1, Ordering::Relaxed)
         ));
-        let lease = Lease { id: id.clone(), created_at: now(), temporary, labels };
+        let expires_at = expires_in.map(|d| {
+            let at = chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(1));
+            at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+        });
+        let lease = Lease { id: id.clone(), created_at: now(), temporary, expires_at, labels };
         if self.db.leases.compare_and_swap(lease_key(&id), None as Option<&[u8]>, Some(encode(&lease)))?.is_err() {
             return Err(StoreError::AlreadyExists { kind: "lease", name: id.0 });
         }
@@ -93,6 +100,21 @@ impl Leases {
             out.push(decode(&k, &v)?);
         }
         Ok(out)
+    }
+
+    /// Leases whose expiry has passed.
+    pub fn expired(&self) -> Result<Vec<Lease>> {
+        let now = chrono::Utc::now();
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|l| {
+                l.expires_at
+                    .as_deref()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .is_some_and(|t| t < now)
+            })
+            .collect())
     }
 
     /// The content a lease holds.

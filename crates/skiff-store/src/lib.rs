@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-pub use content::{buffered, CommitOptions, ContentInfo, ContentStore, ContentWriter, LocalContentStore};
+pub use content::{buffered, CommitOptions, ContentInfo, ContentStore, ContentWriter, IngestClaim, LocalContentStore};
 pub use db::{Db, SCHEMA_VERSION};
 pub use digest::Digest;
 pub use error::{Result, StoreError};
@@ -178,6 +178,7 @@ impl Store {
             report.collected.removed.extend(r.removed);
             report.released_leases += 1;
         }
+        report.released_leases += self.release_expired()?;
         self.db.flush()?;
         Ok(report)
     }
@@ -190,8 +191,19 @@ impl Store {
         self.collect(Some(&added))
     }
 
-    /// Removes every blob that no image, lease or root label reaches.
+    /// Deletes leases whose expiry has passed; their content becomes collectable.
+    fn release_expired(&self) -> Result<usize> {
+        let expired = self.leases.expired()?;
+        for lease in &expired {
+            tracing::info!(lease = %lease.id, "lease expired");
+            self.leases.delete(&lease.id)?;
+        }
+        Ok(expired.len())
+    }
+
+    /// Removes every blob that no image, unexpired lease or root label reaches.
     pub fn collect_garbage(&self) -> Result<GcReport> {
+        self.release_expired()?;
         self.collect(None)
     }
 

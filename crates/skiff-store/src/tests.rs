@@ -83,7 +83,7 @@ fn gc_follows_images_labels_leases_and_roots() {
     let manifest = put(&store, b"manifest", &manifest_labels, None);
     let orphan = put(&store, b"orphan", &[], None);
     let rooted = put(&store, b"rooted", &[(LABEL_GC_ROOT, "now")], None);
-    let lease = store.leases().create(false, BTreeMap::new()).expect("lease");
+    let lease = store.leases().create(false, None, BTreeMap::new()).expect("lease");
     let leased = put(&store, b"leased", &[], Some(&lease.id));
     store
         .images()
@@ -122,7 +122,7 @@ fn releasing_a_lease_removes_only_what_it_added() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
     let before = put(&store, b"was here before", &[], None);
-    let lease = store.leases().create(true, BTreeMap::new()).expect("lease");
+    let lease = store.leases().create(true, None, BTreeMap::new()).expect("lease");
     store.content().lease_existing(&before.digest, &lease.id).expect("lease existing");
     let added = put(&store, b"added by the import", &[], Some(&lease.id));
     let report = store.release_lease(&lease.id).expect("release");
@@ -140,7 +140,7 @@ fn recovery_reconciles_disk_and_metadata() {
         let store = open(dir.path());
         kept = put(&store, b"kept", &[(LABEL_GC_ROOT, "x")], None);
         lost = put(&store, b"file deleted behind our back", &[], None);
-        let lease = store.leases().create(true, BTreeMap::new()).expect("lease");
+        let lease = store.leases().create(true, None, BTreeMap::new()).expect("lease");
         temp_lease_blob = put(&store, b"half an import", &[], Some(&lease.id));
         fs::remove_file(store.content().blob_path(&lost.digest)).expect("rm");
         // A blob file renamed into place whose record never made it, and a writer's temp file.
@@ -163,7 +163,7 @@ fn recovery_reconciles_disk_and_metadata() {
 fn image_put_keeps_created_and_releases_lease_atomically() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
-    let lease = store.leases().create(true, BTreeMap::new()).expect("lease");
+    let lease = store.leases().create(true, None, BTreeMap::new()).expect("lease");
     let blob = put(&store, b"manifest", &[], Some(&lease.id));
     let rec = ImageRecord {
         name: "x/y:z".into(),
@@ -180,4 +180,35 @@ fn image_put_keeps_created_and_releases_lease_atomically() {
     let second = store.images().put(rec, None).expect("put again");
     assert_eq!(first.created_at, second.created_at);
     assert!(store.images().delete("nope").is_err());
+}
+
+#[test]
+fn expired_leases_stop_protecting_content() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let short = store.leases().create(false, Some(std::time::Duration::from_millis(1)), BTreeMap::new()).expect("lease");
+    let long = store.leases().create(false, Some(std::time::Duration::from_secs(3600)), BTreeMap::new()).expect("lease");
+    let a = put(&store, b"held briefly", &[], Some(&short.id));
+    let b = put(&store, b"held for an hour", &[], Some(&long.id));
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let report = store.collect_garbage().expect("gc");
+    assert_eq!(report.removed.iter().map(|r| r.0.clone()).collect::<Vec<_>>(), vec![a.digest]);
+    store.content().info(&b.digest).expect("still leased");
+    assert_eq!(store.leases().list().expect("leases").len(), 1);
+}
+
+#[test]
+fn one_ingest_claim_per_digest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let d = Digest::of(b"x");
+    let claim = store.content().claim(&d).expect("first claim");
+    assert!(store.content().claim(&d).is_none(), "second claim refused while the first is held");
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| store.content().wait_for(&d));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        drop(claim);
+        waiter.join().expect("waiter");
+    });
+    assert!(store.content().claim(&d).is_some());
 }
