@@ -87,6 +87,7 @@ impl Images for ImagesService {
             name: Some(req.name).filter(|s| !s.is_empty()),
             base_name: Some(req.base_name).filter(|s| !s.is_empty()),
             parallelism: self.import_parallelism,
+            ..Default::default()
         };
         let path = absolute(&req.path)?;
         let store = self.store.clone();
