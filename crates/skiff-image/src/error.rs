@@ -35,6 +35,10 @@ pub enum ImageError {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// A failure of a remote source (a registry), kept typed for the caller to inspect.
+    #[error(transparent)]
+    Remote(Box<dyn std::error::Error + Send + Sync>),
+
     #[error("{context}: {source}")]
     Io { context: String, #[source] source: std::io::Error },
 }

@@ -87,6 +87,16 @@ fn collect(store: &dyn ContentStore, desc: &Desc, opts: &ExportOptions, required
     }
 }
 
+/// The stored blobs of the image at `target`, children before parents: what export writes and
+/// push uploads. Manifests of other platforms whose content is not stored are left out.
+pub fn image_blobs(store: &dyn ContentStore, target: &Desc, opts: &ExportOptions) -> Result<Vec<Desc>> {
+    let mut out = Vec::new();
+    collect(store, target, opts, true, &mut out)?;
+    let mut seen = HashSet::new();
+    out.retain(|b| seen.insert(b.digest.clone()));
+    Ok(out)
+}
+
 /// The `index.json` entry for an image: its target with name annotations.
 fn index_entry(record: &ImageRecord) -> serde_json::Value {
     let mut annotations: BTreeMap<String, String> = record.target.annotations.clone();
@@ -121,7 +131,7 @@ pub fn export(
     }
     let mut blobs = Vec::new();
     for r in records {
-        collect(store.content(), &Desc::from_store(&r.target), opts, true, &mut blobs)?;
+        blobs.extend(image_blobs(store.content(), &Desc::from_store(&r.target), opts)?);
     }
     let mut seen = HashSet::new();
     blobs.retain(|b| seen.insert(b.digest.clone()));
@@ -152,7 +162,7 @@ fn write_layout(store: &Store, blobs: &[Desc], dir: &Path, layout: &[u8], index:
     let io_err = |what: &str| ImageError::io(format!("write {what} under {}", dir.display()));
     fs::create_dir_all(dir.join("blobs/sha256")).map_err(io_err("blobs/sha256"))?;
     for b in blobs {
-        let mut src = Counting { inner: buffered(store.content().open(&b.digest)?), progress };
+        let mut src = Counting::new(buffered(store.content().open(&b.digest)?), progress);
         let mut out = File::create(dir.join(blob_path(b))).map_err(io_err(&blob_path(b)))?;
         io::copy(&mut src, &mut out).map_err(io_err(&blob_path(b)))?;
     }
@@ -181,7 +191,7 @@ fn write_archive(store: &Store, blobs: &[Desc], path: &Path, layout: &[u8], inde
         tar.append_data(&mut header(0, 0o755, tar::EntryType::Directory), dir, io::empty()).map_err(io_err())?;
     }
     for b in blobs {
-        let src = Counting { inner: buffered(store.content().open(&b.digest)?), progress };
+        let src = Counting::new(buffered(store.content().open(&b.digest)?), progress);
         tar.append_data(&mut header(b.size, 0o644, tar::EntryType::Regular), blob_path(b), src.take(b.size)).map_err(io_err())?;
     }
     tar.append_data(&mut header(index.len() as u64, 0o644, tar::EntryType::Regular), "index.json", index).map_err(io_err())?;

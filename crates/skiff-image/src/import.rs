@@ -350,7 +350,7 @@ fn ingest_plan(
         if size != layer.size {
             return Err(skiff_store::StoreError::SizeMismatch { digest: layer.digest.to_string(), expected: layer.size, actual: size }.into());
         }
-        let mut counted = Counting { inner: reader, progress };
+        let mut counted = Counting { blob: Some((layer.digest.as_str(), layer.size)), ..Counting::new(reader, progress) };
         let commit = CommitOptions { labels: opts.labels.clone(), lease: Some(lease.clone()) };
         content.ingest(&mut counted, Some(layer.digest.clone()), Some(layer.size), commit)?;
         progress.blob(layer.digest.as_str(), layer.size, false);

@@ -86,6 +86,32 @@ pub enum ImagesCommand {
         #[arg(long)]
         platform: Option<String>,
     },
+    /// Pull an image from a registry.
+    Pull {
+        reference: String,
+        /// Platform to pull, os/arch[/variant] (default: the daemon's).
+        #[arg(long)]
+        platform: Option<String>,
+        /// Pull every platform's content.
+        #[arg(long)]
+        all_platforms: bool,
+        #[command(flatten)]
+        registry: crate::registry::RegistryFlags,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Push a stored image to a registry (as DESTINATION, default its own name).
+    Push {
+        name: String,
+        destination: Option<String>,
+        /// Push only this platform's manifest (with the index).
+        #[arg(long)]
+        platform: Option<String>,
+        #[command(flatten)]
+        registry: crate::registry::RegistryFlags,
+        #[arg(short, long)]
+        quiet: bool,
+    },
     /// Name an existing image DST too.
     Tag { source: String, destination: String },
     /// Remove images (their content is freed when nothing else uses it).
@@ -222,6 +248,12 @@ pub async fn run(ctx: &Ctx, cmd: ImagesCommand) -> Result<()> {
             let image = client.annotate(req).await.map_err(status)?.into_inner().image.unwrap_or_default();
             println!("{} {}", image.name, image.target.map(|t| t.digest).unwrap_or_default());
             Ok(())
+        }
+        ImagesCommand::Pull { reference, platform, all_platforms, registry, quiet } => {
+            crate::registry::pull(ctx.channel.clone(), reference, platform, all_platforms, &registry, quiet).await
+        }
+        ImagesCommand::Push { name, destination, platform, registry, quiet } => {
+            crate::registry::push(ctx.channel.clone(), name, destination, platform, &registry, quiet).await
         }
         ImagesCommand::Tag { source, destination } => {
             let image = client.tag(v1::TagImageRequest { source, destination }).await.map_err(status)?.into_inner().image.unwrap_or_default();

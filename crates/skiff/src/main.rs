@@ -4,6 +4,7 @@ mod content;
 mod images;
 mod output;
 mod progress;
+mod registry;
 mod template;
 
 use std::path::{Path, PathBuf};

@@ -21,6 +21,30 @@ pub struct Config {
     pub log_level: String,
     pub store: StoreConfig,
     pub images: ImagesConfig,
+    pub registry: RegistryConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// certs.d-style host configuration directory. Default `/etc/skiff/certs.d`.
+    pub config_path: PathBuf,
+    /// Docker config.json for credentials; empty to look in the usual places. Default empty.
+    pub docker_config: String,
+    /// Layers fetched at once during a pull. Default 4.
+    pub max_concurrent_downloads: usize,
+    /// Retries of transient registry failures. Default 4.
+    pub retries: u32,
+    /// Credentials per host. Default none.
+    #[serde(default)]
+    pub auths: std::collections::BTreeMap<String, AuthEntry>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthEntry {
+    pub username: String,
+    pub password: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -76,6 +100,7 @@ impl Config {
         anyhow::ensure!(mode <= 0o777, "socket_mode {:o} has bits beyond 0777", mode);
         anyhow::ensure!(self.images.import_parallelism >= 1, "images.import_parallelism must be at least 1");
         anyhow::ensure!(self.store.cache_capacity_mib >= 1, "store.cache_capacity_mib must be at least 1");
+        anyhow::ensure!(self.registry.max_concurrent_downloads >= 1, "registry.max_concurrent_downloads must be at least 1");
         self.platform()?;
         Ok(())
     }

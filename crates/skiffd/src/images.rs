@@ -22,6 +22,7 @@ pub struct ImagesService {
     pub store: Arc<Store>,
     pub platform: Platform,
     pub import_parallelism: usize,
+    pub registry: crate::config::RegistryConfig,
 }
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -59,6 +60,18 @@ fn absolute(path: &str) -> Result<PathBuf, ApiError> {
 impl Images for ImagesService {
     type ImportStream = EventStream<v1::ImportImageEvent>;
     type ExportStream = EventStream<v1::ExportImageEvent>;
+    type PullStream = EventStream<v1::PullImageEvent>;
+    type PushStream = EventStream<v1::PushImageEvent>;
+
+    async fn pull(&self, req: Request<v1::PullImageRequest>) -> Result<Response<Self::PullStream>, Status> {
+        let rx = crate::registry::start_pull(self.store.clone(), &self.registry, &self.platform, req.into_inner())?;
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn push(&self, req: Request<v1::PushImageRequest>) -> Result<Response<Self::PushStream>, Status> {
+        let rx = crate::registry::start_push(self.store.clone(), &self.registry, req.into_inner())?;
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
 
     async fn list(&self, _: Request<v1::ListImagesRequest>) -> Result<Response<v1::ListImagesResponse>, Status> {
         let store = self.store.clone();

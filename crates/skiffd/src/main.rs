@@ -6,6 +6,7 @@ mod config;
 mod content;
 mod convert;
 mod images;
+mod registry;
 mod status;
 
 use std::os::unix::fs::PermissionsExt;
@@ -101,6 +102,7 @@ async fn main() -> Result<()> {
         store: store.clone(),
         platform: cfg.platform()?,
         import_parallelism: cfg.images.import_parallelism,
+        registry: cfg.registry.clone(),
     };
     let content = content::ContentService { store: store.clone() };
     tonic::transport::Server::builder()

@@ -2,6 +2,7 @@
 //! can show the user exactly what the library said.
 
 use skiff_image::ImageError;
+use skiff_registry::RegistryError;
 use skiff_store::StoreError;
 use tonic::{Code, Status};
 
@@ -24,6 +25,10 @@ pub fn image_code(e: &ImageError) -> Code {
     match e {
         ImageError::Store(s) => store_code(s),
         ImageError::NoMatchingPlatform { .. } => Code::NotFound,
+        ImageError::Remote(e) => match e.downcast_ref::<RegistryError>() {
+            Some(r) => registry_code(r),
+            None => Code::Unavailable,
+        },
         ImageError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => Code::NotFound,
         ImageError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => Code::PermissionDenied,
         ImageError::Io { .. } => Code::Internal,
@@ -38,6 +43,17 @@ pub fn image_code(e: &ImageError) -> Code {
     }
 }
 
+pub fn registry_code(e: &RegistryError) -> Code {
+    match e {
+        RegistryError::NotFound { .. } => Code::NotFound,
+        RegistryError::Unauthorized { status: 403, .. } => Code::PermissionDenied,
+        RegistryError::Unauthorized { .. } => Code::Unauthenticated,
+        RegistryError::Http { .. } | RegistryError::Transport { .. } => Code::Unavailable,
+        RegistryError::Protocol { .. } => Code::FailedPrecondition,
+        RegistryError::Config { .. } => Code::InvalidArgument,
+    }
+}
+
 /// Errors the services return.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -45,6 +61,8 @@ pub enum ApiError {
     Image(#[from] ImageError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
     #[error("{0}")]
     BadRequest(String),
     #[error("internal: {0}")]
@@ -56,6 +74,7 @@ impl From<ApiError> for Status {
         let code = match &e {
             ApiError::Image(i) => image_code(i),
             ApiError::Store(s) => store_code(s),
+            ApiError::Registry(r) => registry_code(r),
             ApiError::BadRequest(_) => Code::InvalidArgument,
             ApiError::Internal(_) => Code::Internal,
         };
@@ -75,6 +94,10 @@ mod tests {
             (ImageError::HostileEntry { entry: "../x".into(), reason: "path contains '..'" }.into(), Code::InvalidArgument),
             (ImageError::NoMatchingPlatform { platform: "p".into(), digest: "d".into(), available: "a".into() }.into(), Code::NotFound),
             (StoreError::Locked { path: "/x".into() }.into(), Code::Unavailable),
+            (
+                ImageError::from(RegistryError::NotFound { host: "h".into(), repository: "r".into(), object: "t".into() }).into(),
+                Code::NotFound,
+            ),
             (ApiError::BadRequest("bad".into()), Code::InvalidArgument),
         ];
         for (err, code) in cases {

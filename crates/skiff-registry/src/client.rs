@@ -1,0 +1,290 @@
+//! A client for one repository on one registry host: its endpoints (mirrors, then upstream), TLS per
+//! endpoint, authentication on challenge, and retries with backoff for server errors and broken
+//! connections (never for 401/403/404 or content errors).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use reqwest::blocking::{Client as Http, RequestBuilder, Response};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use skiff_image::media::{self, MAX_MANIFEST_SIZE};
+use skiff_image::model::Desc;
+use skiff_image::Reference;
+use skiff_store::Digest;
+
+use crate::auth::{parse_challenge, AuthConfig, Credentials};
+use crate::error::{RegistryError, Result, Target};
+use crate::hosts::{Capabilities, Endpoint, Hosts};
+
+/// Media types a manifest request accepts (schema 1 only so that it can be refused by name).
+pub const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json, \
+application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.1";
+
+/// How to reach registries.
+#[derive(Clone, Debug, Default)]
+pub struct ClientOptions {
+    pub hosts: Hosts,
+    pub auth: AuthConfig,
+    /// Default to http:// for hosts without a hosts.toml.
+    pub plain_http: bool,
+    /// Credentials for this request, over configured ones.
+    pub credentials: Option<Credentials>,
+    /// Retries of a transient failure (default 4 when 0... set explicitly).
+    pub retries: u32,
+    /// First backoff; doubles per retry.
+    pub backoff: Duration,
+}
+
+impl ClientOptions {
+    pub fn new(hosts: Hosts, auth: AuthConfig) -> ClientOptions {
+        ClientOptions { hosts, auth, plain_http: false, credentials: None, retries: 4, backoff: Duration::from_millis(200) }
+    }
+}
+
+/// What the client will do with the repository (the token scope it asks for).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Pull,
+    Push,
+}
+
+struct Remote {
+    endpoint: Endpoint,
+    http: Http,
+}
+
+/// A client for one repository.
+pub struct Client {
+    pub host: String,
+    pub repository: String,
+    remotes: Vec<Remote>,
+    credentials: Option<Credentials>,
+    scope: String,
+    retries: u32,
+    backoff: Duration,
+    /// Authorization header per endpoint, once a challenge was answered.
+    authorization: Mutex<HashMap<usize, String>>,
+    /// The endpoint that last answered, tried first next time.
+    preferred: AtomicUsize,
+}
+
+fn http_client(ep: &Endpoint, target: &Target) -> Result<Http> {
+    let mut b = Http::builder()
+        .connect_timeout(Duration::from_secs(15))
+        .timeout(None)
+        .redirect(reqwest::redirect::Policy::limited(10))
+        .user_agent(concat!("skiff/", env!("CARGO_PKG_VERSION")))
+        .danger_accept_invalid_certs(ep.skip_verify);
+    for ca in &ep.ca {
+        let pem = std::fs::read(ca).map_err(|e| RegistryError::Config { path: ca.display().to_string(), message: e.to_string() })?;
+        let cert = reqwest::Certificate::from_pem(&pem)
+            .map_err(|e| RegistryError::Config { path: ca.display().to_string(), message: e.to_string() })?;
+        b = b.add_root_certificate(cert);
+    }
+    b.build().map_err(|e| target.transport("build HTTP client", e))
+}
+
+fn body_message(resp: Response) -> String {
+    let text = resp.text().unwrap_or_default();
+    let text = text.trim();
+    if text.len() > 300 { format!("{}…", &text[..300]) } else { text.to_string() }
+}
+
+impl Client {
+    pub fn new(reference: &Reference, opts: &ClientOptions, access: Access) -> Result<Client> {
+        let target = Target { host: reference.domain.clone(), repository: reference.repository.clone(), object: String::new() };
+        let remotes = opts
+            .hosts
+            .endpoints(&reference.domain, opts.plain_http)?
+            .into_iter()
+            .map(|endpoint| Ok(Remote { http: http_client(&endpoint, &target)?, endpoint }))
+            .collect::<Result<Vec<_>>>()?;
+        let actions = match access {
+            Access::Pull => "pull",
+            Access::Push => "pull,push",
+        };
+        Ok(Client {
+            host: reference.domain.clone(),
+            repository: reference.repository.clone(),
+            remotes,
+            credentials: opts.credentials.clone().or_else(|| opts.auth.get(&reference.domain).cloned()),
+            scope: format!("repository:{}:{actions}", reference.repository),
+            retries: opts.retries,
+            backoff: opts.backoff,
+            authorization: Mutex::new(HashMap::new()),
+            preferred: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn target(&self, object: impl Into<String>) -> Target {
+        Target { host: self.host.clone(), repository: self.repository.clone(), object: object.into() }
+    }
+
+    /// `<base>/v2/<repository>/<tail>`
+    pub fn url(&self, base: &str, tail: &str) -> String {
+        format!("{base}/v2/{}/{tail}", self.repository)
+    }
+
+    /// Sends a request to the endpoints that have `capability`, preferred one first, falling back
+    /// through mirrors to the upstream. Returns the response and the endpoint's base URL.
+    pub fn send(
+        &self,
+        capability: fn(&Capabilities) -> bool,
+        object: &str,
+        build: &dyn Fn(&Http, &str) -> RequestBuilder,
+    ) -> Result<(Response, String)> {
+        let target = self.target(object);
+        let usable: Vec<usize> = (0..self.remotes.len()).filter(|i| capability(&self.remotes[*i].endpoint.capabilities)).collect();
+        if usable.is_empty() {
+            return Err(target.protocol("no configured endpoint has the capability this request needs"));
+        }
+        let preferred = self.preferred.load(Ordering::Relaxed);
+        let mut order = usable.clone();
+        if let Some(pos) = order.iter().position(|i| *i == preferred) {
+            order.rotate_left(pos);
+        }
+        let mut last = None;
+        for i in order {
+            match self.send_to(i, &target, build) {
+                Ok(resp) => {
+                    self.preferred.store(i, Ordering::Relaxed);
+                    return Ok((resp, self.remotes[i].endpoint.base.clone()));
+                }
+                Err(e) => {
+                    if self.remotes[i].endpoint.mirror {
+                        tracing::warn!(endpoint = %self.remotes[i].endpoint.base, error = %e, "mirror failed; trying the next endpoint");
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| target.protocol("no endpoint answered")))
+    }
+
+    fn send_to(&self, i: usize, target: &Target, build: &dyn Fn(&Http, &str) -> RequestBuilder) -> Result<Response> {
+        let remote = &self.remotes[i];
+        let mut attempt = 0u32;
+        let mut answered_challenge = false;
+        loop {
+            let mut req = build(&remote.http, &remote.endpoint.base);
+            for (k, v) in &remote.endpoint.headers {
+                req = req.header(k.as_str(), v.as_str());
+            }
+            if let Some(h) = self.authorization.lock().unwrap_or_else(|p| p.into_inner()).get(&i) {
+                req = req.header(AUTHORIZATION, h.as_str());
+            }
+            let failure = match req.send() {
+                Err(e) => target.transport(format!("request to {}", remote.endpoint.base), e),
+                Ok(resp) if resp.status().is_success() => return Ok(resp),
+                Ok(resp) if resp.status().as_u16() == 401 && !answered_challenge => {
+                    let challenge = resp.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).map(str::to_string);
+                    self.answer_challenge(i, target, challenge.as_deref())?;
+                    answered_challenge = true;
+                    continue;
+                }
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    target.http(status, body_message(resp))
+                }
+            };
+            if !failure.is_transient() || attempt >= self.retries {
+                return Err(failure);
+            }
+            let wait = self.backoff * 2u32.pow(attempt);
+            tracing::warn!(error = %failure, retry_in = ?wait, "transient registry error; retrying");
+            std::thread::sleep(wait);
+            attempt += 1;
+        }
+    }
+
+    fn answer_challenge(&self, i: usize, target: &Target, header: Option<&str>) -> Result<()> {
+        let challenge = header
+            .and_then(parse_challenge)
+            .ok_or_else(|| target.http(401, "unauthorized, and no WWW-Authenticate challenge to answer"))?;
+        let value = match challenge.scheme.as_str() {
+            "basic" => self.credentials.as_ref().ok_or_else(|| target.http(401, "registry wants credentials"))?.basic_header(),
+            "bearer" => format!("Bearer {}", self.fetch_token(i, target, &challenge.params)?),
+            other => return Err(target.protocol(format!("unsupported authentication scheme {other:?}"))),
+        };
+        self.authorization.lock().unwrap_or_else(|p| p.into_inner()).insert(i, value);
+        Ok(())
+    }
+
+    fn fetch_token(&self, i: usize, target: &Target, params: &HashMap<String, String>) -> Result<String> {
+        let realm = params.get("realm").ok_or_else(|| target.protocol("bearer challenge has no realm"))?;
+        let mut req = self.remotes[i].http.get(realm.as_str());
+        let mut query: Vec<(&str, &str)> = vec![("scope", params.get("scope").map_or(self.scope.as_str(), String::as_str))];
+        if let Some(service) = params.get("service") {
+            query.push(("service", service));
+        }
+        req = req.query(&query);
+        if let Some(c) = &self.credentials {
+            req = req.basic_auth(&c.username, Some(&c.password));
+        }
+        let resp = req.send().map_err(|e| target.transport(format!("token request to {realm}"), e))?;
+        if !resp.status().is_success() {
+            let status = resp.status().as_u16();
+            return Err(target.http(if status == 403 { 403 } else { 401 }, format!("token service {realm}: {}", body_message(resp))));
+        }
+        let body: serde_json::Value = resp.json().map_err(|e| target.transport(format!("token response from {realm}"), e))?;
+        body.get("token")
+            .or_else(|| body.get("access_token"))
+            .and_then(|t| t.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| target.protocol(format!("token service {realm} returned no token")))
+    }
+
+    /// Resolves a tag (or digest) to the descriptor of its manifest or index.
+    pub fn resolve(&self, reference: &Reference) -> Result<Desc> {
+        let (object, what) = match (&reference.digest, &reference.tag) {
+            (Some(d), _) => (d.to_string(), format!("manifest {d}")),
+            (None, Some(t)) => (t.clone(), format!("tag {t}")),
+            (None, None) => ("latest".to_string(), "tag latest".to_string()),
+        };
+        let target = self.target(&what);
+        let tail = format!("manifests/{object}");
+        let (resp, _) = self.send(|c| c.resolve, &what, &|http, base| http.head(self.url(base, &tail)).header(ACCEPT, ACCEPT_MANIFESTS))?;
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let media_type = header(CONTENT_TYPE.as_str()).map(|t| t.split(';').next().unwrap_or("").trim().to_string()).unwrap_or_default();
+        if media::is_schema1(&media_type) {
+            return Err(target.protocol(format!("{media_type} is Docker schema 1, which Skiff does not support")));
+        }
+        let size: Option<u64> = header(CONTENT_LENGTH.as_str()).and_then(|l| l.parse().ok());
+        if let Some(size) = size.filter(|s| *s > MAX_MANIFEST_SIZE) {
+            return Err(target.protocol(format!("manifest is {size} bytes, over the {MAX_MANIFEST_SIZE}-byte limit")));
+        }
+        let digest = header("docker-content-digest").map(|d| d.parse::<Digest>()).transpose().map_err(|e| target.protocol(e.to_string()))?;
+        let (digest, size, media_type) = match (digest, size) {
+            (Some(d), Some(s)) if !media_type.is_empty() => (d, s, media_type),
+            _ => {
+                // No usable HEAD answer: fetch the manifest and describe it ourselves.
+                let (resp, _) = self.send(|c| c.resolve, &what, &|http, base| http.get(self.url(base, &tail)).header(ACCEPT, ACCEPT_MANIFESTS))?;
+                let media_type = resp
+                    .headers()
+                    .get(CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|t| t.split(';').next().unwrap_or("").trim().to_string())
+                    .unwrap_or_default();
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::Read::take(resp, MAX_MANIFEST_SIZE + 1), &mut bytes)
+                    .map_err(|e| target.protocol(format!("read manifest: {e}")))?;
+                if bytes.len() as u64 > MAX_MANIFEST_SIZE {
+                    return Err(target.protocol(format!("manifest is over the {MAX_MANIFEST_SIZE}-byte limit")));
+                }
+                (Digest::of(&bytes), bytes.len() as u64, media_type)
+            }
+        };
+        if let Some(want) = &reference.digest {
+            if want != &digest {
+                return Err(target.protocol(format!("registry answered with digest {digest}")));
+            }
+        }
+        if media_type.is_empty() {
+            return Err(target.protocol("registry did not say the manifest's media type"));
+        }
+        Ok(Desc { media_type, digest, size, annotations: Default::default(), platform: None })
+    }
+}

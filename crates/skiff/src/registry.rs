@@ -1,0 +1,131 @@
+//! `skiff images pull|push`: registry transfers through skiffd, with per-layer progress bars.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Result};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use skiff_api::v1::{self, images_client::ImagesClient, pull_image_event::Event as PullEvent, push_image_event::Event as PushEvent};
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+
+use crate::output::human_size;
+use crate::{progress, status};
+
+/// Registry flags shared by pull and push.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct RegistryFlags {
+    /// Talk plain HTTP to hosts that have no hosts.toml.
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Credentials, USER:PASSWORD (over skiffd's configured ones).
+    #[arg(long, short = 'u')]
+    pub user: Option<String>,
+}
+
+impl RegistryFlags {
+    fn options(&self) -> Result<v1::RegistryOptions> {
+        let (username, password) = match &self.user {
+            None => (String::new(), String::new()),
+            Some(u) => match u.split_once(':') {
+                Some((n, p)) if !n.is_empty() => (n.to_string(), p.to_string()),
+                _ => bail!("--user must be USER:PASSWORD"),
+            },
+        };
+        Ok(v1::RegistryOptions { plain_http: self.plain_http, username, password })
+    }
+}
+
+fn layer_bar(multi: &MultiProgress, digest: &str, size: u64) -> ProgressBar {
+    let pb = multi.add(ProgressBar::new(size));
+    if let Ok(style) = ProgressStyle::with_template("{prefix} [{bar:30}] {bytes}/{total_bytes} {msg}") {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    let short = digest.trim_start_matches("sha256:");
+    pb.set_prefix(short[..short.len().min(12)].to_string());
+    pb
+}
+
+pub async fn pull(channel: Channel, reference: String, platform: Option<String>, all_platforms: bool, flags: &RegistryFlags, quiet: bool) -> Result<()> {
+    let mut client = ImagesClient::new(channel);
+    let req = v1::PullImageRequest { reference, platform: platform.unwrap_or_default(), all_platforms, registry: Some(flags.options()?) };
+    let mut stream = client.pull(req).await.map_err(status)?.into_inner();
+    let multi = MultiProgress::with_draw_target(if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
+    let overall = multi.add(progress::bar("total", quiet));
+    let mut bars: HashMap<String, ProgressBar> = HashMap::new();
+    while let Some(ev) = stream.next().await {
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                let _ = multi.clear();
+                return Err(status(e));
+            }
+        };
+        match ev.event {
+            Some(PullEvent::Progress(p)) => progress::update(&overall, p.total, p.done),
+            Some(PullEvent::Blob(b)) => {
+                let bar = bars.entry(b.digest.clone()).or_insert_with(|| layer_bar(&multi, &b.digest, b.size));
+                bar.set_position(b.done);
+                if b.skipped {
+                    bar.finish_with_message("already stored");
+                } else if b.done >= b.size {
+                    bar.finish_with_message("done");
+                }
+            }
+            Some(PullEvent::Result(r)) => {
+                let _ = multi.clear();
+                for i in &r.images {
+                    println!("{} {}", i.name, i.target.as_ref().map_or("", |t| t.digest.as_str()));
+                }
+                if !quiet {
+                    eprintln!(
+                        "pulled: {} blob(s) fetched ({}), {} already stored",
+                        r.blobs_written,
+                        human_size(r.bytes_written),
+                        r.blobs_present
+                    );
+                }
+                return Ok(());
+            }
+            None => {}
+        }
+    }
+    bail!("skiffd closed the pull stream without a result")
+}
+
+pub async fn push(channel: Channel, name: String, destination: Option<String>, platform: Option<String>, flags: &RegistryFlags, quiet: bool) -> Result<()> {
+    let mut client = ImagesClient::new(channel);
+    let req = v1::PushImageRequest {
+        name,
+        destination: destination.unwrap_or_default(),
+        platform: platform.unwrap_or_default(),
+        registry: Some(flags.options()?),
+    };
+    let mut stream = client.push(req).await.map_err(status)?.into_inner();
+    let pb = progress::bar("pushing", quiet);
+    while let Some(ev) = stream.next().await {
+        match ev.map_err(|e| {
+            pb.abandon();
+            status(e)
+        })?
+        .event
+        {
+            Some(PushEvent::Progress(p)) => progress::update(&pb, p.total, p.done),
+            Some(PushEvent::Result(r)) => {
+                pb.finish_and_clear();
+                if !quiet {
+                    eprintln!(
+                        "pushed: {} blob(s) uploaded ({}), {} mounted, {} already there, {} manifest(s)",
+                        r.uploaded,
+                        human_size(r.bytes_uploaded),
+                        r.mounted,
+                        r.present,
+                        r.manifests
+                    );
+                }
+                return Ok(());
+            }
+            None => {}
+        }
+    }
+    bail!("skiffd closed the push stream without a result")
+}
