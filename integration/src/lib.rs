@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+pub mod faults;
+pub mod registry;
+
 /// Directory holding the workspace's binaries (`target/<profile>`).
 pub fn bin_dir() -> PathBuf {
     if let Ok(d) = std::env::var("SKIFF_BIN_DIR") {
@@ -61,24 +64,52 @@ pub struct Skiff {
     pub dir: tempfile::TempDir,
     pub root: PathBuf,
     pub socket: PathBuf,
+    config: Option<PathBuf>,
     child: Option<Child>,
 }
 
 impl Skiff {
     /// Starts skiffd on a fresh temp root.
     pub fn start() -> Result<Skiff> {
+        Skiff::start_with(|_, config| Ok(config))
+    }
+
+    /// Starts skiffd with the default config as `edit` returns it (given the test's temp dir and
+    /// the config text), with its registry `config_path` at `<dir>/certs.d`.
+    pub fn start_with(edit: impl FnOnce(&Path, String) -> Result<String>) -> Result<Skiff> {
         let dir = tempfile::Builder::new().prefix("skiff-it-").tempdir_in(std::env::temp_dir())?;
         let root = dir.path().join("root");
         let socket = dir.path().join("skiff.sock");
-        let mut s = Skiff { dir, root, socket, child: None };
+        let default = Command::new(bin("skiffd")).arg("--print-default-config").output()?;
+        let certs = dir.path().join("certs.d");
+        std::fs::create_dir_all(&certs)?;
+        let config = String::from_utf8(default.stdout)?
+            .replace("config_path = \"/etc/skiff/certs.d\"", &format!("config_path = \"{}\"", certs.display()))
+            .replace("retries = 4", "retries = 3");
+        let config = edit(dir.path(), config)?;
+        let config_path = dir.path().join("skiffd.toml");
+        std::fs::write(&config_path, config)?;
+        let mut s = Skiff { dir, root, socket, config: Some(config_path), child: None };
         s.spawn()?;
         Ok(s)
+    }
+
+    /// Writes `<certs.d>/<host>/hosts.toml`.
+    pub fn hosts_toml(&self, host: &str, text: &str) -> Result<()> {
+        let dir = self.dir.path().join("certs.d").join(host);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("hosts.toml"), text)?;
+        Ok(())
     }
 
     /// Starts skiffd on this root again (after `kill9` or `stop`).
     pub fn spawn(&mut self) -> Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("skiffd.log"))?;
-        let child = Command::new(bin("skiffd"))
+        let mut cmd = Command::new(bin("skiffd"));
+        if let Some(c) = &self.config {
+            cmd.arg("--config").arg(c);
+        }
+        let child = cmd
             .arg("--root")
             .arg(&self.root)
             .arg("--socket")
