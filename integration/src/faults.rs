@@ -17,6 +17,12 @@ pub enum Fault {
     DropMidBody { path: String, after: usize, times: usize },
     /// Always answer 302 to the same URL.
     RedirectLoop { path: String },
+    /// Token authentication as registries do it: without `Authorization: Bearer <token>` a request
+    /// gets 401 with a Bearer challenge whose realm is this proxy's `/token`, which hands out the
+    /// token to Basic `user:password`.
+    BearerAuth { user: String, password: String, token: String },
+    /// Answer matching requests with this status line, headers and body (a HEAD gets no body).
+    Respond { path: String, status: String, headers: Vec<(String, String)>, body: Vec<u8> },
 }
 
 #[derive(Default)]
@@ -97,6 +103,8 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> io::Result<
             let (p, limit) = match f {
                 Fault::ServerError { path, times } | Fault::DropMidBody { path, times, .. } => (path.clone(), *times),
                 Fault::RedirectLoop { path } => (path.clone(), usize::MAX),
+                Fault::BearerAuth { .. } => (String::new(), usize::MAX),
+                Fault::Respond { path, .. } => (path.clone(), usize::MAX),
             };
             if path.contains(&p) && *used < limit {
                 *used += 1;
@@ -106,13 +114,45 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> io::Result<
         }
         chosen
     };
-    match fault {
+    match &fault {
         Some(Fault::ServerError { .. }) => {
             return client.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 12\r\nConnection: close\r\n\r\ninjected 500");
         }
         Some(Fault::RedirectLoop { .. }) => {
             let resp = format!("HTTP/1.1 302 Found\r\nLocation: {path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             return client.write_all(resp.as_bytes());
+        }
+        Some(Fault::Respond { status, headers, body, .. }) => {
+            let mut resp = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
+            for (k, v) in headers {
+                resp.push_str(&format!("{k}: {v}\r\n"));
+            }
+            resp.push_str("\r\n");
+            client.write_all(resp.as_bytes())?;
+            return if method == "HEAD" { Ok(()) } else { client.write_all(body) };
+        }
+        Some(Fault::BearerAuth { user, password, token }) => {
+            let header = |name: &str| {
+                head.iter().filter_map(|l| l.split_once(':')).find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string())
+            };
+            let authorization = header("authorization").unwrap_or_default();
+            if path.starts_with("/token") {
+                let basic = base64_encode(format!("{user}:{password}").as_bytes());
+                let (status, body) = if authorization == format!("Basic {basic}") && path.contains("scope=repository") {
+                    ("200 OK", format!("{{\"token\":\"{token}\"}}"))
+                } else {
+                    ("401 Unauthorized", "{}".to_string())
+                };
+                let resp = format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                return client.write_all(resp.as_bytes());
+            }
+            if authorization != format!("Bearer {token}") {
+                let host = header("host").unwrap_or_default();
+                let resp = format!(
+                    "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://{host}/token\",service=\"skiff-test\",scope=\"repository:demo:pull\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                return client.write_all(resp.as_bytes());
+            }
         }
         _ => {}
     }
@@ -152,4 +192,21 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> io::Result<
             Ok(())
         }
     }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }

@@ -229,3 +229,98 @@ fn faults_are_retried_resumed_or_reported() {
     clean(&c);
     assert!(!c.content().contains(&big_layer));
 }
+
+#[test]
+fn bearer_token_flow_from_the_challenge() {
+    let reg = Registry::plain().expect("registry");
+    let a = Skiff::start().expect("skiffd a");
+    let name = import(&a, &annotated_image(&format!("{}/demo/token:1", reg.host), &["linux/amd64"]));
+    a.cli(&["images", "push", "--plain-http", &name]).ok();
+    let gate = FaultProxy::start(
+        &reg.host,
+        vec![Fault::BearerAuth { user: "bob".into(), password: "pw".into(), token: "tok-123".into() }],
+    )
+    .expect("proxy");
+    let reference = format!("{}/demo/token:1", gate.host);
+    let b = Skiff::start().expect("skiffd b");
+    b.cli(&["images", "pull", "--plain-http", &reference]).fails_with(&["unauthorized", &gate.host, "token service"]);
+    b.cli(&["images", "pull", "--plain-http", "--user", "bob:pw", &reference]).ok();
+    assert!(gate.count("GET", "/token?") >= 1, "a token was fetched");
+    // Push through the same gate, to a new repository, with the token flow.
+    b.cli(&["images", "push", "--plain-http", "--user", "bob:pw", &reference, &format!("{}/demo/token-copy:1", gate.host)]).ok();
+}
+
+#[test]
+fn bad_manifests_are_refused_before_anything_is_stored() {
+    let reg = Registry::plain().expect("registry");
+    let a = Skiff::start().expect("skiffd a");
+    let name = import(&a, &annotated_image(&format!("{}/demo/base:1", reg.host), &["linux/amd64"]));
+    a.cli(&["images", "push", "--plain-http", &name]).ok();
+    let view = inspect(&a, &name);
+    let config = view["Config"]["Digest"].as_str().expect("config").to_string();
+    let size = view["Config"]["Size"].as_u64().expect("size");
+
+    // A manifest whose config descriptor says it is a layer.
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{config}","size":{size}}},"layers":[]}}"#
+    );
+    let put = std::process::Command::new("curl")
+        .args(["-sf", "-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.manifest.v1+json", "--data-binary", &manifest])
+        .arg(format!("http://{}/v2/demo/base/manifests/wrong-config", reg.host))
+        .status()
+        .expect("curl");
+    assert!(put.success());
+    let b = Skiff::start().expect("skiffd b");
+    b.cli(&["images", "pull", "--plain-http", &format!("{}/demo/base:wrong-config", reg.host)])
+        .fails_with(&["unsupported media type", "application/vnd.oci.image.layer.v1.tar+gzip", "config"]);
+    assert!(b.content().is_empty() && b.images().is_empty());
+
+    // A manifest over 4 MiB (registries refuse to store one, so a proxy serves it).
+    let huge = FaultProxy::start(
+        &reg.host,
+        vec![Fault::Respond {
+            path: "/manifests/huge".into(),
+            status: "200 OK".into(),
+            headers: vec![
+                ("Content-Type".into(), "application/vnd.oci.image.manifest.v1+json".into()),
+                ("Content-Length".into(), (5u64 << 20).to_string()),
+            ],
+            body: vec![b' '; 5 << 20],
+        }],
+    )
+    .expect("proxy");
+    b.cli(&["images", "pull", "--plain-http", &format!("{}/demo/base:huge", huge.host)])
+        .fails_with(&["over the 4194304-byte limit", &huge.host, "demo/base"]);
+    assert!(b.content().is_empty() && b.images().is_empty());
+}
+
+#[test]
+fn a_failed_pull_resumes_from_the_blobs_it_completed() {
+    let reg = Registry::plain().expect("registry");
+    let a = Skiff::start().expect("skiffd a");
+    let mut spec = annotated_image(&format!("{}/demo/resume:1", reg.host), &["linux/amd64"]);
+    spec.layers = (0..3).map(|i| random_layer(i + 90, 2 << 20)).collect::<anyhow::Result<_>>().expect("layers");
+    let broken = skiff_testimage::sha256(&spec.layers[2].bytes);
+    let name = import(&a, &spec);
+    a.cli(&["images", "push", "--plain-http", &name]).ok();
+
+    let flaky = FaultProxy::start(&reg.host, vec![Fault::ServerError { path: format!("/blobs/{broken}"), times: 100 }]).expect("proxy");
+    let b = Skiff::start().expect("skiffd b");
+    let reference = format!("{}/demo/resume:1", flaky.host);
+    b.cli(&["images", "pull", "--plain-http", &reference]).fails_with(&["HTTP 500", &broken]);
+    assert!(b.images().is_empty(), "no image from a failed pull");
+    assert_eq!(count_files(&b.root.join("content/ingest")), 0, "no partial blob kept");
+    let kept = b.content();
+    assert!(!kept.contains(&broken));
+
+    let healthy = FaultProxy::start(&reg.host, vec![]).expect("proxy");
+    let out = b.cli(&["images", "pull", "--plain-http", &format!("{}/demo/resume:1", healthy.host)]);
+    // The two completed layers are reused; the missing layer, config and manifest are fetched.
+    assert!(out.stderr.contains("3 blob(s) fetched") && out.stderr.contains("2 already stored"), "{}", out.stderr);
+    out.ok();
+    for layer in &spec.layers[..2] {
+        let d = skiff_testimage::sha256(&layer.bytes);
+        assert_eq!(healthy.count("GET", &format!("/blobs/{d}")), 0, "completed layer {d} not fetched again");
+    }
+    assert!(b.cli(&["content", "verify"]).ok().contains("verified"));
+}

@@ -6,8 +6,8 @@ pub enum RegistryError {
     #[error("{host}/{repository} {object}: not found (HTTP 404)")]
     NotFound { host: String, repository: String, object: String },
 
-    #[error("{host}/{repository} {object}: unauthorized (HTTP {status}){hint}")]
-    Unauthorized { host: String, repository: String, object: String, status: u16, hint: String },
+    #[error("{host}/{repository} {object}: unauthorized (HTTP {status}){message}; {hint}")]
+    Unauthorized { host: String, repository: String, object: String, status: u16, message: String, hint: String },
 
     #[error("{host}/{repository} {object}: HTTP {status}: {message}")]
     Http { host: String, repository: String, object: String, status: u16, message: String },
@@ -53,13 +53,17 @@ impl Target {
         let t = self.clone();
         match status {
             404 => RegistryError::NotFound { host: t.host, repository: t.repository, object: t.object },
-            401 | 403 => RegistryError::Unauthorized {
-                host: t.host,
-                repository: t.repository,
-                object: t.object,
-                status,
-                hint: "; check credentials (skiffd config [registry.auths], a Docker config.json, or --user)".into(),
-            },
+            401 | 403 => {
+                let message = message.into();
+                RegistryError::Unauthorized {
+                    host: t.host,
+                    repository: t.repository,
+                    object: t.object,
+                    status,
+                    message: if message.is_empty() { message } else { format!(": {message}") },
+                    hint: "check credentials (skiffd config [registry.auths], a Docker config.json, or --user)".into(),
+                }
+            }
             _ => RegistryError::Http { host: t.host, repository: t.repository, object: t.object, status, message: message.into() },
         }
     }
