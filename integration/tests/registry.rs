@@ -69,8 +69,10 @@ fn push_then_pull_keeps_every_annotation_and_mounts_across_repositories() {
         assert!(got.contains(&(want.0.into(), want.1.into(), want.2.into())), "{want:?} not in {got:?}");
     }
     assert!(b.cli(&["content", "verify"]).ok().contains("verified"));
-    let again = b.cli(&["images", "pull", "--plain-http", &annotated]);
+    let counting = FaultProxy::start(&reg.host, vec![]).expect("proxy");
+    let again = b.cli(&["images", "pull", "--plain-http", &annotated.replace(&reg.host, &counting.host)]);
     assert!(again.stderr.contains("0 blob(s) fetched"), "{}", again.stderr);
+    assert_eq!(counting.count("GET", "/"), 0, "a re-pull only resolves the tag (HEAD), nothing is downloaded");
 
     // A second repository on the same host gets the blobs by cross-repository mount.
     let copy = format!("{}/other/copy:1", reg.host);

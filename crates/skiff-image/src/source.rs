@@ -218,6 +218,31 @@ impl Source for TarSource {
     }
 }
 
+/// A source that serves blobs the store already holds from the store, and the rest from `inner`:
+/// a re-pull or a resumed pull then fetches only what is missing, manifests and configs included.
+pub struct StoreFirst<'a> {
+    pub store: &'a skiff_store::LocalContentStore,
+    pub inner: &'a dyn Source,
+}
+
+impl Source for StoreFirst<'_> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn open(&self, path: &str) -> Result<Option<(Box<dyn Read + Send + '_>, u64)>> {
+        self.inner.open(path)
+    }
+
+    fn open_blob(&self, desc: &Desc) -> Result<Option<(Box<dyn Read + Send + '_>, u64)>> {
+        use skiff_store::ContentStore as _;
+        match self.store.info(&desc.digest) {
+            Ok(info) => Ok(Some((Box::new(self.store.open(&desc.digest)?), info.size))),
+            Err(_) => self.inner.open_blob(desc),
+        }
+    }
+}
+
 /// Opens `path` as a directory layout or an archive.
 pub fn open_source(path: &Path) -> Result<Box<dyn Source>> {
     let meta = std::fs::metadata(path).map_err(ImageError::io(format!("open {}", path.display())))?;

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use skiff_image::import::{commit_plan, plan_image, ImportOptions, ImportReport};
+use skiff_image::source::StoreFirst;
 use skiff_image::{Platform, Progress, Reference};
 use skiff_store::Store;
 
@@ -42,7 +43,8 @@ pub fn pull(
     let client = Client::new(&reference, client_opts, Access::Pull)?;
     let target = client.resolve(&reference)?;
     tracing::info!(reference = %reference, digest = %target.digest, media_type = %target.media_type, "resolved");
-    let source = RegistrySource::new(&client);
+    let registry = RegistrySource::new(&client);
+    let source = StoreFirst { store: store.content(), inner: &registry };
     let import = ImportOptions {
         platform: opts.platform.clone(),
         all_platforms: opts.all_platforms,
