@@ -7,9 +7,9 @@ use anyhow::{bail, Result};
 use clap::{Subcommand, ValueEnum};
 use serde::Serialize;
 use skiff_api::v1::{self, images_client::ImagesClient};
-use tokio_stream::StreamExt;
 
 use crate::output::{human_size, print_rows, Row};
+use crate::progress::Step;
 use crate::{absolute, progress, status, template, Ctx};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -176,32 +176,25 @@ pub async fn run(ctx: &Ctx, cmd: ImagesCommand) -> Result<()> {
             };
             let mut stream = client.import(req).await.map_err(status)?.into_inner();
             let pb = progress::bar("importing", quiet);
-            while let Some(ev) = stream.next().await {
-                match ev.map_err(|e| {
-                    pb.abandon();
-                    status(e)
-                })?.event {
-                    Some(v1::import_image_event::Event::Progress(p)) => progress::update(&pb, p.total, p.done),
-                    Some(v1::import_image_event::Event::Result(r)) => {
-                        pb.finish_and_clear();
-                        for i in &r.images {
-                            println!("{} {}", i.name, i.target.as_ref().map_or("", |t| t.digest.as_str()));
-                        }
-                        if !quiet {
-                            eprintln!(
-                                "imported {} image(s): {} blob(s) written ({}), {} already present",
-                                r.images.len(),
-                                r.blobs_written,
-                                human_size(r.bytes_written),
-                                r.blobs_present
-                            );
-                        }
-                        return Ok(());
-                    }
-                    None => {}
-                }
+            let r = progress::follow(&mut stream, &pb, "import", |ev| match ev.event {
+                Some(v1::import_image_event::Event::Progress(p)) => Step::Progress(p.total, p.done),
+                Some(v1::import_image_event::Event::Result(r)) => Step::Done(r),
+                None => Step::Other,
+            })
+            .await?;
+            for i in &r.images {
+                println!("{} {}", i.name, i.target.as_ref().map_or("", |t| t.digest.as_str()));
             }
-            bail!("skiffd closed the import stream without a result")
+            if !quiet {
+                eprintln!(
+                    "imported {} image(s): {} blob(s) written ({}), {} already present",
+                    r.images.len(),
+                    r.blobs_written,
+                    human_size(r.bytes_written),
+                    r.blobs_present
+                );
+            }
+            Ok(())
         }
         ImagesCommand::Export { out, names, format, platform, quiet } => {
             let req = v1::ExportImageRequest {
@@ -215,20 +208,16 @@ pub async fn run(ctx: &Ctx, cmd: ImagesCommand) -> Result<()> {
             };
             let mut stream = client.export(req).await.map_err(status)?.into_inner();
             let pb = progress::bar("exporting", quiet);
-            while let Some(ev) = stream.next().await {
-                match ev.map_err(status)?.event {
-                    Some(v1::export_image_event::Event::Progress(p)) => progress::update(&pb, p.total, p.done),
-                    Some(v1::export_image_event::Event::Result(r)) => {
-                        pb.finish_and_clear();
-                        if !quiet {
-                            eprintln!("exported {} blob(s) to {}", r.blobs, out.display());
-                        }
-                        return Ok(());
-                    }
-                    None => {}
-                }
+            let r = progress::follow(&mut stream, &pb, "export", |ev| match ev.event {
+                Some(v1::export_image_event::Event::Progress(p)) => Step::Progress(p.total, p.done),
+                Some(v1::export_image_event::Event::Result(r)) => Step::Done(r),
+                None => Step::Other,
+            })
+            .await?;
+            if !quiet {
+                eprintln!("exported {} blob(s) to {}", r.blobs, out.display());
             }
-            bail!("skiffd closed the export stream without a result")
+            Ok(())
         }
         ImagesCommand::Inspect { name, format, platform } => {
             let req = v1::InspectImageRequest { name, platform: platform.unwrap_or_default() };

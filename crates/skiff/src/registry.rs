@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use anyhow::{bail, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use skiff_api::v1::{self, images_client::ImagesClient, pull_image_event::Event as PullEvent, push_image_event::Event as PushEvent};
-use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
 use crate::output::human_size;
+use crate::progress::Step;
 use crate::{progress, status};
 
 /// Registry flags shared by pull and push.
@@ -52,44 +52,31 @@ pub async fn pull(channel: Channel, reference: String, platform: Option<String>,
     let multi = MultiProgress::with_draw_target(if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
     let overall = multi.add(progress::bar("total", quiet));
     let mut bars: HashMap<String, ProgressBar> = HashMap::new();
-    while let Some(ev) = stream.next().await {
-        let ev = match ev {
-            Ok(ev) => ev,
-            Err(e) => {
-                let _ = multi.clear();
-                return Err(status(e));
+    let result = progress::follow(&mut stream, &overall, "pull", |ev| match ev.event {
+        Some(PullEvent::Progress(p)) => Step::Progress(p.total, p.done),
+        Some(PullEvent::Blob(b)) => {
+            let bar = bars.entry(b.digest.clone()).or_insert_with(|| layer_bar(&multi, &b.digest, b.size));
+            bar.set_position(b.done);
+            if b.skipped {
+                bar.finish_with_message("already stored");
+            } else if b.done >= b.size {
+                bar.finish_with_message("done");
             }
-        };
-        match ev.event {
-            Some(PullEvent::Progress(p)) => progress::update(&overall, p.total, p.done),
-            Some(PullEvent::Blob(b)) => {
-                let bar = bars.entry(b.digest.clone()).or_insert_with(|| layer_bar(&multi, &b.digest, b.size));
-                bar.set_position(b.done);
-                if b.skipped {
-                    bar.finish_with_message("already stored");
-                } else if b.done >= b.size {
-                    bar.finish_with_message("done");
-                }
-            }
-            Some(PullEvent::Result(r)) => {
-                let _ = multi.clear();
-                for i in &r.images {
-                    println!("{} {}", i.name, i.target.as_ref().map_or("", |t| t.digest.as_str()));
-                }
-                if !quiet {
-                    eprintln!(
-                        "pulled: {} blob(s) fetched ({}), {} already stored",
-                        r.blobs_written,
-                        human_size(r.bytes_written),
-                        r.blobs_present
-                    );
-                }
-                return Ok(());
-            }
-            None => {}
+            Step::Other
         }
+        Some(PullEvent::Result(r)) => Step::Done(r),
+        None => Step::Other,
+    })
+    .await;
+    let _ = multi.clear();
+    let r = result?;
+    for i in &r.images {
+        println!("{} {}", i.name, i.target.as_ref().map_or("", |t| t.digest.as_str()));
     }
-    bail!("skiffd closed the pull stream without a result")
+    if !quiet {
+        eprintln!("pulled: {} blob(s) fetched ({}), {} already stored", r.blobs_written, human_size(r.bytes_written), r.blobs_present);
+    }
+    Ok(())
 }
 
 pub async fn push(channel: Channel, name: String, destination: Option<String>, platform: Option<String>, flags: &RegistryFlags, quiet: bool) -> Result<()> {
@@ -102,30 +89,21 @@ pub async fn push(channel: Channel, name: String, destination: Option<String>, p
     };
     let mut stream = client.push(req).await.map_err(status)?.into_inner();
     let pb = progress::bar("pushing", quiet);
-    while let Some(ev) = stream.next().await {
-        match ev.map_err(|e| {
-            pb.abandon();
-            status(e)
-        })?
-        .event
-        {
-            Some(PushEvent::Progress(p)) => progress::update(&pb, p.total, p.done),
-            Some(PushEvent::Result(r)) => {
-                pb.finish_and_clear();
-                if !quiet {
-                    eprintln!(
-                        "pushed: {} blob(s) uploaded ({}), {} mounted, {} already there, {} manifest(s)",
-                        r.uploaded,
-                        human_size(r.bytes_uploaded),
-                        r.mounted,
-                        r.present,
-                        r.manifests
-                    );
-                }
-                return Ok(());
-            }
-            None => {}
-        }
+    let r = progress::follow(&mut stream, &pb, "push", |ev| match ev.event {
+        Some(PushEvent::Progress(p)) => Step::Progress(p.total, p.done),
+        Some(PushEvent::Result(r)) => Step::Done(r),
+        None => Step::Other,
+    })
+    .await?;
+    if !quiet {
+        eprintln!(
+            "pushed: {} blob(s) uploaded ({}), {} mounted, {} already there, {} manifest(s)",
+            r.uploaded,
+            human_size(r.bytes_uploaded),
+            r.mounted,
+            r.present,
+            r.manifests
+        );
     }
-    bail!("skiffd closed the push stream without a result")
+    Ok(())
 }

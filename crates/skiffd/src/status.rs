@@ -54,6 +54,12 @@ pub fn registry_code(e: &RegistryError) -> Code {
     }
 }
 
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        ApiError::Registry(Box::new(e))
+    }
+}
+
 /// Errors the services return.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -62,7 +68,7 @@ pub enum ApiError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Registry(#[from] RegistryError),
+    Registry(Box<RegistryError>),
     #[error("{0}")]
     BadRequest(String),
     #[error("internal: {0}")]
