@@ -6,9 +6,10 @@
 //! images    image/<name>                       -> ImageRecord (json)
 //! leases    lease/<id>                         -> Lease (json)
 //!           lease/<id>/content/<digest>        -> "new" | "existing"
+//! snapshots snapshot/<key>                     -> snapshot record (json, owned by skiff-snapshot)   [v2]
 //! ```
-//! The containers, sandboxes and snapshots trees join this set when those records arrive; each
-//! addition bumps the schema version with a migration below.
+//! The containers and sandboxes trees join this set when those records arrive; each addition
+//! bumps the schema version with a migration below.
 
 use std::path::Path;
 
@@ -18,13 +19,14 @@ use serde::Serialize;
 use crate::error::{Result, StoreError};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 
 /// Ordered migrations: entry `i` moves a database from version `i` to `i + 1`.
 /// Version 0 is an empty database, so the first migration only stamps the version.
-const MIGRATIONS: &[fn(&Db) -> Result<()>] = &[|_| Ok(())];
+/// Version 2 adds the `snapshots` tree, which `Db::open` creates; nothing to move.
+const MIGRATIONS: &[fn(&Db) -> Result<()>] = &[|_| Ok(()), |_| Ok(())];
 
 /// The opened database and its trees.
 #[derive(Clone)]
@@ -34,6 +36,8 @@ pub struct Db {
     pub(crate) content: sled::Tree,
     pub(crate) images: sled::Tree,
     pub(crate) leases: sled::Tree,
+    /// Snapshot records; their layout belongs to skiff-snapshot.
+    pub snapshots: sled::Tree,
 }
 
 impl Db {
@@ -58,6 +62,7 @@ impl Db {
             content: db.open_tree("content")?,
             images: db.open_tree("images")?,
             leases: db.open_tree("leases")?,
+            snapshots: db.open_tree("snapshots")?,
             db,
         };
         this.migrate()?;
@@ -89,6 +94,11 @@ impl Db {
             tracing::info!(from, to = from + 1, "migrated metadata schema");
         }
         self.flush()
+    }
+
+    /// A fresh, never reused id (sled's monotonic counter).
+    pub fn db_generate_id(&self) -> Result<u64> {
+        Ok(self.db.generate_id()?)
     }
 
     /// Flushes sled to disk; called before a write is acknowledged.
@@ -130,7 +140,22 @@ mod tests {
             raw.flush().expect("flush");
         }
         let db = Db::open(&dir.path().join("db"), 1 << 20).expect("open");
-        assert_eq!(db.schema_version().expect("version"), 1);
+        assert_eq!(db.schema_version().expect("version"), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn migration_two_keeps_version_one_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let raw = sled::open(dir.path().join("db")).expect("sled");
+            raw.open_tree("meta").expect("meta").insert(SCHEMA_KEY, &1u32.to_be_bytes()).expect("stamp");
+            raw.open_tree("images").expect("images").insert("image/x", b"{}".to_vec()).expect("record");
+            raw.flush().expect("flush");
+        }
+        let db = Db::open(&dir.path().join("db"), 1 << 20).expect("open");
+        assert_eq!(db.schema_version().expect("version"), 2);
+        assert!(db.images.get("image/x").expect("get").is_some(), "v1 records kept");
+        assert!(db.snapshots.is_empty());
     }
 
     #[test]

@@ -34,6 +34,11 @@ pub struct Layer {
 }
 
 impl Layer {
+    /// A layer from raw tar bytes, gzip-compressed when `gzip`.
+    pub fn from_tar(bytes: Vec<u8>, gzip: bool) -> Result<Layer> {
+        Layer::tar(bytes, gzip)
+    }
+
     fn tar(bytes: Vec<u8>, gzip: bool) -> Result<Layer> {
         let diff_id = sha256(&bytes);
         if !gzip {

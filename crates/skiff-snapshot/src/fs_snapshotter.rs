@@ -1,0 +1,312 @@
+//! The directory-backed snapshotter, on overlayfs or by copying.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use skiff_store::Db;
+
+use crate::apply::{Target, Whiteouts};
+use crate::error::{Result, SnapshotError};
+use crate::{Info, Kind, Mount, Snapshotter, Usage};
+
+/// How snapshots are stacked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Layers are overlay lowerdirs; an active snapshot is an upper directory.
+    Overlay,
+    /// Each snapshot is a full copy of its parent.
+    Native,
+}
+
+pub struct FsSnapshotter {
+    root: PathBuf,
+    db: Db,
+    backend: Backend,
+}
+
+fn key_of(key: &str) -> Vec<u8> {
+    format!("snapshot/{key}").into_bytes()
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Whether overlayfs can be mounted under `dir` here (tries it).
+pub fn overlay_supported(dir: &Path) -> bool {
+    let probe = dir.join(format!("overlay-probe-{}", std::process::id()));
+    let ok = (|| -> std::io::Result<bool> {
+        for d in ["lower", "upper", "work", "merged"] {
+            fs::create_dir_all(probe.join(d))?;
+        }
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            probe.join("lower").display(),
+            probe.join("upper").display(),
+            probe.join("work").display()
+        );
+        let merged = probe.join("merged");
+        let mounted = nix::mount::mount(Some("overlay"), &merged, Some("overlay"), nix::mount::MsFlags::empty(), Some(opts.as_str())).is_ok();
+        if mounted {
+            let _ = nix::mount::umount(&merged);
+        }
+        Ok(mounted)
+    })()
+    .unwrap_or(false);
+    let _ = fs::remove_dir_all(&probe);
+    ok
+}
+
+impl FsSnapshotter {
+    /// Opens the snapshotter under `<root>/snapshots`, removing what an interrupted operation left.
+    pub fn open(root: &Path, db: Db, backend: Backend) -> Result<FsSnapshotter> {
+        let root = root.join("snapshots");
+        fs::create_dir_all(&root).map_err(SnapshotError::io(format!("create {}", root.display())))?;
+        let s = FsSnapshotter { root, db, backend };
+        s.recover()?;
+        Ok(s)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    fn dir(&self, id: u64) -> PathBuf {
+        self.root.join(id.to_string())
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Info>> {
+        match self.db.snapshots.get(key_of(key)).map_err(skiff_store::StoreError::from)? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| SnapshotError::InvalidArgument(format!("corrupt snapshot record {key}: {e}"))),
+        }
+    }
+
+    /// Directories whose records are gone, temp and half-removed directories: all removed.
+    fn recover(&self) -> Result<()> {
+        let ids: std::collections::HashSet<u64> = self.list()?.iter().map(|i| i.id).collect();
+        for entry in fs::read_dir(&self.root).map_err(SnapshotError::io("read snapshots dir"))? {
+            let entry = entry.map_err(SnapshotError::io("read snapshots dir"))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let keep = name.parse::<u64>().is_ok_and(|id| ids.contains(&id));
+            if !keep {
+                tracing::warn!(dir = %entry.path().display(), "removing snapshot directory without a record");
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+        for info in self.list()? {
+            if !self.dir(info.id).is_dir() {
+                tracing::warn!(key = %info.key, "dropping snapshot record whose directory is missing");
+                self.db.snapshots.remove(key_of(&info.key)).map_err(skiff_store::StoreError::from)?;
+            }
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The `fs` directories of `key` and its ancestors, `key` first.
+    fn chain(&self, key: &str) -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        let mut next = Some(key.to_string());
+        while let Some(k) = next {
+            let info = self.get(&k)?.ok_or_else(|| SnapshotError::NotFound(k.clone()))?;
+            out.push(self.dir(info.id).join("fs"));
+            next = info.parent;
+        }
+        Ok(out)
+    }
+
+    fn create(&self, key: &str, parent: Option<&str>, kind: Kind, labels: BTreeMap<String, String>) -> Result<Info> {
+        if key.is_empty() {
+            return Err(SnapshotError::InvalidArgument(format!("bad snapshot key {key:?}")));
+        }
+        if self.get(key)?.is_some() {
+            return Err(SnapshotError::AlreadyExists(key.to_string()));
+        }
+        if let Some(p) = parent {
+            let pinfo = self.get(p)?.ok_or_else(|| SnapshotError::NotFound(p.to_string()))?;
+            if pinfo.kind != Kind::Committed {
+                return Err(SnapshotError::FailedPrecondition { key: p.to_string(), reason: "parent is not committed".into() });
+            }
+        }
+        let id = self.db.db_generate_id()?;
+        // Built in a temp directory and renamed into place before the record is written: a crash
+        // leaves only a directory without a record, which `recover` removes.
+        let tmp = self.root.join(format!("new-{id}"));
+        let made = (|| -> Result<()> {
+            fs::create_dir_all(tmp.join("fs")).map_err(SnapshotError::io(format!("create {}", tmp.display())))?;
+            if self.backend == Backend::Overlay {
+                fs::create_dir_all(tmp.join("work")).map_err(SnapshotError::io("create work dir"))?;
+            }
+            if let (Backend::Native, Some(p)) = (self.backend, parent) {
+                let src = self.chain(p)?.remove(0);
+                let status = Command::new("cp")
+                    .arg("-a")
+                    .arg(format!("{}/.", src.display()))
+                    .arg(tmp.join("fs"))
+                    .status()
+                    .map_err(SnapshotError::io("run cp -a"))?;
+                if !status.success() {
+                    return Err(SnapshotError::Io { context: format!("copy {}", src.display()), source: std::io::Error::other(status.to_string()) });
+                }
+            }
+            fs::rename(&tmp, self.dir(id)).map_err(SnapshotError::io("rename snapshot into place"))
+        })();
+        if let Err(e) = made {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        let info = Info { key: key.to_string(), id, kind, parent: parent.map(str::to_string), created_at: now(), labels };
+        let bytes = serde_json::to_vec(&info).map_err(|e| SnapshotError::InvalidArgument(e.to_string()))?;
+        let swapped = self
+            .db
+            .snapshots
+            .compare_and_swap(key_of(key), None as Option<&[u8]>, Some(bytes))
+            .map_err(skiff_store::StoreError::from)?;
+        if swapped.is_err() {
+            let _ = fs::remove_dir_all(self.dir(id));
+            return Err(SnapshotError::AlreadyExists(key.to_string()));
+        }
+        self.db.flush()?;
+        Ok(info)
+    }
+}
+
+fn path_str(p: &Path) -> String {
+    p.display().to_string()
+}
+
+impl Snapshotter for FsSnapshotter {
+    fn prepare(&self, key: &str, parent: Option<&str>, labels: BTreeMap<String, String>) -> Result<Vec<Mount>> {
+        self.create(key, parent, Kind::Active, labels)?;
+        self.mounts(key)
+    }
+
+    fn view(&self, key: &str, parent: &str) -> Result<Vec<Mount>> {
+        self.create(key, Some(parent), Kind::View, BTreeMap::new())?;
+        self.mounts(key)
+    }
+
+    fn commit(&self, name: &str, key: &str) -> Result<Info> {
+        let mut info = self.get(key)?.ok_or_else(|| SnapshotError::NotFound(key.to_string()))?;
+        if info.kind != Kind::Active {
+            return Err(SnapshotError::FailedPrecondition { key: key.to_string(), reason: "only an active snapshot can be committed".into() });
+        }
+        if self.get(name)?.is_some() {
+            return Err(SnapshotError::AlreadyExists(name.to_string()));
+        }
+        info.key = name.to_string();
+        info.kind = Kind::Committed;
+        let bytes = serde_json::to_vec(&info).map_err(|e| SnapshotError::InvalidArgument(e.to_string()))?;
+        let mut batch = sled::Batch::default();
+        batch.remove(key_of(key));
+        batch.insert(key_of(name), bytes);
+        self.db.snapshots.apply_batch(batch).map_err(skiff_store::StoreError::from)?;
+        self.db.flush()?;
+        Ok(info)
+    }
+
+    fn remove(&self, key: &str) -> Result<()> {
+        let info = self.get(key)?.ok_or_else(|| SnapshotError::NotFound(key.to_string()))?;
+        if let Some(child) = self.list()?.into_iter().find(|i| i.parent.as_deref() == Some(key)) {
+            return Err(SnapshotError::FailedPrecondition { key: key.to_string(), reason: format!("snapshot {:?} is built on it", child.key) });
+        }
+        self.db.snapshots.remove(key_of(key)).map_err(skiff_store::StoreError::from)?;
+        self.db.flush()?;
+        // Record first, then data: a crash in between leaves a directory `recover` removes.
+        let doomed = self.root.join(format!("{}-removing", info.id));
+        fs::rename(self.dir(info.id), &doomed).map_err(SnapshotError::io("rename snapshot for removal"))?;
+        fs::remove_dir_all(&doomed).map_err(SnapshotError::io(format!("remove {}", doomed.display())))
+    }
+
+    fn mounts(&self, key: &str) -> Result<Vec<Mount>> {
+        let info = self.get(key)?.ok_or_else(|| SnapshotError::NotFound(key.to_string()))?;
+        let chain = self.chain(key)?;
+        let ro = info.kind == Kind::View;
+        let bind = |dir: &Path, ro: bool| Mount {
+            kind: "bind".into(),
+            source: path_str(dir),
+            options: vec![if ro { "ro".into() } else { "rw".into() }, "rbind".into()],
+        };
+        Ok(match (self.backend, info.kind) {
+            (_, Kind::Committed) => {
+                return Err(SnapshotError::FailedPrecondition { key: key.to_string(), reason: "a committed snapshot has no mounts; use a view".into() })
+            }
+            (Backend::Native, _) => vec![bind(&chain[0], ro)],
+            (Backend::Overlay, Kind::Active) if chain.len() == 1 => vec![bind(&chain[0], false)],
+            (Backend::Overlay, Kind::Active) => {
+                let lower: Vec<String> = chain[1..].iter().map(|p| path_str(p)).collect();
+                let work = self.dir(info.id).join("work");
+                vec![Mount {
+                    kind: "overlay".into(),
+                    source: "overlay".into(),
+                    options: vec![
+                        "index=off".into(),
+                        format!("lowerdir={}", lower.join(":")),
+                        format!("upperdir={}", path_str(&chain[0])),
+                        format!("workdir={}", path_str(&work)),
+                    ],
+                }]
+            }
+            (Backend::Overlay, _) if chain.len() == 2 => vec![bind(&chain[1], true)],
+            (Backend::Overlay, _) => {
+                let lower: Vec<String> = chain[1..].iter().map(|p| path_str(p)).collect();
+                vec![Mount { kind: "overlay".into(), source: "overlay".into(), options: vec!["ro".into(), format!("lowerdir={}", lower.join(":"))] }]
+            }
+        })
+    }
+
+    fn stat(&self, key: &str) -> Result<Info> {
+        self.get(key)?.ok_or_else(|| SnapshotError::NotFound(key.to_string()))
+    }
+
+    fn usage(&self, key: &str) -> Result<Usage> {
+        let info = self.stat(key)?;
+        let mut usage = Usage::default();
+        let mut stack = vec![self.dir(info.id).join("fs")];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir).map_err(SnapshotError::io(format!("read {}", dir.display())))? {
+                let entry = entry.map_err(SnapshotError::io("read dir"))?;
+                let m = entry.metadata().map_err(SnapshotError::io("stat"))?;
+                use std::os::unix::fs::MetadataExt;
+                if seen.insert(m.ino()) {
+                    usage.inodes += 1;
+                    usage.bytes += m.blocks() * 512;
+                }
+                if m.is_dir() {
+                    stack.push(entry.path());
+                }
+            }
+        }
+        Ok(usage)
+    }
+
+    fn list(&self) -> Result<Vec<Info>> {
+        let mut out = Vec::new();
+        for kv in self.db.snapshots.scan_prefix("snapshot/") {
+            let (k, v) = kv.map_err(skiff_store::StoreError::from)?;
+            out.push(serde_json::from_slice(&v).map_err(|e| {
+                SnapshotError::InvalidArgument(format!("corrupt snapshot record {}: {e}", String::from_utf8_lossy(&k)))
+            })?);
+        }
+        Ok(out)
+    }
+
+    fn diff_target(&self, key: &str) -> Result<Target> {
+        let info = self.stat(key)?;
+        if info.kind != Kind::Active {
+            return Err(SnapshotError::FailedPrecondition { key: key.to_string(), reason: "layers apply only to active snapshots".into() });
+        }
+        let mut chain = self.chain(key)?;
+        let dir = chain.remove(0);
+        Ok(match self.backend {
+            Backend::Overlay => Target { dir, whiteouts: Whiteouts::Overlay, lowers: chain },
+            Backend::Native => Target { dir, whiteouts: Whiteouts::Delete, lowers: Vec::new() },
+        })
+    }
+}
