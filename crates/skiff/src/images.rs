@@ -42,6 +42,9 @@ pub enum ImagesCommand {
         /// Import every platform's content.
         #[arg(long)]
         all_platforms: bool,
+        /// Store the content only; do not unpack the layers into snapshots.
+        #[arg(long)]
+        no_unpack: bool,
         #[arg(short, long)]
         quiet: bool,
     },
@@ -95,6 +98,9 @@ pub enum ImagesCommand {
         /// Pull every platform's content.
         #[arg(long)]
         all_platforms: bool,
+        /// Store the content only; do not unpack the layers into snapshots.
+        #[arg(long)]
+        no_unpack: bool,
         #[command(flatten)]
         registry: crate::registry::RegistryFlags,
         #[arg(short, long)]
@@ -166,13 +172,14 @@ pub async fn run(ctx: &Ctx, cmd: ImagesCommand) -> Result<()> {
             }
             print_rows(&images.iter().map(row).collect::<Vec<_>>(), ctx.output)
         }
-        ImagesCommand::Import { path, name, base_name, platform, all_platforms, quiet } => {
+        ImagesCommand::Import { path, name, base_name, platform, all_platforms, no_unpack, quiet } => {
             let req = v1::ImportImageRequest {
                 path: absolute(&path)?.display().to_string(),
                 platform: platform.unwrap_or_default(),
                 all_platforms,
                 name: name.unwrap_or_default(),
                 base_name: base_name.unwrap_or_default(),
+                no_unpack,
             };
             let mut stream = client.import(req).await.map_err(status)?.into_inner();
             let pb = progress::bar("importing", quiet);
@@ -187,11 +194,13 @@ pub async fn run(ctx: &Ctx, cmd: ImagesCommand) -> Result<()> {
             }
             if !quiet {
                 eprintln!(
-                    "imported {} image(s): {} blob(s) written ({}), {} already present",
+                    "imported {} image(s): {} blob(s) written ({}), {} already present; {} layer(s) unpacked, {} already unpacked",
                     r.images.len(),
                     r.blobs_written,
                     human_size(r.bytes_written),
-                    r.blobs_present
+                    r.blobs_present,
+                    r.layers_unpacked,
+                    r.layers_present
                 );
             }
             Ok(())
@@ -238,8 +247,15 @@ pub async fn run(ctx: &Ctx, cmd: ImagesCommand) -> Result<()> {
             println!("{} {}", image.name, image.target.map(|t| t.digest).unwrap_or_default());
             Ok(())
         }
-        ImagesCommand::Pull { reference, platform, all_platforms, registry, quiet } => {
-            crate::registry::pull(ctx.channel.clone(), reference, platform, all_platforms, &registry, quiet).await
+        ImagesCommand::Pull { reference, platform, all_platforms, no_unpack, registry, quiet } => {
+            let req = v1::PullImageRequest {
+                reference,
+                platform: platform.unwrap_or_default(),
+                all_platforms,
+                registry: Some(registry.options()?),
+                no_unpack,
+            };
+            crate::registry::pull(ctx.channel.clone(), req, quiet).await
         }
         ImagesCommand::Push { name, destination, platform, registry, quiet } => {
             crate::registry::push(ctx.channel.clone(), name, destination, platform, &registry, quiet).await

@@ -5,6 +5,7 @@ mod images;
 mod output;
 mod progress;
 mod registry;
+mod snapshots;
 mod template;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +43,12 @@ enum Command {
         #[command(subcommand)]
         command: content::ContentCommand,
     },
+    /// Unpacked layers and container root filesystems.
+    #[command(alias = "snapshot")]
+    Snapshots {
+        #[command(subcommand)]
+        command: snapshots::SnapshotsCommand,
+    },
 }
 
 pub struct Ctx {
@@ -70,6 +77,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Images { command } => images::run(&ctx, command).await,
         Command::Content { command } => content::run(&ctx, command).await,
+        Command::Snapshots { command } => snapshots::run(&ctx, command).await,
     }
 }
 

@@ -23,7 +23,7 @@ pub struct RegistryFlags {
 }
 
 impl RegistryFlags {
-    fn options(&self) -> Result<v1::RegistryOptions> {
+    pub fn options(&self) -> Result<v1::RegistryOptions> {
         let (username, password) = match &self.user {
             None => (String::new(), String::new()),
             Some(u) => match u.split_once(':') {
@@ -45,9 +45,8 @@ fn layer_bar(multi: &MultiProgress, digest: &str, size: u64) -> ProgressBar {
     pb
 }
 
-pub async fn pull(channel: Channel, reference: String, platform: Option<String>, all_platforms: bool, flags: &RegistryFlags, quiet: bool) -> Result<()> {
+pub async fn pull(channel: Channel, req: v1::PullImageRequest, quiet: bool) -> Result<()> {
     let mut client = ImagesClient::new(channel);
-    let req = v1::PullImageRequest { reference, platform: platform.unwrap_or_default(), all_platforms, registry: Some(flags.options()?) };
     let mut stream = client.pull(req).await.map_err(status)?.into_inner();
     let multi = MultiProgress::with_draw_target(if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
     let overall = multi.add(progress::bar("total", quiet));
@@ -74,7 +73,14 @@ pub async fn pull(channel: Channel, reference: String, platform: Option<String>,
         println!("{} {}", i.name, i.target.as_ref().map_or("", |t| t.digest.as_str()));
     }
     if !quiet {
-        eprintln!("pulled: {} blob(s) fetched ({}), {} already stored", r.blobs_written, human_size(r.bytes_written), r.blobs_present);
+        eprintln!(
+            "pulled: {} blob(s) fetched ({}), {} already stored; {} layer(s) unpacked, {} already unpacked",
+            r.blobs_written,
+            human_size(r.bytes_written),
+            r.blobs_present,
+            r.layers_unpacked,
+            r.layers_present
+        );
     }
     Ok(())
 }

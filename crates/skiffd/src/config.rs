@@ -21,7 +21,19 @@ pub struct Config {
     pub log_level: String,
     pub store: StoreConfig,
     pub images: ImagesConfig,
+    pub snapshotter: SnapshotterConfig,
     pub registry: RegistryConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotterConfig {
+    /// `auto`, `overlayfs` or `native`. Default `auto`.
+    pub backend: String,
+    /// Uncompressed MiB any layer may reach. Default 4096.
+    pub layer_expansion_floor_mib: u64,
+    /// Past the floor, uncompressed bytes per compressed byte. Default 100.
+    pub layer_expansion_ratio: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -101,6 +113,11 @@ impl Config {
         anyhow::ensure!(self.images.import_parallelism >= 1, "images.import_parallelism must be at least 1");
         anyhow::ensure!(self.store.cache_capacity_mib >= 1, "store.cache_capacity_mib must be at least 1");
         anyhow::ensure!(self.registry.max_concurrent_downloads >= 1, "registry.max_concurrent_downloads must be at least 1");
+        anyhow::ensure!(
+            matches!(self.snapshotter.backend.as_str(), "auto" | "overlayfs" | "native"),
+            "snapshotter.backend {:?} must be auto, overlayfs or native",
+            self.snapshotter.backend
+        );
         self.platform()?;
         Ok(())
     }

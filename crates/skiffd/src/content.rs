@@ -16,6 +16,8 @@ use crate::status::ApiError;
 
 pub struct ContentService {
     pub store: Arc<Store>,
+    pub unpacker: Arc<skiff_snapshot::Unpacker>,
+    pub platform: skiff_image::Platform,
 }
 
 fn digest(s: &str) -> Result<Digest, ApiError> {
@@ -129,9 +131,9 @@ impl Content for ContentService {
     }
 
     async fn prune(&self, _: Request<v1::PruneContentRequest>) -> Result<Response<v1::PruneContentResponse>, Status> {
-        let store = self.store.clone();
-        let report = blocking(move || Ok(store.collect_garbage()?)).await?;
-        tracing::info!(blobs = report.removed.len(), "pruned content");
+        let (store, unpacker, default) = (self.store.clone(), self.unpacker.clone(), self.platform.clone());
+        let (report, snapshots) = blocking(move || crate::unpack::collect(&store, &unpacker, &default)).await?;
+        tracing::info!(blobs = report.removed.len(), snapshots = snapshots.len(), "pruned content and snapshots");
         Ok(Response::new(v1::PruneContentResponse {
             bytes: report.removed.iter().map(|r| r.1).sum(),
             removed: report.removed.into_iter().map(|r| r.0.to_string()).collect(),

@@ -23,6 +23,7 @@ pub struct ImagesService {
     pub platform: Platform,
     pub import_parallelism: usize,
     pub registry: crate::config::RegistryConfig,
+    pub unpacker: Arc<skiff_snapshot::Unpacker>,
 }
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -64,7 +65,7 @@ impl Images for ImagesService {
     type PushStream = EventStream<v1::PushImageEvent>;
 
     async fn pull(&self, req: Request<v1::PullImageRequest>) -> Result<Response<Self::PullStream>, Status> {
-        let rx = crate::registry::start_pull(self.store.clone(), &self.registry, &self.platform, req.into_inner())?;
+        let rx = crate::registry::start_pull(self.store.clone(), self.unpacker.clone(), &self.registry, &self.platform, req.into_inner())?;
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -103,25 +104,31 @@ impl Images for ImagesService {
             ..Default::default()
         };
         let path = absolute(&req.path)?;
-        let store = self.store.clone();
+        let (store, unpacker, default) = (self.store.clone(), self.unpacker.clone(), self.platform.clone());
+        let no_unpack = req.no_unpack;
         let (tx, rx) = mpsc::channel(64);
         tokio::task::spawn_blocking(move || {
             let progress = ChannelProgress::new(tx.clone(), |total, done| v1::ImportImageEvent {
                 event: Some(v1::import_image_event::Event::Progress(v1::Progress { total, done })),
             });
             tracing::info!(path = %path.display(), "import");
-            let result = import(&store, &path, &opts, &progress).map_err(|e| Status::from(ApiError::from(e)));
-            let msg = result.map(|r| {
+            let result = (|| {
+                let r = import(&store, &path, &opts, &progress)?;
                 tracing::info!(images = r.images.len(), blobs = r.blobs_written, bytes = r.bytes_written, "imported");
-                v1::ImportImageEvent {
-                    event: Some(v1::import_image_event::Event::Result(v1::ImportResult {
-                        images: r.images.iter().map(convert::image).collect(),
-                        blobs_written: r.blobs_written as u32,
-                        blobs_present: r.blobs_present as u32,
-                        bytes_written: r.bytes_written,
-                    })),
-                }
-            });
+                let (unpacked, present) =
+                    if no_unpack { (0, 0) } else { crate::unpack::unpack_images(&store, &unpacker, &r.images, &default)? };
+                Ok::<_, ApiError>(v1::ImportResult {
+                    images: r.images.iter().map(convert::image).collect(),
+                    blobs_written: r.blobs_written as u32,
+                    blobs_present: r.blobs_present as u32,
+                    bytes_written: r.bytes_written,
+                    layers_unpacked: unpacked,
+                    layers_present: present,
+                })
+            })();
+            let msg = result
+                .map(|r| v1::ImportImageEvent { event: Some(v1::import_image_event::Event::Result(r)) })
+                .map_err(Status::from);
             if let Err(e) = &msg {
                 tracing::warn!(path = %path.display(), error = %e.message(), "import failed");
             }
@@ -194,13 +201,13 @@ impl Images for ImagesService {
 
     async fn delete(&self, req: Request<v1::DeleteImageRequest>) -> Result<Response<v1::DeleteImageResponse>, Status> {
         let req = req.into_inner();
-        let store = self.store.clone();
+        let (store, unpacker, default) = (self.store.clone(), self.unpacker.clone(), self.platform.clone());
         let image = blocking(move || {
             let record = lookup(&store, &req.name)?;
             let removed = store.images().delete(&record.name)?;
             // Like containerd's GC after an image delete: free what only this image used.
-            let gc = store.collect_garbage()?;
-            tracing::info!(image = %removed.name, blobs = gc.removed.len(), "image removed");
+            let (content, snapshots) = crate::unpack::collect(&store, &unpacker, &default)?;
+            tracing::info!(image = %removed.name, blobs = content.removed.len(), snapshots = snapshots.len(), "image removed");
             Ok(removed)
         })
         .await?;

@@ -7,6 +7,8 @@ mod content;
 mod convert;
 mod images;
 mod registry;
+mod snapshots;
+mod unpack;
 mod status;
 
 use std::os::unix::fs::PermissionsExt;
@@ -15,7 +17,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use skiff_api::v1::{content_server::ContentServer, images_server::ImagesServer};
+use skiff_api::v1::{content_server::ContentServer, images_server::ImagesServer, snapshots_server::SnapshotsServer};
+use skiff_snapshot::{apply::Limits, overlay_supported, Backend, FsSnapshotter, Unpacker};
 use skiff_store::{Store, StoreOptions};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -94,6 +97,20 @@ async fn main() -> Result<()> {
     let opts = StoreOptions { cache_capacity: cfg.store.cache_capacity_mib << 20 };
     let (store, recovered) = Store::open(&cfg.root, &opts).with_context(|| format!("open store at {}", cfg.root.display()))?;
     tracing::info!(root = %cfg.root.display(), ?recovered, "store open");
+    let backend = match cfg.snapshotter.backend.as_str() {
+        "overlayfs" => Backend::Overlay,
+        "native" => Backend::Native,
+        _ if overlay_supported(&cfg.root) => Backend::Overlay,
+        _ => {
+            tracing::warn!("overlayfs cannot be mounted here; using the native (copying) snapshotter");
+            Backend::Native
+        }
+    };
+    let snapshotter = FsSnapshotter::open(&cfg.root, store.db().clone(), backend).context("open snapshotter")?;
+    let limits = Limits { floor: cfg.snapshotter.layer_expansion_floor_mib << 20, ratio: cfg.snapshotter.layer_expansion_ratio };
+    let unpacker = Arc::new(Unpacker::new(Arc::new(snapshotter), limits));
+    let interrupted = unpacker.clean_interrupted().context("clean interrupted unpacks")?;
+    tracing::info!(?backend, interrupted, "snapshotter ready");
     let store = Arc::new(store);
     let listener = bind(&cfg.socket, cfg.socket_mode_bits()?)?;
     tracing::info!(socket = %cfg.socket.display(), "skiffd ready");
@@ -103,11 +120,14 @@ async fn main() -> Result<()> {
         platform: cfg.platform()?,
         import_parallelism: cfg.images.import_parallelism,
         registry: cfg.registry.clone(),
+        unpacker: unpacker.clone(),
     };
-    let content = content::ContentService { store: store.clone() };
+    let content = content::ContentService { store: store.clone(), unpacker: unpacker.clone(), platform: cfg.platform()? };
+    let snapshots = snapshots::SnapshotsService { unpacker: unpacker.clone(), backend };
     tonic::transport::Server::builder()
         .add_service(ImagesServer::new(images).max_decoding_message_size(16 << 20))
         .add_service(ContentServer::new(content).max_decoding_message_size(16 << 20))
+        .add_service(SnapshotsServer::new(snapshots))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown_signal())
         .await
         .context("serve")?;

@@ -76,6 +76,7 @@ impl<F: Fn(u64, u64) -> v1::PullImageEvent + Sync> Progress for PullProgress<F> 
 
 pub fn start_pull(
     store: Arc<Store>,
+    unpacker: Arc<skiff_snapshot::Unpacker>,
     cfg: &RegistryConfig,
     default_platform: &Platform,
     req: v1::PullImageRequest,
@@ -97,19 +98,24 @@ pub fn start_pull(
         };
         tracing::info!(reference = %req.reference, "pull");
         let started = std::time::Instant::now();
-        let msg = pull(&store, &req.reference, &client, &opts, &progress)
-            .map(|r| {
-                tracing::info!(reference = %req.reference, blobs = r.blobs_written, bytes = r.bytes_written, elapsed = ?started.elapsed(), "pulled");
-                v1::PullImageEvent {
-                    event: Some(PullEvent::Result(v1::ImportResult {
-                        images: r.images.iter().map(convert::image).collect(),
-                        blobs_written: r.blobs_written as u32,
-                        blobs_present: r.blobs_present as u32,
-                        bytes_written: r.bytes_written,
-                    })),
-                }
+        let default = opts.platform.clone();
+        let msg = (|| {
+            let r = pull(&store, &req.reference, &client, &opts, &progress)?;
+            tracing::info!(reference = %req.reference, blobs = r.blobs_written, bytes = r.bytes_written, elapsed = ?started.elapsed(), "pulled");
+            let (unpacked, present) =
+                if req.no_unpack { (0, 0) } else { crate::unpack::unpack_images(&store, &unpacker, &r.images, &default)? };
+            Ok::<_, ApiError>(v1::PullImageEvent {
+                event: Some(PullEvent::Result(v1::ImportResult {
+                    images: r.images.iter().map(convert::image).collect(),
+                    blobs_written: r.blobs_written as u32,
+                    blobs_present: r.blobs_present as u32,
+                    bytes_written: r.bytes_written,
+                    layers_unpacked: unpacked,
+                    layers_present: present,
+                })),
             })
-            .map_err(|e| Status::from(ApiError::from(e)));
+        })()
+        .map_err(Status::from);
         if let Err(e) = &msg {
             tracing::warn!(reference = %req.reference, error = %e.message(), "pull failed");
         }

@@ -60,6 +60,19 @@ impl From<RegistryError> for ApiError {
     }
 }
 
+pub fn snapshot_code(e: &skiff_snapshot::SnapshotError) -> Code {
+    use skiff_snapshot::SnapshotError as S;
+    match e {
+        S::NotFound(_) => Code::NotFound,
+        S::AlreadyExists(_) => Code::AlreadyExists,
+        S::FailedPrecondition { .. } => Code::FailedPrecondition,
+        S::Layer { .. } | S::DiffIdMismatch { .. } | S::BadLayer { .. } | S::InvalidArgument(_) => Code::InvalidArgument,
+        S::Store(s) => store_code(s),
+        S::Image(i) => image_code(i),
+        S::Io { .. } => Code::Internal,
+    }
+}
+
 /// Errors the services return.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -69,6 +82,10 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Registry(Box<RegistryError>),
+    #[error(transparent)]
+    Snapshot(Box<skiff_snapshot::SnapshotError>),
+    #[error("image {image} is stored, but unpacking it failed: {source}")]
+    Unpack { image: String, source: skiff_snapshot::SnapshotError },
     #[error("{0}")]
     BadRequest(String),
     #[error("internal: {0}")]
@@ -81,6 +98,8 @@ impl From<ApiError> for Status {
             ApiError::Image(i) => image_code(i),
             ApiError::Store(s) => store_code(s),
             ApiError::Registry(r) => registry_code(r),
+            ApiError::Snapshot(e) => snapshot_code(e),
+            ApiError::Unpack { source, .. } => snapshot_code(source),
             ApiError::BadRequest(_) => Code::InvalidArgument,
             ApiError::Internal(_) => Code::Internal,
         };
