@@ -344,16 +344,77 @@ pub fn apply(reader: impl Read, layer: &str, compressed_size: u64, target: &Targ
     Ok(Applied { diff_id, uncompressed: hashing.count, entries })
 }
 
-/// Opens a layer blob's stream, decompressed according to its media type.
-pub fn decompress<'a>(file: File, media_type: &str, layer: &str) -> Result<Box<dyn Read + Send + 'a>> {
+/// Opens a layer blob's stream, decompressed according to its media type. Compressed layers are
+/// inflated on a thread of their own, so decompression and writing files overlap.
+pub fn decompress(file: File, media_type: &str, layer: &str) -> Result<Box<dyn Read + Send>> {
     let buffered = io::BufReader::with_capacity(1 << 20, file);
-    if media_type.ends_with("+gzip") || media_type.ends_with(".tar.gzip") || media_type.ends_with("diff.tar.gzip") {
-        Ok(Box::new(flate2::read::GzDecoder::new(buffered)))
+    if media_type.ends_with("+gzip") || media_type.ends_with(".tar.gzip") {
+        Ok(Box::new(Pipelined::spawn(flate2::read::GzDecoder::new(buffered))))
     } else if media_type.ends_with("+zstd") {
-        Ok(Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(SnapshotError::io(format!("zstd {layer}")))?))
+        let decoder = zstd::stream::read::Decoder::with_buffer(buffered).map_err(SnapshotError::io(format!("zstd {layer}")))?;
+        Ok(Box::new(Pipelined::spawn(decoder)))
     } else if media_type.ends_with(".tar") || media_type.ends_with("v1.tar") {
         Ok(Box::new(buffered))
     } else {
         Err(SnapshotError::BadLayer { layer: layer.into(), reason: format!("unsupported layer media type {media_type:?}") })
+    }
+}
+
+/// Reads `inner` on a thread of its own, a few chunks ahead of the consumer.
+struct Pipelined {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl Pipelined {
+    fn spawn(mut inner: impl Read + Send + 'static) -> Pipelined {
+        let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        std::thread::spawn(move || loop {
+            let mut buf = vec![0u8; 512 << 10];
+            let mut filled = 0;
+            // Fill whole chunks: decoders return small reads, and each send has a cost.
+            while filled < buf.len() {
+                match inner.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+            buf.truncate(filled);
+            let last = filled == 0;
+            if tx.send(Ok(buf)).is_err() || last {
+                return; // the consumer stopped, or the stream ended
+            }
+        });
+        Pipelined { rx, chunk: Vec::new(), pos: 0, done: false }
+    }
+}
+
+impl Read for Pipelined {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(chunk)) if chunk.is_empty() => self.done = true,
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(io::Error::new(io::ErrorKind::BrokenPipe, "decompression thread ended")),
+            }
+        }
+        let n = out.len().min(self.chunk.len() - self.pos);
+        out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }

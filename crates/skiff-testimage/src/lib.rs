@@ -90,6 +90,15 @@ pub fn files_layer(files: &[(&str, &[u8])], gzip: bool) -> Result<Layer> {
     Layer::tar(b.into_inner()?, gzip)
 }
 
+/// A gzip layer holding the directory `dir` (as `dir` without its leading `/`), symlinks kept as links.
+pub fn dir_layer(dir: &Path) -> Result<Layer> {
+    let mut b = tar::Builder::new(Vec::new());
+    b.follow_symlinks(false);
+    let name = dir.strip_prefix("/").unwrap_or(dir);
+    b.append_dir_all(name, dir).with_context(|| format!("tar {}", dir.display()))?;
+    Layer::tar(b.into_inner()?, true)
+}
+
 /// A layer of `size` pseudo-random bytes (incompressible, deterministic per `seed`), in files of 8 MiB.
 pub fn random_layer(seed: u64, size: usize) -> Result<Layer> {
     let mut b = tar::Builder::new(Vec::new());

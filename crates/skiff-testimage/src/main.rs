@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::{Parser, ValueEnum};
-use skiff_testimage::{random_layer, write_docker_archive, write_layout, write_oci_archive, ImageSpec};
+use skiff_testimage::{dir_layer, random_layer, write_docker_archive, write_layout, write_oci_archive, ImageSpec};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
@@ -48,6 +48,9 @@ struct Args {
     /// Size of each random layer in MiB.
     #[arg(long, default_value_t = 20)]
     layer_mib: usize,
+    /// Replace the busybox layers with one gzip layer per directory (real files, for unpack benchmarks).
+    #[arg(long, value_delimiter = ',')]
+    dir_layers: Vec<PathBuf>,
 }
 
 fn kv(list: &[String]) -> Result<BTreeMap<String, String>> {
@@ -64,6 +67,9 @@ fn main() -> Result<()> {
     let mut spec = ImageSpec::busybox(&a.name, &a.busybox)?;
     if a.random_layers > 0 {
         spec.layers = (0..a.random_layers).map(|i| random_layer(i as u64 + 1, a.layer_mib << 20)).collect::<Result<_>>()?;
+    }
+    if !a.dir_layers.is_empty() {
+        spec.layers = a.dir_layers.iter().map(|d| dir_layer(d)).collect::<Result<_>>()?;
     }
     if !a.platforms.is_empty() {
         spec.platforms = a.platforms.clone();
