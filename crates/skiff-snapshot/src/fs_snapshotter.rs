@@ -180,6 +180,34 @@ fn path_str(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// The kernel takes at most one page of mount options.
+const MOUNT_OPTIONS_LIMIT: usize = 4096;
+
+impl FsSnapshotter {
+    /// The overlay mount of `chain` (the snapshot's own dir first): lowerdirs are the ancestors, the
+    /// snapshot is the upper unless `ro`. Paths are made relative to the snapshots directory when
+    /// the absolute ones would not fit in a page.
+    fn overlay(&self, chain: &[PathBuf], ro: bool, work: &Path) -> Mount {
+        let build = |path: &dyn Fn(&Path) -> String| {
+            let lower: Vec<String> = chain[1..].iter().map(|p| path(p)).collect();
+            let mut options = vec!["index=off".to_string(), format!("lowerdir={}", lower.join(":"))];
+            if ro {
+                options.insert(0, "ro".into());
+            } else {
+                options.push(format!("upperdir={}", path(&chain[0])));
+                options.push(format!("workdir={}", path(work)));
+            }
+            options
+        };
+        let absolute = build(&|p| path_str(p));
+        if absolute.join(",").len() < MOUNT_OPTIONS_LIMIT {
+            return Mount { kind: "overlay".into(), source: "overlay".into(), options: absolute, chdir: None };
+        }
+        let relative = build(&|p| p.strip_prefix(&self.root).map_or_else(|_| path_str(p), path_str));
+        Mount { kind: "overlay".into(), source: "overlay".into(), options: relative, chdir: Some(path_str(&self.root)) }
+    }
+}
+
 impl Snapshotter for FsSnapshotter {
     fn prepare(&self, key: &str, parent: Option<&str>, labels: BTreeMap<String, String>) -> Result<Vec<Mount>> {
         self.create(key, parent, Kind::Active, labels)?;
@@ -231,32 +259,17 @@ impl Snapshotter for FsSnapshotter {
             kind: "bind".into(),
             source: path_str(dir),
             options: vec![if ro { "ro".into() } else { "rw".into() }, "rbind".into()],
+            chdir: None,
         };
+        let work = self.dir(info.id).join("work");
         Ok(match (self.backend, info.kind) {
             (_, Kind::Committed) => {
                 return Err(SnapshotError::FailedPrecondition { key: key.to_string(), reason: "a committed snapshot has no mounts; use a view".into() })
             }
             (Backend::Native, _) => vec![bind(&chain[0], ro)],
             (Backend::Overlay, Kind::Active) if chain.len() == 1 => vec![bind(&chain[0], false)],
-            (Backend::Overlay, Kind::Active) => {
-                let lower: Vec<String> = chain[1..].iter().map(|p| path_str(p)).collect();
-                let work = self.dir(info.id).join("work");
-                vec![Mount {
-                    kind: "overlay".into(),
-                    source: "overlay".into(),
-                    options: vec![
-                        "index=off".into(),
-                        format!("lowerdir={}", lower.join(":")),
-                        format!("upperdir={}", path_str(&chain[0])),
-                        format!("workdir={}", path_str(&work)),
-                    ],
-                }]
-            }
-            (Backend::Overlay, _) if chain.len() == 2 => vec![bind(&chain[1], true)],
-            (Backend::Overlay, _) => {
-                let lower: Vec<String> = chain[1..].iter().map(|p| path_str(p)).collect();
-                vec![Mount { kind: "overlay".into(), source: "overlay".into(), options: vec!["ro".into(), format!("lowerdir={}", lower.join(":"))] }]
-            }
+            (Backend::Overlay, _) if !ro || chain.len() > 2 => vec![self.overlay(&chain, ro, &work)],
+            (Backend::Overlay, _) => vec![bind(&chain[1], true)],
         })
     }
 

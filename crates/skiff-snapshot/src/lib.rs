@@ -9,6 +9,7 @@
 
 pub mod apply;
 mod error;
+pub mod mount;
 mod fs_snapshotter;
 pub mod unpack;
 
@@ -52,6 +53,10 @@ pub struct Mount {
     pub kind: String,
     pub source: String,
     pub options: Vec<String>,
+    /// When set, the options hold paths relative to this directory, and the mount must be made from
+    /// it (a long layer chain would not fit the kernel's one-page limit on mount options otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chdir: Option<String>,
 }
 
 /// Disk used by a snapshot's own layer.

@@ -171,18 +171,10 @@ fn expected() -> Vec<String> {
     v
 }
 
-fn mount_view(f: &Fixture, top: &str, at: &Path) -> Vec<skiff_snapshot::Mount> {
-    let mounts = f.unpacker.snapshotter().view("check-view", top).expect("view");
+fn mount_view(f: &Fixture, key: &str, top: &str, at: &Path) -> Vec<skiff_snapshot::Mount> {
+    let mounts = f.unpacker.snapshotter().view(key, top).expect("view");
     std::fs::create_dir_all(at).expect("mountpoint");
-    for m in &mounts {
-        let (flags, data) = if m.kind == "bind" {
-            (nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_RDONLY, None)
-        } else {
-            (nix::mount::MsFlags::MS_RDONLY, Some(m.options.iter().filter(|o| *o != "ro").cloned().collect::<Vec<_>>().join(",")))
-        };
-        let src = if m.kind == "bind" { m.source.as_str() } else { "overlay" };
-        nix::mount::mount(Some(src), at, Some(if m.kind == "bind" { "none" } else { "overlay" }), flags, data.as_deref()).expect("mount");
-    }
+    skiff_snapshot::mount::mount_all(&mounts, at).expect("mount");
     mounts
 }
 
@@ -193,9 +185,9 @@ fn overlay_unpack_gives_exactly_the_expected_tree() {
     let report = f.unpacker.unpack(&f.store, &img).expect("unpack");
     assert_eq!((report.unpacked, report.present), (3, 0));
     let at = f.root.parent().expect("parent").join("merged");
-    mount_view(&f, &report.chain_id, &at);
+    mount_view(&f, "check-view", &report.chain_id, &at);
     let got = listing(&at);
-    nix::mount::umount(&at).expect("umount");
+    skiff_snapshot::mount::unmount(&at).expect("umount");
     assert_eq!(got, expected());
     let again = f.unpacker.unpack(&f.store, &img).expect("again");
     assert_eq!((again.unpacked, again.present), (0, 3));
@@ -310,4 +302,32 @@ fn devices_fifos_and_crash_leftovers() {
     let reopened = FsSnapshotter::open(&f.root, f.store.db().clone(), Backend::Overlay).expect("reopen");
     assert!(!f.root.join("snapshots/new-999").exists());
     assert_eq!(reopened.list().expect("list").len(), 1);
+}
+
+#[test]
+fn an_image_of_128_layers_mounts() {
+    let f = fixture(Backend::Overlay);
+    let layers: Vec<Layer> = (0..128)
+        .map(|i| {
+            let name = format!("layer-{i:03}");
+            Layer::from_tar(tar_of(&[E::File(&name, name.as_bytes(), 0o644, 0, 0)]), false).expect("layer")
+        })
+        .collect();
+    let img = image(&f, "example.com/deep:1", layers);
+    let report = f.unpacker.unpack(&f.store, &img).expect("unpack");
+    assert_eq!(report.unpacked, 128);
+    let at = f.root.parent().expect("parent").join("deep");
+    let mounts = mount_view(&f, "deep-view", &report.chain_id, &at);
+    assert!(mounts[0].chdir.is_some(), "a 128-layer chain needs relative lowerdirs under a test root");
+    let names = (std::fs::read_dir(&at).expect("read").count(), std::fs::read_to_string(at.join("layer-000")), std::fs::read_to_string(at.join("layer-127")));
+    skiff_snapshot::mount::unmount(&at).expect("umount");
+    assert_eq!(names.0, 128);
+    assert_eq!(names.1.expect("first layer"), "layer-000");
+    assert_eq!(names.2.expect("top layer"), "layer-127");
+    // A writable snapshot on the 128-layer chain mounts too (upper and work dirs relative as well).
+    let rw = f.unpacker.snapshotter().prepare("deep-rw", Some(&report.chain_id), BTreeMap::new()).expect("prepare");
+    std::fs::create_dir_all(&at).expect("mountpoint");
+    skiff_snapshot::mount::mount_all(&rw, &at).expect("mount rw");
+    std::fs::write(at.join("new-file"), b"written").expect("write through overlay");
+    skiff_snapshot::mount::unmount(&at).expect("umount");
 }

@@ -75,7 +75,10 @@ impl Snapshots for SnapshotsService {
         let key = req.into_inner().key;
         let mounts = blocking(move || u.snapshotter().mounts(&key).map_err(snap_err)).await?;
         Ok(Response::new(v1::SnapshotMountsResponse {
-            mounts: mounts.into_iter().map(|m| v1::SnapshotMount { r#type: m.kind, source: m.source, options: m.options }).collect(),
+            mounts: mounts
+                .into_iter()
+                .map(|m| v1::SnapshotMount { r#type: m.kind, source: m.source, options: m.options, chdir: m.chdir.unwrap_or_default() })
+                .collect(),
         }))
     }
 }
