@@ -65,6 +65,8 @@ pub struct Skiff {
     pub root: PathBuf,
     pub socket: PathBuf,
     config: Option<PathBuf>,
+    /// A command skiffd runs under (e.g. `setpriv` dropping a capability).
+    wrapper: Vec<String>,
     child: Option<Child>,
 }
 
@@ -89,7 +91,16 @@ impl Skiff {
         let config = edit(dir.path(), config)?;
         let config_path = dir.path().join("skiffd.toml");
         std::fs::write(&config_path, config)?;
-        let mut s = Skiff { dir, root, socket, config: Some(config_path), child: None };
+        let mut s = Skiff { dir, root, socket, config: Some(config_path), wrapper: Vec::new(), child: None };
+        s.spawn()?;
+        Ok(s)
+    }
+
+    /// Starts skiffd (default config) under `wrapper`, e.g. `["setpriv", "--bounding-set", "-mknod"]`.
+    pub fn start_under(wrapper: &[&str]) -> Result<Skiff> {
+        let mut s = Skiff::start()?;
+        s.kill9();
+        s.wrapper = wrapper.iter().map(|w| w.to_string()).collect();
         s.spawn()?;
         Ok(s)
     }
@@ -105,7 +116,14 @@ impl Skiff {
     /// Starts skiffd on this root again (after `kill9` or `stop`).
     pub fn spawn(&mut self) -> Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("skiffd.log"))?;
-        let mut cmd = Command::new(bin("skiffd"));
+        let mut cmd = match self.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin("skiffd"));
+                c
+            }
+            None => Command::new(bin("skiffd")),
+        };
         if let Some(c) = &self.config {
             cmd.arg("--config").arg(c);
         }

@@ -108,3 +108,24 @@ fn kill9_during_unpack_leaves_no_half_made_snapshot() {
     s.cli(&["images", "import", "-q", archive.to_str().expect("utf8")]).ok();
     assert_eq!(snapshots(&s).len(), 3);
 }
+
+#[test]
+fn device_nodes_need_cap_mknod() {
+    let s = Skiff::start_under(&["setpriv", "--bounding-set", "-mknod"]).expect("skiffd without CAP_MKNOD");
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_path("dev/null").expect("path");
+    h.set_entry_type(tar::EntryType::Char);
+    h.set_device_major(1).expect("major");
+    h.set_device_minor(3).expect("minor");
+    h.set_mode(0o666);
+    h.set_size(0);
+    h.set_cksum();
+    b.append(&h, std::io::empty()).expect("append");
+    let dev = Layer::from_tar(b.into_inner().expect("tar"), true).expect("layer");
+    let dev_digest = skiff_testimage::sha256(&dev.bytes);
+    let base = files_layer(&[("whiteouts-still-work", b"x")], true).expect("layer");
+    import(&s, &spec("example.com/dev:1", vec![base, dev]), &[])
+        .fails_with(&["device node in an unprivileged context", &dev_digest, "dev/null"]);
+    assert_eq!(snapshots(&s).len(), 1, "the base layer's snapshot stays, the device layer's is removed");
+}

@@ -94,10 +94,6 @@ struct Applier<'a> {
     dir_times: Vec<(PathBuf, i64, i64)>,
 }
 
-fn cap_mknod() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
 impl Applier<'_> {
     fn err(&self, entry: &str, reason: impl Into<String>) -> SnapshotError {
         SnapshotError::Layer { layer: self.layer.to_string(), entry: entry.to_string(), reason: reason.into() }
@@ -266,9 +262,6 @@ impl Applier<'_> {
                 return Ok(());
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                if kind != tar::EntryType::Fifo && !cap_mknod() {
-                    return Err(self.err(&raw, "device node in an unprivileged context"));
-                }
                 let sflag = match kind {
                     tar::EntryType::Char => SFlag::S_IFCHR,
                     tar::EntryType::Block => SFlag::S_IFBLK,
@@ -279,7 +272,10 @@ impl Applier<'_> {
                     u64::from(h.device_minor().ok().flatten().unwrap_or(0)),
                 );
                 self.clear(&path, false)?;
-                mknod(&path, sflag, Mode::from_bits_truncate(0o600), dev).map_err(|err| self.err(&raw, format!("mknod: {err}")))?;
+                mknod(&path, sflag, Mode::from_bits_truncate(0o600), dev).map_err(|err| match err {
+                    nix::errno::Errno::EPERM => self.err(&raw, "device node in an unprivileged context (no CAP_MKNOD)"),
+                    other => self.err(&raw, format!("mknod: {other}")),
+                })?;
             }
             tar::EntryType::XGlobalHeader | tar::EntryType::XHeader | tar::EntryType::GNULongName | tar::EntryType::GNULongLink => {
                 return Ok(());

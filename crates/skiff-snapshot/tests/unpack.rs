@@ -16,6 +16,8 @@ use skiff_testimage::{write_layout, ImageSpec, Layer};
 
 /// Tar entries for building layers by hand.
 enum E<'a> {
+    /// PAX records for the next entry.
+    Pax(&'a [(&'a str, &'a str)]),
     Dir(&'a str, u32),
     File(&'a str, &'a [u8], u32, u64, u64),
     Link(&'a str, &'a str),
@@ -28,6 +30,23 @@ fn tar_of(entries: &[E]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for e in entries {
         let mut h = tar::Header::new_gnu();
+        if let E::Pax(records) = e {
+            let mut body = Vec::new();
+            for (k, v) in *records {
+                let rest = format!(" {k}={v}\n");
+                let mut len = rest.len() + 1;
+                while format!("{len}{rest}").len() != len {
+                    len += 1;
+                }
+                body.extend_from_slice(format!("{len}{rest}").as_bytes());
+            }
+            h.as_gnu_mut().expect("gnu").name[..9].copy_from_slice(b"PaxHeader");
+            h.set_entry_type(tar::EntryType::XHeader);
+            h.set_size(body.len() as u64);
+            h.set_cksum();
+            b.append(&h, &body[..]).expect("pax");
+            continue;
+        }
         let (path, kind, data): (&str, tar::EntryType, &[u8]) = match e {
             E::Dir(p, m) => {
                 h.set_mode(*m);
@@ -59,6 +78,7 @@ fn tar_of(entries: &[E]) -> Vec<u8> {
                 h.set_mode(0o600);
                 (p, tar::EntryType::Fifo, b"")
             }
+            E::Pax(_) => unreachable!("handled above"),
         };
         // Raw name bytes, so that hostile paths (`..`, absolute) reach the tar as they are.
         h.as_gnu_mut().expect("gnu").name[..path.len()].copy_from_slice(path.as_bytes());
@@ -132,6 +152,7 @@ fn three_layers() -> Vec<Layer> {
         E::File("bin/suid", b"#!", 0o4755, 0, 0),
     ]);
     let l2 = tar_of(&[
+        E::Pax(&[("SCHILY.xattr.user.skiff", "annotated"), ("SCHILY.xattr.trusted.overlay.opaque", "y")]),
         E::File("etc/config", b"v2", 0o640, 0, 42),
         E::File("etc/.wh.removed", b"", 0o644, 0, 0),
         E::Link("etc/alias", "config"),
@@ -187,8 +208,15 @@ fn overlay_unpack_gives_exactly_the_expected_tree() {
     let at = f.root.parent().expect("parent").join("merged");
     mount_view(&f, "check-view", &report.chain_id, &at);
     let got = listing(&at);
+    let config = at.join("etc/config");
+    let xattr = xattr::get(&config, "user.skiff").expect("getxattr");
+    let forged = xattr::get(&config, "trusted.overlay.opaque").expect("getxattr");
+    let mtime = std::fs::metadata(&config).expect("stat").mtime();
     skiff_snapshot::mount::unmount(&at).expect("umount");
     assert_eq!(got, expected());
+    assert_eq!(xattr.as_deref(), Some(&b"annotated"[..]), "xattrs from PAX records are applied");
+    assert_eq!(forged, None, "overlay's own xattrs are never taken from a layer");
+    assert_eq!(mtime, 1_700_000_000, "mtimes are applied");
     let again = f.unpacker.unpack(&f.store, &img).expect("again");
     assert_eq!((again.unpacked, again.present), (0, 3));
 }
