@@ -45,8 +45,9 @@ fn import_unpacks_shares_layers_and_gc_frees_them() {
     assert!(usage.iter().all(|u| u["inodes"].as_u64().unwrap_or(0) >= 1), "{usage:?}");
     let key = snaps[0]["key"].as_str().expect("key").to_string();
     s.cli(&["snapshots", "mounts", &key]).fails_with(&["committed snapshot has no mounts"]);
-    s.cli(&["snapshots", "rm", &snapshots(&s).iter().find(|x| x["parent"] == "").expect("base")["key"].as_str().expect("k").to_string()])
-        .fails_with(&["is built on it"]);
+    let all = snapshots(&s);
+    let base = all.iter().find(|x| x["parent"] == "").expect("base")["key"].as_str().expect("key");
+    s.cli(&["snapshots", "rm", base]).fails_with(&["is built on it"]);
 
     s.cli(&["images", "rm", "example.com/b:1"]).ok();
     assert_eq!(snapshots(&s).len(), 2, "b's top layer collected, the shared base kept");

@@ -160,6 +160,24 @@ fn row(i: &v1::Image) -> ImageRow {
     }
 }
 
+/// Prints what an import or pull stored: each image, then (unless quiet) a summary on stderr.
+pub fn print_stored(r: &v1::ImportResult, blob_verb: &str, quiet: bool) {
+    for i in &r.images {
+        println!("{} {}", i.name, i.target.as_ref().map_or("", |t| t.digest.as_str()));
+    }
+    if !quiet {
+        eprintln!(
+            "{} image(s): {} blob(s) {blob_verb} ({}), {} already stored; {} layer(s) unpacked, {} already unpacked",
+            r.images.len(),
+            r.blobs_written,
+            human_size(r.bytes_written),
+            r.blobs_present,
+            r.layers_unpacked,
+            r.layers_present
+        );
+    }
+}
+
 pub async fn run(ctx: &Ctx, cmd: ImagesCommand) -> Result<()> {
     let mut client = ImagesClient::new(ctx.channel.clone()).max_decoding_message_size(64 << 20);
     match cmd {
@@ -189,20 +207,7 @@ pub async fn run(ctx: &Ctx, cmd: ImagesCommand) -> Result<()> {
                 None => Step::Other,
             })
             .await?;
-            for i in &r.images {
-                println!("{} {}", i.name, i.target.as_ref().map_or("", |t| t.digest.as_str()));
-            }
-            if !quiet {
-                eprintln!(
-                    "imported {} image(s): {} blob(s) written ({}), {} already present; {} layer(s) unpacked, {} already unpacked",
-                    r.images.len(),
-                    r.blobs_written,
-                    human_size(r.bytes_written),
-                    r.blobs_present,
-                    r.layers_unpacked,
-                    r.layers_present
-                );
-            }
+            print_stored(&r, "written", quiet);
             Ok(())
         }
         ImagesCommand::Export { out, names, format, platform, quiet } => {

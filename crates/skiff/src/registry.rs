@@ -68,20 +68,7 @@ pub async fn pull(channel: Channel, req: v1::PullImageRequest, quiet: bool) -> R
     })
     .await;
     let _ = multi.clear();
-    let r = result?;
-    for i in &r.images {
-        println!("{} {}", i.name, i.target.as_ref().map_or("", |t| t.digest.as_str()));
-    }
-    if !quiet {
-        eprintln!(
-            "pulled: {} blob(s) fetched ({}), {} already stored; {} layer(s) unpacked, {} already unpacked",
-            r.blobs_written,
-            human_size(r.bytes_written),
-            r.blobs_present,
-            r.layers_unpacked,
-            r.layers_present
-        );
-    }
+    crate::images::print_stored(&result?, "fetched", quiet);
     Ok(())
 }
 

@@ -115,16 +115,7 @@ impl Images for ImagesService {
             let result = (|| {
                 let r = import(&store, &path, &opts, &progress)?;
                 tracing::info!(images = r.images.len(), blobs = r.blobs_written, bytes = r.bytes_written, "imported");
-                let (unpacked, present) =
-                    if no_unpack { (0, 0) } else { crate::unpack::unpack_images(&store, &unpacker, &r.images, &default)? };
-                Ok::<_, ApiError>(v1::ImportResult {
-                    images: r.images.iter().map(convert::image).collect(),
-                    blobs_written: r.blobs_written as u32,
-                    blobs_present: r.blobs_present as u32,
-                    bytes_written: r.bytes_written,
-                    layers_unpacked: unpacked,
-                    layers_present: present,
-                })
+                crate::unpack::finish(&store, &unpacker, &r, no_unpack, &default)
             })();
             let msg = result
                 .map(|r| v1::ImportImageEvent { event: Some(v1::import_image_event::Event::Result(r)) })

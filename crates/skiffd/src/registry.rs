@@ -12,7 +12,6 @@ use tonic::Status;
 
 use crate::blocking::ChannelProgress;
 use crate::config::RegistryConfig;
-use crate::convert;
 use crate::images::lookup;
 use crate::status::ApiError;
 
@@ -102,18 +101,8 @@ pub fn start_pull(
         let msg = (|| {
             let r = pull(&store, &req.reference, &client, &opts, &progress)?;
             tracing::info!(reference = %req.reference, blobs = r.blobs_written, bytes = r.bytes_written, elapsed = ?started.elapsed(), "pulled");
-            let (unpacked, present) =
-                if req.no_unpack { (0, 0) } else { crate::unpack::unpack_images(&store, &unpacker, &r.images, &default)? };
-            Ok::<_, ApiError>(v1::PullImageEvent {
-                event: Some(PullEvent::Result(v1::ImportResult {
-                    images: r.images.iter().map(convert::image).collect(),
-                    blobs_written: r.blobs_written as u32,
-                    blobs_present: r.blobs_present as u32,
-                    bytes_written: r.bytes_written,
-                    layers_unpacked: unpacked,
-                    layers_present: present,
-                })),
-            })
+            let result = crate::unpack::finish(&store, &unpacker, &r, req.no_unpack, &default)?;
+            Ok::<_, ApiError>(v1::PullImageEvent { event: Some(PullEvent::Result(result)) })
         })()
         .map_err(Status::from);
         if let Err(e) = &msg {

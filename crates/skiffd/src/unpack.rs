@@ -6,6 +6,8 @@ use skiff_image::model::Desc;
 use skiff_image::resolve::resolve;
 use skiff_image::Platform;
 use skiff_snapshot::{needed_by, Unpacker};
+use skiff_api::v1;
+use skiff_image::import::ImportReport;
 use skiff_store::{GcReport, ImageRecord, Store};
 
 use crate::status::ApiError;
@@ -34,6 +36,25 @@ pub fn unpack_images(store: &Store, unpacker: &Unpacker, images: &[ImageRecord],
         present += report.present as u32;
     }
     Ok((unpacked, present))
+}
+
+/// Unpacks what an import or pull stored (unless `no_unpack`) and describes both for the client.
+pub fn finish(
+    store: &Store,
+    unpacker: &Unpacker,
+    stored: &ImportReport,
+    no_unpack: bool,
+    default: &Platform,
+) -> Result<v1::ImportResult, ApiError> {
+    let (layers_unpacked, layers_present) = if no_unpack { (0, 0) } else { unpack_images(store, unpacker, &stored.images, default)? };
+    Ok(v1::ImportResult {
+        images: stored.images.iter().map(crate::convert::image).collect(),
+        blobs_written: stored.blobs_written as u32,
+        blobs_present: stored.blobs_present as u32,
+        bytes_written: stored.bytes_written,
+        layers_unpacked,
+        layers_present,
+    })
 }
 
 /// Removes content and snapshots that no image (or lease, or root label) needs.
