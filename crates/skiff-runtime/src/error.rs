@@ -1,0 +1,27 @@
+//! Runtime errors.
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("image has no command: it sets neither Entrypoint nor Cmd; give one to run")]
+    NoCommand,
+
+    #[error("user {user:?} not found in the image's /etc/passwd")]
+    UnknownUser { user: String },
+
+    #[error("group {group:?} not found in the image's /etc/group")]
+    UnknownGroup { group: String },
+
+    #[error("annotation {0:?} must be KEY=VALUE")]
+    BadAnnotation(String),
+
+    #[error("invalid annotation pattern {pattern:?}: {reason}")]
+    BadPattern { pattern: String, reason: String },
+
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    #[error("runtime spec: {0}")]
+    Spec(String),
+}
+
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;

@@ -1,0 +1,259 @@
+//! The runtime spec (`config.json`) for a container: defaults ⊕ image config ⊕ run request ⊕
+//! annotations. A pure function of its inputs — the same inputs give the same spec — so that it is
+//! unit-tested here and every runtime (libcontainer, runc, crun, urunc, kata) gets the same document.
+
+use std::collections::BTreeMap;
+
+use oci_spec::image::ImageConfiguration;
+use oci_spec::runtime::Spec;
+use serde_json::{json, Value};
+use skiff_store::ImageAnnotations;
+
+use crate::annotations::{merge, Effective, ImageAnnotationPolicy};
+use crate::error::{Result, RuntimeError};
+use crate::user;
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Capabilities a container gets unless the request says otherwise (containerd's default set).
+pub const DEFAULT_CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID",
+    "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+];
+
+const MASKED_PATHS: &[&str] = &[
+    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+    "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+];
+
+const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+/// A bind mount the request adds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MountRequest {
+    pub source: String,
+    pub destination: String,
+    pub readonly: bool,
+}
+
+/// Resource limits (cgroup).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resources {
+    pub memory_limit: Option<i64>,
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<u64>,
+    pub cpu_shares: Option<u64>,
+    pub pids_limit: Option<i64>,
+}
+
+/// What the caller asks of this container (CLI `skiff run` flags, later CRI's CreateContainer).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunRequest {
+    /// Replaces the image's Cmd (after the Entrypoint), as `docker run IMAGE ARGS...` does.
+    pub args: Vec<String>,
+    /// Replaces the image's Entrypoint (and drops its Cmd unless `args` are given).
+    pub entrypoint: Option<Vec<String>>,
+    /// `KEY=VALUE`, over the image's Env.
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub hostname: Option<String>,
+    pub tty: bool,
+    pub mounts: Vec<MountRequest>,
+    pub annotations: BTreeMap<String, String>,
+    pub resources: Resources,
+    /// Namespaces to join instead of creating: (type, path), e.g. ("network", "/var/run/netns/x").
+    pub join_namespaces: Vec<(String, String)>,
+    pub readonly_rootfs: bool,
+    pub cgroups_path: Option<String>,
+    pub oom_score_adj: Option<i32>,
+}
+
+/// Everything the spec is built from.
+pub struct SpecInputs<'a> {
+    pub image: &'a ImageConfiguration,
+    pub image_annotations: &'a ImageAnnotations,
+    /// The rootfs's /etc/passwd and /etc/group ("" when absent).
+    pub passwd: &'a str,
+    pub group: &'a str,
+    pub request: &'a RunRequest,
+    /// Keys the manager sets (container id and name, image name, ...): applied last.
+    pub manager_annotations: &'a BTreeMap<String, String>,
+    pub policy: &'a ImageAnnotationPolicy,
+    /// `root.path`: the rootfs as the runtime sees it.
+    pub rootfs: &'a str,
+}
+
+/// The spec, and what went into its annotations.
+#[derive(Debug)]
+pub struct Built {
+    pub spec: Spec,
+    pub annotations: Effective,
+    /// The image's StopSignal, for the manager's stop.
+    pub stop_signal: Option<String>,
+    /// The image's Volumes, for the manager to back with directories.
+    pub volumes: Vec<String>,
+}
+
+fn env_key(e: &str) -> &str {
+    e.split_once('=').map_or(e, |(k, _)| k)
+}
+
+fn default_mounts() -> Vec<Value> {
+    vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
+    ]
+}
+
+/// Builds the spec. See the module docs for the order things are applied in.
+pub fn build(inputs: &SpecInputs<'_>) -> Result<Built> {
+    let req = inputs.request;
+    let config = inputs.image.config().clone().unwrap_or_default();
+
+    // Process args, with Docker's Entrypoint/Cmd rules.
+    let entrypoint = req.entrypoint.clone().unwrap_or_else(|| config.entrypoint().clone().unwrap_or_default());
+    let cmd = if !req.args.is_empty() {
+        req.args.clone()
+    } else if req.entrypoint.is_some() {
+        Vec::new()
+    } else {
+        config.cmd().clone().unwrap_or_default()
+    };
+    let args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if args.is_empty() {
+        return Err(RuntimeError::NoCommand);
+    }
+
+    // Env: image, then request, by key; PATH when neither sets one.
+    let mut env: Vec<String> = Vec::new();
+    for e in config.env().clone().unwrap_or_default().into_iter().chain(req.env.iter().cloned()) {
+        if !e.contains('=') {
+            return Err(RuntimeError::InvalidArgument(format!("environment entry {e:?} must be KEY=VALUE")));
+        }
+        env.retain(|old| env_key(old) != env_key(&e));
+        env.push(e);
+    }
+    if !env.iter().any(|e| env_key(e) == "PATH") {
+        env.insert(0, DEFAULT_PATH.to_string());
+    }
+
+    let user_spec = req.user.clone().or_else(|| config.user().clone()).unwrap_or_default();
+    let identity = user::resolve(&user_spec, inputs.passwd, inputs.group)?;
+    if !env.iter().any(|e| env_key(e) == "HOME") {
+        env.push(format!("HOME={}", identity.home.clone().unwrap_or_else(|| "/".into())));
+    }
+    let cwd = req.workdir.clone().or_else(|| config.working_dir().clone()).filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into());
+    if !cwd.starts_with('/') {
+        return Err(RuntimeError::InvalidArgument(format!("working directory {cwd:?} must be absolute")));
+    }
+
+    let annotations = merge(inputs.image_annotations, &req.annotations, inputs.manager_annotations, inputs.policy)?;
+
+    let mut mounts = default_mounts();
+    for m in &req.mounts {
+        if !m.destination.starts_with('/') {
+            return Err(RuntimeError::InvalidArgument(format!("mount destination {:?} must be absolute", m.destination)));
+        }
+        mounts.push(json!({
+            "destination": m.destination, "type": "bind", "source": m.source,
+            "options": ["rbind", if m.readonly { "ro" } else { "rw" }],
+        }));
+    }
+
+    let mut namespaces: Vec<Value> = ["pid", "ipc", "uts", "mount", "network"].iter().map(|t| json!({"type": t})).collect();
+    for (kind, path) in &req.join_namespaces {
+        match namespaces.iter_mut().find(|n| n["type"] == *kind) {
+            Some(n) => n["path"] = json!(path),
+            None => return Err(RuntimeError::InvalidArgument(format!("cannot join a {kind:?} namespace"))),
+        }
+    }
+
+    let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    let r = &req.resources;
+    if let Some(limit) = r.memory_limit {
+        resources["memory"] = json!({"limit": limit, "swap": limit});
+    }
+    if r.cpu_quota.is_some() || r.cpu_period.is_some() || r.cpu_shares.is_some() {
+        let mut cpu = json!({});
+        if let Some(q) = r.cpu_quota {
+            cpu["quota"] = json!(q);
+        }
+        if let Some(p) = r.cpu_period {
+            cpu["period"] = json!(p);
+        }
+        if let Some(s) = r.cpu_shares {
+            cpu["shares"] = json!(s);
+        }
+        resources["cpu"] = cpu;
+    }
+    if let Some(p) = r.pids_limit {
+        resources["pids"] = json!({"limit": p});
+    }
+
+    let caps = DEFAULT_CAPABILITIES;
+    let mut process = json!({
+        "terminal": req.tty,
+        "user": {"uid": identity.uid, "gid": identity.gid},
+        "args": args,
+        "env": env,
+        "cwd": cwd,
+        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576}],
+        "noNewPrivileges": true,
+    });
+    if !identity.additional_gids.is_empty() {
+        process["user"]["additionalGids"] = json!(identity.additional_gids);
+    }
+    if let Some(adj) = req.oom_score_adj {
+        process["oomScoreAdj"] = json!(adj);
+    }
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "resources": resources,
+        "maskedPaths": MASKED_PATHS,
+        "readonlyPaths": READONLY_PATHS,
+        "seccomp": crate::seccomp::default_profile(),
+    });
+    if let Some(path) = &req.cgroups_path {
+        linux["cgroupsPath"] = json!(path);
+    }
+    let doc = json!({
+        "ociVersion": "1.0.2",
+        "root": {"path": inputs.rootfs, "readonly": req.readonly_rootfs},
+        "hostname": req.hostname.clone().unwrap_or_default(),
+        "process": process,
+        "mounts": mounts,
+        "linux": linux,
+        "annotations": annotations.annotations,
+    });
+    let spec: Spec = serde_json::from_value(doc).map_err(|e| RuntimeError::Spec(e.to_string()))?;
+    Ok(Built {
+        spec,
+        annotations,
+        stop_signal: config.stop_signal().clone(),
+        volumes: config.volumes().clone().unwrap_or_default(),
+    })
+}
+
+/// The spec as `config.json` bytes, canonical: oci-spec keeps capabilities in hash sets, so they
+/// are sorted here to make the same spec always the same file.
+pub fn to_json(spec: &Spec) -> Result<Vec<u8>> {
+    let mut doc = serde_json::to_value(spec).map_err(|e| RuntimeError::Spec(e.to_string()))?;
+    if let Some(caps) = doc.pointer_mut("/process/capabilities").and_then(Value::as_object_mut) {
+        for set in caps.values_mut() {
+            if let Some(list) = set.as_array_mut() {
+                list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            }
+        }
+    }
+    serde_json::to_vec_pretty(&doc).map_err(|e| RuntimeError::Spec(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,97 @@
+use super::*;
+
+fn image(config: serde_json::Value) -> ImageConfiguration {
+    serde_json::from_value(json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": []},
+        "config": config,
+    }))
+    .expect("image config")
+}
+
+const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n";
+const GROUP: &str = "root:x:0:\napp:x:1000:\nvideo:x:44:app\n";
+
+fn build_with(img: &ImageConfiguration, req: &RunRequest, ann: &ImageAnnotations) -> Result<Built> {
+    let manager = BTreeMap::from([("io.skiff.container.id".to_string(), "c1".to_string())]);
+    build(&SpecInputs {
+        image: img,
+        image_annotations: ann,
+        passwd: PASSWD,
+        group: GROUP,
+        request: req,
+        manager_annotations: &manager,
+        policy: &ImageAnnotationPolicy::default(),
+        rootfs: "rootfs",
+    })
+}
+
+#[test]
+fn docker_entrypoint_and_cmd_rules() {
+    let img = image(json!({"Entrypoint": ["/bin/app"], "Cmd": ["--default"]}));
+    let args = |req: RunRequest| build_with(&img, &req, &ImageAnnotations::default()).expect("spec").spec.process().clone().expect("process").args().clone().expect("args");
+    assert_eq!(args(RunRequest::default()), ["/bin/app", "--default"]);
+    assert_eq!(args(RunRequest { args: vec!["--flag".into()], ..Default::default() }), ["/bin/app", "--flag"]);
+    assert_eq!(args(RunRequest { entrypoint: Some(vec!["/bin/sh".into()]), ..Default::default() }), ["/bin/sh"]);
+    assert_eq!(args(RunRequest { entrypoint: Some(vec!["/bin/sh".into()]), args: vec!["-c".into(), "x".into()], ..Default::default() }), ["/bin/sh", "-c", "x"]);
+    let none = image(json!({}));
+    assert!(matches!(build_with(&none, &RunRequest::default(), &ImageAnnotations::default()), Err(RuntimeError::NoCommand)));
+}
+
+#[test]
+fn env_user_workdir_and_annotations() {
+    let img = image(json!({"Cmd": ["/bin/sh"], "Env": ["A=image", "B=image"], "User": "app", "WorkingDir": "/srv", "StopSignal": "SIGQUIT", "Volumes": {"/data": {}}}));
+    let req = RunRequest {
+        env: vec!["B=request".into(), "C=request".into()],
+        annotations: BTreeMap::from([("from.request".to_string(), "r".to_string())]),
+        ..Default::default()
+    };
+    let ann = ImageAnnotations {
+        manifest: BTreeMap::from([("com.urunc.unikernel.type".to_string(), "hvt".to_string()), ("io.skiff.container.id".to_string(), "spoof".to_string())]),
+        ..Default::default()
+    };
+    let built = build_with(&img, &req, &ann).expect("spec");
+    let p = built.spec.process().clone().expect("process");
+    assert_eq!(p.env().clone().expect("env"), [DEFAULT_PATH, "A=image", "B=request", "C=request", "HOME=/home/app"]);
+    assert_eq!((p.user().uid(), p.user().gid()), (1000, 1000));
+    assert_eq!(p.user().additional_gids().clone().expect("gids"), [44]);
+    assert_eq!(p.cwd().display().to_string(), "/srv");
+    assert_eq!(built.stop_signal.as_deref(), Some("SIGQUIT"));
+    assert_eq!(built.volumes, ["/data"]);
+    let a = built.spec.annotations().clone().expect("annotations");
+    assert_eq!(a.get("com.urunc.unikernel.type").map(String::as_str), Some("hvt"));
+    assert_eq!(a.get("from.request").map(String::as_str), Some("r"));
+    assert_eq!(a.get("io.skiff.container.id").map(String::as_str), Some("c1"), "the manager's key, not the image's");
+    let bad_user = RunRequest { user: Some("ghost".into()), ..Default::default() };
+    assert!(matches!(build_with(&img, &bad_user, &ImageAnnotations::default()), Err(RuntimeError::UnknownUser { .. })));
+}
+
+#[test]
+fn defaults_resources_and_namespaces() {
+    let img = image(json!({"Cmd": ["/bin/true"]}));
+    let req = RunRequest {
+        resources: Resources { memory_limit: Some(64 << 20), pids_limit: Some(100), cpu_quota: Some(50_000), cpu_period: Some(100_000), ..Default::default() },
+        join_namespaces: vec![("network".into(), "/var/run/netns/pod".into())],
+        mounts: vec![MountRequest { source: "/host".into(), destination: "/in".into(), readonly: true }],
+        hostname: Some("box".into()),
+        ..Default::default()
+    };
+    let built = build_with(&img, &req, &ImageAnnotations::default()).expect("spec");
+    let doc = serde_json::to_value(&built.spec).expect("json");
+    assert_eq!(doc["process"]["noNewPrivileges"], true);
+    assert_eq!(doc["linux"]["resources"]["memory"]["limit"], 64 << 20);
+    assert_eq!(doc["linux"]["resources"]["pids"]["limit"], 100);
+    assert_eq!(doc["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ALLOW");
+    assert!(doc["linux"]["seccomp"]["syscalls"][0]["names"].as_array().expect("names").iter().any(|n| n == "kexec_load"));
+    let net = doc["linux"]["namespaces"].as_array().expect("ns").iter().find(|n| n["type"] == "network").cloned().expect("net");
+    assert_eq!(net["path"], "/var/run/netns/pod");
+    assert!(doc["mounts"].as_array().expect("mounts").iter().any(|m| m["destination"] == "/in" && m["options"][1] == "ro"));
+    assert!(doc["linux"]["maskedPaths"].as_array().expect("masked").iter().any(|p| p == "/proc/kcore"));
+    assert_eq!(doc["hostname"], "box");
+    // Same inputs, same spec.
+    let again = build_with(&img, &req, &ImageAnnotations::default()).expect("spec");
+    assert_eq!(again.spec, built.spec);
+    assert_eq!(to_json(&again.spec).expect("json"), to_json(&built.spec).expect("json"), "config.json is byte-identical");
+    let bad = RunRequest { join_namespaces: vec![("user".into(), "/x".into())], ..Default::default() };
+    assert!(build_with(&img, &bad, &ImageAnnotations::default()).is_err());
+}
