@@ -72,6 +72,18 @@ fn import_annotate_inspect_keeps_source_and_layers() {
     let all: serde_json::Value = serde_json::from_str(all.trim()).expect("json");
     assert_eq!(all["com.urunc.unikernel.binary"], "/bin/busybox");
 
+    // What a container's config.json gets from this image, and what the policy drops.
+    s.cli(&["images", "annotate", "localhost/demo/busybox:signed", "localhost/demo/busybox:spoofed",
+        "-a", "io.kubernetes.cri.container-type=sandbox", "-a", "org.systemd.property.CPUWeight=1"]).ok();
+    let view = inspect(&s, "localhost/demo/busybox:spoofed");
+    let runtime: Vec<(String, String)> = view["RuntimeAnnotations"].as_array().expect("runtime").iter()
+        .map(|a| (a["Key"].as_str().unwrap_or("").to_string(), a["Source"].as_str().unwrap_or("").to_string())).collect();
+    assert!(runtime.contains(&("com.urunc.unikernel.binary".into(), "manifest".into())), "{runtime:?}");
+    assert!(runtime.contains(&("org.opencontainers.image.title".into(), "index".into())), "{runtime:?}");
+    assert!(runtime.contains(&("com.example.descriptor".into(), "manifest-descriptor".into())), "{runtime:?}");
+    let dropped: Vec<&str> = view["DroppedAnnotations"].as_array().expect("dropped").iter().filter_map(|a| a["Key"].as_str()).collect();
+    assert_eq!(dropped, ["io.kubernetes.cri.container-type", "org.systemd.property.CPUWeight"]);
+
     // Per-platform and index targets.
     s.cli(&["images", "annotate", "localhost/demo/busybox:1", "localhost/demo/busybox:idx", "--target", "index", "-a", "com.example.index=1"]).ok();
     assert_eq!(inspect(&s, "localhost/demo/busybox:idx")["Index"]["Annotations"]["com.example.index"], "1");

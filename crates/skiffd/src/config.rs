@@ -22,7 +22,16 @@ pub struct Config {
     pub store: StoreConfig,
     pub images: ImagesConfig,
     pub snapshotter: SnapshotterConfig,
+    pub runtime: RuntimeConfig,
     pub registry: RegistryConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Image annotation propagation into config.json. Default: enabled, default deny list on.
+    #[serde(default)]
+    pub image_annotations: skiff_runtime::ImageAnnotationPolicy,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -119,6 +128,8 @@ impl Config {
             self.snapshotter.backend
         );
         self.platform()?;
+        // Reject bad globs at start, not at the first container.
+        skiff_runtime::merge(&Default::default(), &Default::default(), &Default::default(), &self.runtime.image_annotations)?;
         Ok(())
     }
 }
@@ -142,5 +153,7 @@ mod tests {
         assert!(Config::parse(&bad_mode, "t").is_err());
         let bad_platform = DEFAULT_CONFIG.replace("default_platform = \"\"", "default_platform = \"linux\"");
         assert!(Config::parse(&bad_platform, "t").is_err());
+        let bad_glob = DEFAULT_CONFIG.replace("deny = []", "deny = [\"[\"]");
+        assert!(Config::parse(&bad_glob, "t").is_err());
     }
 }

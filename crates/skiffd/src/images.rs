@@ -20,6 +20,7 @@ use crate::status::ApiError;
 
 pub struct ImagesService {
     pub store: Arc<Store>,
+    pub annotation_policy: skiff_runtime::ImageAnnotationPolicy,
     pub platform: Platform,
     pub import_parallelism: usize,
     pub registry: crate::config::RegistryConfig,
@@ -81,13 +82,29 @@ impl Images for ImagesService {
     }
 
     async fn inspect(&self, req: Request<v1::InspectImageRequest>) -> Result<Response<v1::InspectImageResponse>, Status> {
-        let (store, default) = (self.store.clone(), self.platform.clone());
+        let (store, default, policy) = (self.store.clone(), self.platform.clone(), self.annotation_policy.clone());
         let req = req.into_inner();
         let json = blocking(move || {
             let record = lookup(&store, &req.name)?;
             let recorded = if record.platform.is_empty() { default } else { record.platform.parse::<Platform>()? };
             let view = inspect(&store, &record, &platform_or(&req.platform, &recorded)?)?;
-            serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))
+            let mut doc = serde_json::to_value(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
+            // What a container's config.json would carry from this image under the configured policy.
+            let levels = skiff_store::ImageAnnotations {
+                index: view.annotation_sources.iter().filter(|a| a.level == "index").map(|a| (a.key.clone(), a.value.clone())).collect(),
+                manifest_descriptor: view.annotation_sources.iter().filter(|a| a.level == "manifest-descriptor").map(|a| (a.key.clone(), a.value.clone())).collect(),
+                manifest: view.annotation_sources.iter().filter(|a| a.level == "manifest").map(|a| (a.key.clone(), a.value.clone())).collect(),
+                ..Default::default()
+            };
+            let effective = skiff_runtime::merge(&levels, &Default::default(), &Default::default(), &policy)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            doc["RuntimeAnnotations"] = serde_json::json!(effective.annotations.iter().map(|(k, v)| {
+                serde_json::json!({"Key": k, "Value": v, "Source": effective.sources.get(k)})
+            }).collect::<Vec<_>>());
+            doc["DroppedAnnotations"] = serde_json::json!(effective.dropped.iter().map(|d| {
+                serde_json::json!({"Key": d.key, "Source": d.source, "Reason": d.reason})
+            }).collect::<Vec<_>>());
+            serde_json::to_vec(&doc).map_err(|e| ApiError::Internal(e.to_string()))
         })
         .await?;
         Ok(Response::new(v1::InspectImageResponse { json }))

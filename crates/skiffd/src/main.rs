@@ -117,6 +117,7 @@ async fn main() -> Result<()> {
 
     let images = images::ImagesService {
         store: store.clone(),
+        annotation_policy: cfg.runtime.image_annotations.clone(),
         platform: cfg.platform()?,
         import_parallelism: cfg.images.import_parallelism,
         registry: cfg.registry.clone(),
