@@ -18,6 +18,20 @@ pub enum ExportFormat {
     OciArchive,
 }
 
+/// Which content an import or pull stores, and whether it is unpacked.
+#[derive(clap::Args)]
+pub struct ContentFlags {
+    /// Platform whose manifest to take, os/arch[/variant] (default: the daemon's).
+    #[arg(long)]
+    platform: Option<String>,
+    /// Take every platform's content.
+    #[arg(long)]
+    all_platforms: bool,
+    /// Store the content only; do not unpack the layers into snapshots.
+    #[arg(long)]
+    no_unpack: bool,
+}
+
 #[derive(Subcommand)]
 pub enum ImagesCommand {
     /// List images.
@@ -36,15 +50,8 @@ pub enum ImagesCommand {
         /// Repository to prefix tag-only ref names with.
         #[arg(long)]
         base_name: Option<String>,
-        /// Platform to import, os/arch[/variant] (default: the daemon's).
-        #[arg(long)]
-        platform: Option<String>,
-        /// Import every platform's content.
-        #[arg(long)]
-        all_platforms: bool,
-        /// Store the content only; do not unpack the layers into snapshots.
-        #[arg(long)]
-        no_unpack: bool,
+        #[command(flatten)]
+        content: ContentFlags,
         #[arg(short, long)]
         quiet: bool,
     },
@@ -92,15 +99,8 @@ pub enum ImagesCommand {
     /// Pull an image from a registry.
     Pull {
         reference: String,
-        /// Platform to pull, os/arch[/variant] (default: the daemon's).
-        #[arg(long)]
-        platform: Option<String>,
-        /// Pull every platform's content.
-        #[arg(long)]
-        all_platforms: bool,
-        /// Store the content only; do not unpack the layers into snapshots.
-        #[arg(long)]
-        no_unpack: bool,
+        #[command(flatten)]
+        content: ContentFlags,
         #[command(flatten)]
         registry: crate::registry::RegistryFlags,
         #[arg(short, long)]
@@ -190,14 +190,14 @@ pub async fn run(ctx: &Ctx, cmd: ImagesCommand) -> Result<()> {
             }
             print_rows(&images.iter().map(row).collect::<Vec<_>>(), ctx.output)
         }
-        ImagesCommand::Import { path, name, base_name, platform, all_platforms, no_unpack, quiet } => {
+        ImagesCommand::Import { path, name, base_name, content, quiet } => {
             let req = v1::ImportImageRequest {
                 path: absolute(&path)?.display().to_string(),
-                platform: platform.unwrap_or_default(),
-                all_platforms,
+                platform: content.platform.unwrap_or_default(),
+                all_platforms: content.all_platforms,
                 name: name.unwrap_or_default(),
                 base_name: base_name.unwrap_or_default(),
-                no_unpack,
+                no_unpack: content.no_unpack,
             };
             let mut stream = client.import(req).await.map_err(status)?.into_inner();
             let pb = progress::bar("importing", quiet);
@@ -252,13 +252,13 @@ pub async fn run(ctx: &Ctx, cmd: ImagesCommand) -> Result<()> {
             println!("{} {}", image.name, image.target.map(|t| t.digest).unwrap_or_default());
             Ok(())
         }
-        ImagesCommand::Pull { reference, platform, all_platforms, no_unpack, registry, quiet } => {
+        ImagesCommand::Pull { reference, content, registry, quiet } => {
             let req = v1::PullImageRequest {
                 reference,
-                platform: platform.unwrap_or_default(),
-                all_platforms,
+                platform: content.platform.unwrap_or_default(),
+                all_platforms: content.all_platforms,
                 registry: Some(registry.options()?),
-                no_unpack,
+                no_unpack: content.no_unpack,
             };
             crate::registry::pull(ctx.channel.clone(), req, quiet).await
         }
