@@ -129,6 +129,17 @@ fn archives_listing_tag_rm_and_content_commands() {
     let out = s.cli(&["images", "import", docker.to_str().expect("utf8")]).ok();
     assert!(out.starts_with("docker.io/library/busybox:docker "), "{out}");
 
+    // The same archive on standard input (`docker save ... | skiff images import -`).
+    let piped = std::process::Command::new(skiff_integration::bin("skiff"))
+        .args(["--address", s.socket.to_str().expect("utf8"), "images", "import", "--name", "example.com/piped:1", "-"])
+        .stdin(std::fs::File::open(&docker).expect("archive"))
+        .output()
+        .expect("skiff import -");
+    assert!(piped.status.success(), "{}", String::from_utf8_lossy(&piped.stderr));
+    assert!(String::from_utf8_lossy(&piped.stdout).starts_with("example.com/piped:1 "));
+    assert_eq!(skiff_integration::count_files(&s.root.join("import-spool")), 0, "spool removed");
+    s.cli(&["images", "rm", "example.com/piped:1"]).ok();
+
     let listed: serde_json::Value = serde_json::from_str(&s.cli(&["images", "ls", "--output", "json"]).ok()).expect("json");
     assert_eq!(listed[0]["name"], "docker.io/library/busybox:docker");
     assert_eq!(listed[0]["media_type"], "application/vnd.docker.distribution.manifest.v2+json");

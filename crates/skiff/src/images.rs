@@ -41,7 +41,7 @@ pub enum ImagesCommand {
         #[arg(short, long)]
         quiet: bool,
     },
-    /// Import an OCI layout directory, oci-archive or docker-archive.
+    /// Import an OCI layout directory, oci-archive or docker-archive (`-`: an archive on stdin).
     Import {
         path: PathBuf,
         /// Name the image (when the source holds one).
@@ -160,6 +160,37 @@ fn row(i: &v1::Image) -> ImageRow {
     }
 }
 
+/// Standard input as a stream of import chunks, the request first.
+fn stdin_chunks(req: v1::ImportImageRequest) -> tokio_stream::wrappers::ReceiverStream<v1::ImportChunk> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    std::thread::spawn(move || {
+        use std::io::Read;
+        if tx.blocking_send(v1::ImportChunk { request: Some(req), data: Vec::new() }).is_err() {
+            return;
+        }
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            let mut buf = vec![0u8; 1 << 20];
+            match stdin.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.blocking_send(v1::ImportChunk { request: None, data: buf }).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Ending the stream early makes the import fail on a truncated archive.
+                    eprintln!("skiff: reading standard input: {e}");
+                    return;
+                }
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
 /// Prints what an import or pull stored: each image, then (unless quiet) a summary on stderr.
 pub fn print_stored(r: &v1::ImportResult, blob_verb: &str, quiet: bool) {
     for i in &r.images {
@@ -191,15 +222,20 @@ pub async fn run(ctx: &Ctx, cmd: ImagesCommand) -> Result<()> {
             print_rows(&images.iter().map(row).collect::<Vec<_>>(), ctx.output)
         }
         ImagesCommand::Import { path, name, base_name, content, quiet } => {
+            let from_stdin = path.as_os_str() == "-";
             let req = v1::ImportImageRequest {
-                path: absolute(&path)?.display().to_string(),
+                path: if from_stdin { String::new() } else { absolute(&path)?.display().to_string() },
                 platform: content.platform.unwrap_or_default(),
                 all_platforms: content.all_platforms,
                 name: name.unwrap_or_default(),
                 base_name: base_name.unwrap_or_default(),
                 no_unpack: content.no_unpack,
             };
-            let mut stream = client.import(req).await.map_err(status)?.into_inner();
+            let mut stream = if from_stdin {
+                client.import_stream(stdin_chunks(req)).await.map_err(status)?.into_inner()
+            } else {
+                client.import(req).await.map_err(status)?.into_inner()
+            };
             let pb = progress::bar("importing", quiet);
             let r = progress::follow(&mut stream, &pb, "import", |ev| match ev.event {
                 Some(v1::import_image_event::Event::Progress(p)) => Step::Progress(p.total, p.done),

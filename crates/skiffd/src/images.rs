@@ -11,8 +11,9 @@ use skiff_image::import::{import, ImportOptions};
 use skiff_image::{inspect::inspect, normalize, Platform};
 use skiff_store::{ImageRecord, Store};
 use tokio::sync::mpsc;
-use tokio_stream::{wrappers::ReceiverStream, Stream};
-use tonic::{Request, Response, Status};
+use tokio::io::AsyncWriteExt;
+use tokio_stream::{wrappers::ReceiverStream, Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::blocking::{blocking, ChannelProgress};
 use crate::convert;
@@ -58,9 +59,62 @@ fn absolute(path: &str) -> Result<PathBuf, ApiError> {
     Ok(p)
 }
 
+static SPOOL_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Where streamed imports are spooled; emptied when skiffd starts.
+pub fn spool_dir(root: &std::path::Path) -> PathBuf {
+    root.join("import-spool")
+}
+
+impl ImagesService {
+    /// Imports the archive or layout at `path` on the blocking pool, streaming progress and the
+    /// result; `remove_after` deletes `path` when done (a spooled stream).
+    fn start_import(
+        &self,
+        req: v1::ImportImageRequest,
+        path: PathBuf,
+        remove_after: bool,
+    ) -> Result<mpsc::Receiver<Result<v1::ImportImageEvent, Status>>, ApiError> {
+        let opts = ImportOptions {
+            platform: platform_or(&req.platform, &self.platform)?,
+            all_platforms: req.all_platforms,
+            name: Some(req.name).filter(|s| !s.is_empty()),
+            base_name: Some(req.base_name).filter(|s| !s.is_empty()),
+            parallelism: self.import_parallelism,
+            ..Default::default()
+        };
+        let (store, unpacker, default) = (self.store.clone(), self.unpacker.clone(), self.platform.clone());
+        let no_unpack = req.no_unpack;
+        let (tx, rx) = mpsc::channel(64);
+        tokio::task::spawn_blocking(move || {
+            let progress = ChannelProgress::new(tx.clone(), |total, done| v1::ImportImageEvent {
+                event: Some(v1::import_image_event::Event::Progress(v1::Progress { total, done })),
+            });
+            tracing::info!(path = %path.display(), "import");
+            let result = (|| {
+                let r = import(&store, &path, &opts, &progress)?;
+                tracing::info!(images = r.images.len(), blobs = r.blobs_written, bytes = r.bytes_written, "imported");
+                crate::unpack::finish(&store, &unpacker, &r, no_unpack, &default)
+            })();
+            if remove_after {
+                let _ = std::fs::remove_file(&path);
+            }
+            let msg = result
+                .map(|r| v1::ImportImageEvent { event: Some(v1::import_image_event::Event::Result(r)) })
+                .map_err(Status::from);
+            if let Err(e) = &msg {
+                tracing::warn!(path = %path.display(), error = %e.message(), "import failed");
+            }
+            let _ = tx.blocking_send(msg);
+        });
+        Ok(rx)
+    }
+}
+
 #[tonic::async_trait]
 impl Images for ImagesService {
     type ImportStream = EventStream<v1::ImportImageEvent>;
+    type ImportStreamStream = EventStream<v1::ImportImageEvent>;
     type ExportStream = EventStream<v1::ExportImageEvent>;
     type PullStream = EventStream<v1::PullImageEvent>;
     type PushStream = EventStream<v1::PushImageEvent>;
@@ -112,36 +166,34 @@ impl Images for ImagesService {
 
     async fn import(&self, req: Request<v1::ImportImageRequest>) -> Result<Response<Self::ImportStream>, Status> {
         let req = req.into_inner();
-        let opts = ImportOptions {
-            platform: platform_or(&req.platform, &self.platform)?,
-            all_platforms: req.all_platforms,
-            name: Some(req.name).filter(|s| !s.is_empty()),
-            base_name: Some(req.base_name).filter(|s| !s.is_empty()),
-            parallelism: self.import_parallelism,
-            ..Default::default()
-        };
         let path = absolute(&req.path)?;
-        let (store, unpacker, default) = (self.store.clone(), self.unpacker.clone(), self.platform.clone());
-        let no_unpack = req.no_unpack;
-        let (tx, rx) = mpsc::channel(64);
-        tokio::task::spawn_blocking(move || {
-            let progress = ChannelProgress::new(tx.clone(), |total, done| v1::ImportImageEvent {
-                event: Some(v1::import_image_event::Event::Progress(v1::Progress { total, done })),
-            });
-            tracing::info!(path = %path.display(), "import");
-            let result = (|| {
-                let r = import(&store, &path, &opts, &progress)?;
-                tracing::info!(images = r.images.len(), blobs = r.blobs_written, bytes = r.bytes_written, "imported");
-                crate::unpack::finish(&store, &unpacker, &r, no_unpack, &default)
-            })();
-            let msg = result
-                .map(|r| v1::ImportImageEvent { event: Some(v1::import_image_event::Event::Result(r)) })
-                .map_err(Status::from);
-            if let Err(e) = &msg {
-                tracing::warn!(path = %path.display(), error = %e.message(), "import failed");
+        let rx = self.start_import(req, path, false)?;
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn import_stream(&self, req: Request<Streaming<v1::ImportChunk>>) -> Result<Response<Self::ImportStreamStream>, Status> {
+        let mut stream = req.into_inner();
+        let first = stream.next().await.ok_or_else(|| Status::invalid_argument("empty import stream"))??;
+        let request = first.request.ok_or_else(|| Status::invalid_argument("the first import chunk must carry the request"))?;
+        // The importer reads archives in place, so the bytes are spooled to a file under the root.
+        let n = SPOOL_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let spool = spool_dir(self.store.root()).join(format!("{}-{n}.tar", std::process::id()));
+        let written = async {
+            tokio::fs::create_dir_all(spool_dir(self.store.root())).await?;
+            let mut file = tokio::fs::File::create(&spool).await?;
+            file.write_all(&first.data).await?;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(std::io::Error::other)?;
+                file.write_all(&chunk.data).await?;
             }
-            let _ = tx.blocking_send(msg);
-        });
+            file.flush().await
+        }
+        .await;
+        if let Err(e) = written {
+            let _ = tokio::fs::remove_file(&spool).await;
+            return Err(Status::internal(format!("spool import stream: {e}")));
+        }
+        let rx = self.start_import(request, spool, true)?;
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

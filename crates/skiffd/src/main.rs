@@ -111,6 +111,8 @@ async fn main() -> Result<()> {
     let unpacker = Arc::new(Unpacker::new(Arc::new(snapshotter), limits));
     let interrupted = unpacker.clean_interrupted().context("clean interrupted unpacks")?;
     tracing::info!(?backend, interrupted, "snapshotter ready");
+    // Streamed imports a crash interrupted.
+    let _ = std::fs::remove_dir_all(images::spool_dir(&cfg.root));
     let store = Arc::new(store);
     let listener = bind(&cfg.socket, cfg.socket_mode_bits()?)?;
     tracing::info!(socket = %cfg.socket.display(), "skiffd ready");
