@@ -1,7 +1,7 @@
 //! Resolving a stored image for a platform: index → platform manifest → config, collecting the
 //! annotations of each level on the way down.
 
-use skiff_store::{ContentStore, Digest, ImageAnnotations};
+use skiff_store::{ContentStore, ImageAnnotations};
 
 use crate::error::{ImageError, Result};
 use crate::media::{Kind, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
@@ -82,17 +82,4 @@ pub fn resolve(store: &dyn ContentStore, target: &Desc, platform: &Platform) -> 
 /// The platform a manifest's config declares.
 pub fn config_platform(config: &oci_spec::image::ImageConfiguration) -> Platform {
     Platform::new(&config.os().to_string(), &config.architecture().to_string(), config.variant().as_deref())
-}
-
-/// Digests an image needs for `platform`: its indexes, manifest, config and layers.
-pub fn needed_digests(r: &Resolved) -> Vec<Digest> {
-    let mut v = vec![r.target.digest.clone()];
-    if let Some((d, _)) = &r.index {
-        v.push(d.digest.clone());
-    }
-    v.push(r.manifest_desc.digest.clone());
-    v.push(r.manifest.config.digest.clone());
-    v.extend(r.manifest.layers.iter().map(|l| l.digest.clone()));
-    v.dedup();
-    v
 }

@@ -42,13 +42,6 @@ pub struct Endpoint {
     pub mirror: bool,
 }
 
-impl Endpoint {
-    /// The host:port this endpoint talks to.
-    pub fn authority(&self) -> &str {
-        self.base.split_once("://").map_or(&self.base, |(_, a)| a)
-    }
-}
-
 /// The host configuration directory.
 #[derive(Clone, Debug, Default)]
 pub struct Hosts {

@@ -69,10 +69,6 @@ impl FsSnapshotter {
         Ok(s)
     }
 
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     fn dir(&self, id: u64) -> PathBuf {
         self.root.join(id.to_string())
     }
@@ -133,7 +129,7 @@ impl FsSnapshotter {
                 return Err(SnapshotError::FailedPrecondition { key: p.to_string(), reason: "parent is not committed".into() });
             }
         }
-        let id = self.db.db_generate_id()?;
+        let id = self.db.generate_id()?;
         // Built in a temp directory and renamed into place before the record is written: a crash
         // leaves only a directory without a record, which `recover` removes.
         let tmp = self.root.join(format!("new-{id}"));

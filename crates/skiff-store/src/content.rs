@@ -355,11 +355,6 @@ pub struct ContentWriter<'a> {
 }
 
 impl ContentWriter<'_> {
-    /// Bytes written so far.
-    pub fn written(&self) -> u64 {
-        self.written
-    }
-
     fn expected_name(&self) -> String {
         self.expected.as_ref().map_or_else(|| "blob".to_string(), Digest::to_string)
     }

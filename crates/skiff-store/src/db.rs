@@ -97,7 +97,7 @@ impl Db {
     }
 
     /// A fresh, never reused id (sled's monotonic counter).
-    pub fn db_generate_id(&self) -> Result<u64> {
+    pub fn generate_id(&self) -> Result<u64> {
         Ok(self.db.generate_id()?)
     }
 
