@@ -72,6 +72,9 @@ pub struct InspectView {
     /// (index-descriptor < index < manifest-descriptor < manifest).
     pub annotations: BTreeMap<String, String>,
     pub annotation_sources: Vec<AnnotationSource>,
+    /// The same annotations by level, for callers (not serialised: `AnnotationSources` shows them).
+    #[serde(skip)]
+    pub levels: skiff_store::ImageAnnotations,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -113,6 +116,7 @@ pub fn inspect(store: &Store, record: &ImageRecord, platform: &Platform) -> Resu
         layers: r.manifest.layers.iter().map(DescView::from).collect(),
         annotations,
         annotation_sources: sources,
+        levels: r.annotations.clone(),
         labels: record.labels.clone(),
     })
 }

@@ -43,7 +43,7 @@ pub fn lookup(store: &Store, name: &str) -> Result<ImageRecord, ApiError> {
     Ok(store.images().get(name)?)
 }
 
-fn platform_or(req: &str, fallback: &Platform) -> Result<Platform, ApiError> {
+pub(crate) fn platform_or(req: &str, fallback: &Platform) -> Result<Platform, ApiError> {
     if req.is_empty() {
         Ok(fallback.clone())
     } else {
@@ -140,17 +140,11 @@ impl Images for ImagesService {
         let req = req.into_inner();
         let json = blocking(move || {
             let record = lookup(&store, &req.name)?;
-            let recorded = if record.platform.is_empty() { default } else { record.platform.parse::<Platform>()? };
+            let recorded = crate::unpack::platform_of(&record, &default)?;
             let view = inspect(&store, &record, &platform_or(&req.platform, &recorded)?)?;
             let mut doc = serde_json::to_value(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
             // What a container's config.json would carry from this image under the configured policy.
-            let levels = skiff_store::ImageAnnotations {
-                index: view.annotation_sources.iter().filter(|a| a.level == "index").map(|a| (a.key.clone(), a.value.clone())).collect(),
-                manifest_descriptor: view.annotation_sources.iter().filter(|a| a.level == "manifest-descriptor").map(|a| (a.key.clone(), a.value.clone())).collect(),
-                manifest: view.annotation_sources.iter().filter(|a| a.level == "manifest").map(|a| (a.key.clone(), a.value.clone())).collect(),
-                ..Default::default()
-            };
-            let effective = skiff_runtime::merge(&levels, &Default::default(), &Default::default(), &policy)
+            let effective = skiff_runtime::merge(&view.levels, &Default::default(), &Default::default(), &policy)
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             doc["RuntimeAnnotations"] = serde_json::json!(effective.annotations.iter().map(|(k, v)| {
                 serde_json::json!({"Key": k, "Value": v, "Source": effective.sources.get(k)})
@@ -239,7 +233,7 @@ impl Images for ImagesService {
                 edits.push(parse_remove(k, target, only.as_ref())?);
             }
             let src = lookup(&store, &req.source)?;
-            let platform = if src.platform.is_empty() { default } else { src.platform.parse()? };
+            let platform = crate::unpack::platform_of(&src, &default)?;
             tracing::info!(source = %src.name, destination = %req.destination, edits = edits.len(), "annotate");
             Ok(annotate(&store, &src, &req.destination, &edits, &platform)?)
         })

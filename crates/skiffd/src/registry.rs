@@ -82,7 +82,7 @@ pub fn start_pull(
 ) -> Result<mpsc::Receiver<Result<v1::PullImageEvent, Status>>, ApiError> {
     let client = client_options(cfg, req.registry.as_ref())?;
     let opts = PullOptions {
-        platform: if req.platform.is_empty() { default_platform.clone() } else { req.platform.parse()? },
+        platform: crate::images::platform_or(&req.platform, default_platform)?,
         all_platforms: req.all_platforms,
         parallelism: cfg.max_concurrent_downloads,
     };

@@ -12,7 +12,8 @@ use skiff_store::{GcReport, ImageRecord, Store};
 
 use crate::status::ApiError;
 
-fn platform_of(record: &ImageRecord, default: &Platform) -> Result<Platform, ApiError> {
+/// The platform a record was stored for, else the daemon's default.
+pub fn platform_of(record: &ImageRecord, default: &Platform) -> Result<Platform, ApiError> {
     if record.platform.is_empty() {
         Ok(default.clone())
     } else {
