@@ -6,6 +6,7 @@
 pub mod annotations;
 mod error;
 pub mod seccomp;
+pub mod shim;
 pub mod spec;
 pub mod user;
 

@@ -1,0 +1,349 @@
+//! A process's stdio: pipes (or a pty) between the process and the shim, copied into the
+//! container's CRI-format log and, when a client attached FIFOs, to and from those.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::{SecondsFormat, Utc};
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use skiff_runtime::shim::Stdio;
+
+/// Longest log line; longer ones are split into `P` (partial) entries (containerd's default).
+pub const MAX_LOG_LINE: usize = 16 * 1024;
+
+/// The container log, in the CRI format: `RFC3339Nano STREAM P|F MESSAGE\n`.
+pub struct LogSink {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl LogSink {
+    pub fn open(path: &Path) -> std::io::Result<LogSink> {
+        Ok(LogSink { path: path.to_path_buf(), file: Mutex::new(open_log(path)?) })
+    }
+
+    fn write_entry(&self, stream: &str, partial: bool, message: &[u8]) {
+        let mut entry = Vec::with_capacity(message.len() + 48);
+        entry.extend_from_slice(Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true).as_bytes());
+        entry.push(b' ');
+        entry.extend_from_slice(stream.as_bytes());
+        entry.extend_from_slice(if partial { b" P " } else { b" F " });
+        entry.extend_from_slice(message);
+        entry.push(b'\n');
+        if let Ok(mut file) = self.file.lock() {
+            if let Err(e) = file.write_all(&entry) {
+                tracing::warn!(path = %self.path.display(), error = %e, "writing the container log");
+            }
+        }
+    }
+
+    /// Reopens the file (after a rotation renamed it).
+    pub fn reopen(&self) -> std::io::Result<()> {
+        let fresh = open_log(&self.path)?;
+        if let Ok(mut file) = self.file.lock() {
+            *file = fresh;
+        }
+        Ok(())
+    }
+}
+
+fn open_log(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).mode(0o640).open(path)
+}
+
+/// Cuts a byte stream into log entries: a full line per `\n`, partial entries for lines longer
+/// than [`MAX_LOG_LINE`]. Bytes pass through unchanged (no UTF-8 assumption).
+pub struct LineSplitter {
+    buf: Vec<u8>,
+}
+
+impl LineSplitter {
+    pub fn new() -> Self {
+        LineSplitter { buf: Vec::new() }
+    }
+
+    /// Feeds bytes; `emit(partial, message)` for each complete entry.
+    pub fn push(&mut self, data: &[u8], mut emit: impl FnMut(bool, &[u8])) {
+        self.buf.extend_from_slice(data);
+        let mut start = 0;
+        loop {
+            let rest = &self.buf[start..];
+            match rest.iter().position(|&b| b == b'\n') {
+                Some(n) if n <= MAX_LOG_LINE => {
+                    emit(false, &rest[..n]);
+                    start += n + 1;
+                }
+                _ if rest.len() > MAX_LOG_LINE => {
+                    emit(true, &rest[..MAX_LOG_LINE]);
+                    start += MAX_LOG_LINE;
+                }
+                _ => break,
+            }
+        }
+        self.buf.drain(..start);
+    }
+
+    /// The stream ended: what is left is a last (full) entry.
+    pub fn finish(&mut self, mut emit: impl FnMut(bool, &[u8])) {
+        if !self.buf.is_empty() {
+            emit(false, &self.buf);
+            self.buf.clear();
+        }
+    }
+}
+
+impl Default for LineSplitter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The fds the process gets, and what is needed to finish wiring after it was created.
+pub struct ChildStdio {
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    /// With a terminal: the socket the runtime sends the pty master to.
+    pub console_socket: Option<PathBuf>,
+}
+
+/// The shim's side of a process's stdio, before the process exists.
+pub struct Pending {
+    stdio: Stdio,
+    log: Option<Arc<LogSink>>,
+    kind: PendingKind,
+}
+
+enum PendingKind {
+    Pipes { stdin: Option<File>, stdout: File, stderr: File },
+    Console { listener: UnixListener, path: PathBuf },
+}
+
+/// The shim's side of a running process's stdio.
+pub struct Attached {
+    copiers: Vec<JoinHandle<()>>,
+    /// The pty master, for resizes.
+    pub master: Option<Arc<File>>,
+}
+
+fn pipe() -> std::io::Result<(File, File)> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    Ok((File::from(r), File::from(w)))
+}
+
+fn dev_null() -> std::io::Result<OwnedFd> {
+    Ok(OpenOptions::new().read(true).write(true).custom_flags(libc::O_CLOEXEC).open("/dev/null")?.into())
+}
+
+/// Makes the stdio of a process to be created. A terminal's console socket is `console_name` in
+/// the shim's working directory, the state dir (bound by a relative name, so a long state path
+/// cannot overflow a socket address); it is removed once the master arrived.
+pub fn prepare(stdio: &Stdio, log: Option<Arc<LogSink>>, state_dir: &Path, console_name: &str) -> std::io::Result<(ChildStdio, Pending)> {
+    if stdio.tty {
+        let _ = std::fs::remove_file(console_name);
+        let listener = UnixListener::bind(console_name)?;
+        let console_socket = Some(state_dir.join(console_name));
+        let child = ChildStdio { stdin: dev_null()?, stdout: dev_null()?, stderr: dev_null()?, console_socket };
+        let pending = PendingKind::Console { listener, path: PathBuf::from(console_name) };
+        return Ok((child, Pending { stdio: stdio.clone(), log, kind: pending }));
+    }
+    let (stdin_child, stdin_shim) = if stdio.stdin.is_some() {
+        let (r, w) = pipe()?;
+        (OwnedFd::from(r), Some(w))
+    } else {
+        (dev_null()?, None)
+    };
+    let (stdout_r, stdout_w) = pipe()?;
+    let (stderr_r, stderr_w) = pipe()?;
+    let child = ChildStdio { stdin: stdin_child, stdout: stdout_w.into(), stderr: stderr_w.into(), console_socket: None };
+    Ok((child, Pending { stdio: stdio.clone(), log, kind: PendingKind::Pipes { stdin: stdin_shim, stdout: stdout_r, stderr: stderr_r } }))
+}
+
+/// Opens a client FIFO for writing without blocking on a missing reader (then the output goes
+/// to the log only).
+fn open_fifo_writer(path: &Path) -> Option<File> {
+    let file = OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(path).ok()?;
+    set_blocking(file.as_raw_fd());
+    Some(file)
+}
+
+fn open_fifo_reader(path: &Path) -> Option<File> {
+    let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(path).ok()?;
+    set_blocking(file.as_raw_fd());
+    Some(file)
+}
+
+fn set_blocking(fd: RawFd) {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) {
+        let _ = fcntl(fd, FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) & !OFlag::O_NONBLOCK));
+    }
+}
+
+/// Copies one output stream to the log and the client's FIFO until EOF.
+fn copy_output(mut from: impl Read + Send + 'static, stream: &'static str, log: Option<Arc<LogSink>>, mut to: Option<File>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut splitter = LineSplitter::new();
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // EIO: a pty whose last slave fd closed.
+                Err(_) => break,
+            };
+            if let Some(log) = &log {
+                splitter.push(&buf[..n], |partial, message| log.write_entry(stream, partial, message));
+            }
+            if let Some(fifo) = &mut to {
+                // The client went away: keep logging, stop forwarding.
+                if fifo.write_all(&buf[..n]).is_err() {
+                    to = None;
+                }
+            }
+        }
+        if let Some(log) = &log {
+            splitter.finish(|partial, message| log.write_entry(stream, partial, message));
+        }
+    })
+}
+
+fn copy_input(mut from: File, mut to: impl Write + Send + 'static) {
+    // Not joined: a client may keep its stdin open after the process ended.
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+    });
+}
+
+fn receive_master(listener: &UnixListener) -> std::io::Result<File> {
+    let (stream, _) = listener.accept()?;
+    let mut buf = [0u8; 4096];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the kernel just installed this fd for us.
+                return Ok(unsafe { File::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err(std::io::Error::other("the runtime sent no terminal over the console socket"))
+}
+
+/// Sets a pty's window size.
+pub fn resize(master: &File, rows: u16, columns: u16) -> std::io::Result<()> {
+    let size = libc::winsize { ws_row: rows, ws_col: columns, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads a winsize from the pointer we pass.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl Pending {
+    /// Wires the created process's stdio: receives the pty master, starts the copiers.
+    pub fn attach(self) -> std::io::Result<Attached> {
+        let stdout_fifo = self.stdio.stdout.as_deref().and_then(open_fifo_writer);
+        let stdin_fifo = self.stdio.stdin.as_deref().and_then(open_fifo_reader);
+        match self.kind {
+            PendingKind::Pipes { stdin, stdout, stderr } => {
+                let stderr_fifo = self.stdio.stderr.as_deref().and_then(open_fifo_writer);
+                if let (Some(fifo), Some(pipe)) = (stdin_fifo, stdin) {
+                    copy_input(fifo, pipe);
+                }
+                let copiers = vec![
+                    copy_output(stdout, "stdout", self.log.clone(), stdout_fifo),
+                    copy_output(stderr, "stderr", self.log, stderr_fifo),
+                ];
+                Ok(Attached { copiers, master: None })
+            }
+            PendingKind::Console { listener, path } => {
+                let master = receive_master(&listener);
+                let _ = std::fs::remove_file(&path);
+                let master = Arc::new(master?);
+                if let Some((rows, columns)) = self.stdio.size {
+                    resize(&master, rows, columns)?;
+                }
+                if let Some(fifo) = stdin_fifo {
+                    copy_input(fifo, SharedFile(master.clone()));
+                }
+                let copiers = vec![copy_output(SharedFile(master.clone()), "stdout", self.log, stdout_fifo)];
+                Ok(Attached { copiers, master: Some(master) })
+            }
+        }
+    }
+}
+
+/// A file shared between a reader and a writer thread (the pty master).
+struct SharedFile(Arc<File>);
+
+impl Read for SharedFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        (&*self.0).read(buf)
+    }
+}
+
+impl Write for SharedFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Attached {
+    /// Waits (up to `limit`) for the output to drain after the process ended; a grandchild that
+    /// escaped with the pipe open must not hold up the exit.
+    pub fn drain(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        for copier in std::mem::take(&mut self.copiers) {
+            while !copier.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if copier.is_finished() {
+                let _ = copier.join();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(chunks: &[&[u8]]) -> Vec<(bool, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut s = LineSplitter::new();
+        for c in chunks {
+            s.push(c, |p, m| out.push((p, m.to_vec())));
+        }
+        s.finish(|p, m| out.push((p, m.to_vec())));
+        out
+    }
+
+    #[test]
+    fn lines_split_across_reads_and_at_the_limit() {
+        assert_eq!(split(&[b"he", b"llo\nwor", b"ld\n"]), vec![(false, b"hello".to_vec()), (false, b"world".to_vec())]);
+        assert_eq!(split(&[b"no newline"]), vec![(false, b"no newline".to_vec())]);
+        let long = vec![b'x'; MAX_LOG_LINE * 2 + 10];
+        let mut input = long.clone();
+        input.push(b'\n');
+        let out = split(&[&input]);
+        assert_eq!(out.len(), 3);
+        assert!(out[0].0 && out[1].0 && !out[2].0);
+        assert_eq!(out.iter().map(|(_, m)| m.len()).sum::<usize>(), long.len());
+        // Not UTF-8: passed through as bytes.
+        assert_eq!(split(&[b"\xff\xfe\n"]), vec![(false, b"\xff\xfe".to_vec())]);
+    }
+}

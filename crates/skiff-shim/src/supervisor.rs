@@ -1,0 +1,320 @@
+//! One container's supervision: its init and exec'd processes, their exits, and the requests
+//! skiffd sends.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use skiff_runtime::shim::{ErrorCode, ExitStatus, Request, Response, ShimConfig, State, Status, Stdio, EXIT_FILE};
+
+use crate::io::{self, Attached, LogSink};
+use crate::launcher::Launcher;
+use crate::reaper::{Ended, Reaper};
+
+/// How long a process's output may keep flowing after it exited (a grandchild holding the pipe).
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
+struct Process {
+    pid: i32,
+    exit: Option<ExitStatus>,
+    master: Option<Arc<File>>,
+}
+
+pub struct Inner {
+    status: Status,
+    init: Process,
+    /// Lets signals reach the init even if its pid were reused after it was reaped.
+    init_pidfd: Option<OwnedFd>,
+    execs: HashMap<String, Process>,
+}
+
+pub struct Supervisor {
+    config: ShimConfig,
+    state_dir: PathBuf,
+    launcher: Box<dyn Launcher>,
+    reaper: Arc<Reaper>,
+    log: Arc<LogSink>,
+    inner: Mutex<Inner>,
+    changed: Condvar,
+}
+
+fn failed(code: ErrorCode, message: impl Into<String>) -> Response {
+    Response::Error { code, message: message.into() }
+}
+
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a non-negative return is a fresh fd we own.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn pidfd_send_signal(pidfd: &OwnedFd, signal: i32) -> std::io::Result<()> {
+    // SAFETY: pidfd_send_signal with a null siginfo and no flags.
+    let rc = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal, std::ptr::null::<libc::siginfo_t>(), 0) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The `oom_kill` count of the container's memory cgroup (v1, v2, or the hybrid's unified mount).
+fn oom_kills(cgroup_path: &str) -> u64 {
+    let rel = cgroup_path.trim_start_matches('/');
+    let candidates = [
+        (format!("/sys/fs/cgroup/memory/{rel}/memory.oom_control"), "oom_kill "),
+        (format!("/sys/fs/cgroup/{rel}/memory.events"), "oom_kill "),
+        (format!("/sys/fs/cgroup/unified/{rel}/memory.events"), "oom_kill "),
+    ];
+    candidates
+        .iter()
+        .filter_map(|(path, key)| {
+            let text = std::fs::read_to_string(path).ok()?;
+            text.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().parse::<u64>().ok())
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file = File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+impl Supervisor {
+    /// Creates the container (its init waits for Start).
+    pub fn create(config: ShimConfig, state_dir: PathBuf, launcher: Box<dyn Launcher>, reaper: Arc<Reaper>) -> Result<Arc<Supervisor>, String> {
+        let log = Arc::new(LogSink::open(&config.log_path).map_err(|e| format!("opening log {}: {e}", config.log_path.display()))?);
+        let (child, pending) = io::prepare(&config.stdio, Some(log.clone()), &state_dir, "console.sock").map_err(|e| format!("stdio: {e}"))?;
+        let pid = match launcher.create(child) {
+            Ok(pid) => pid,
+            Err(e) => {
+                // A failed create can leave the runtime's state and cgroup behind.
+                let _ = launcher.delete();
+                return Err(e.to_string());
+            }
+        };
+        // Opened before Start, while the init is blocked and cannot have exited.
+        let init_pidfd = pidfd_open(pid);
+        let attached = match pending.attach() {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = launcher.kill(libc::SIGKILL, true);
+                let _ = launcher.delete();
+                return Err(format!("attaching the container's stdio: {e}"));
+            }
+        };
+        let inner = Inner {
+            status: Status::Created,
+            init: Process { pid, exit: None, master: attached.master.clone() },
+            init_pidfd,
+            execs: HashMap::new(),
+        };
+        let supervisor = Arc::new(Supervisor { config, state_dir, launcher, reaper, log, inner: Mutex::new(inner), changed: Condvar::new() });
+        supervisor.watch(pid, None, attached);
+        tracing::info!(pid, "container created");
+        Ok(supervisor)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn watch(self: &Arc<Self>, pid: i32, exec_id: Option<String>, mut attached: Attached) {
+        let this = self.clone();
+        std::thread::spawn(move || {
+            let ended = this.reaper.wait(pid);
+            attached.drain(DRAIN_LIMIT);
+            let oom_killed = exec_id.is_none()
+                && ended == Ended::Signaled(libc::SIGKILL)
+                && this.config.cgroup_path.as_deref().is_some_and(|p| oom_kills(p) > 0);
+            let exit = ExitStatus {
+                pid,
+                code: ended.code(),
+                signal: match ended {
+                    Ended::Signaled(s) => Some(s),
+                    Ended::Exited(_) => None,
+                },
+                oom_killed,
+                exited_at: Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true),
+            };
+            tracing::info!(pid, exec_id = exec_id.as_deref().unwrap_or(""), code = exit.code, oom_killed, "process exited");
+            if exec_id.is_none() {
+                match serde_json::to_vec(&exit) {
+                    Ok(bytes) => {
+                        if let Err(e) = write_atomically(&this.state_dir.join(EXIT_FILE), &bytes) {
+                            tracing::error!(error = %e, "writing the exit file");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "encoding the exit status"),
+                }
+            }
+            let mut inner = this.lock();
+            match &exec_id {
+                None => {
+                    inner.init.exit = Some(exit);
+                    inner.status = Status::Stopped;
+                    inner.init_pidfd = None;
+                }
+                Some(id) => {
+                    if let Some(p) = inner.execs.get_mut(id) {
+                        p.exit = Some(exit);
+                    }
+                }
+            }
+            drop(inner);
+            this.changed.notify_all();
+        });
+    }
+
+    fn state(&self) -> State {
+        let inner = self.lock();
+        State { pid: inner.init.pid, status: inner.status, exit: inner.init.exit.clone() }
+    }
+
+    /// Handles one request. `Delete` answers Ok and then the caller ends the shim.
+    pub fn handle(self: &Arc<Self>, request: Request) -> Response {
+        match request {
+            Request::State => Response::State(self.state()),
+            Request::Start => {
+                if self.lock().status != Status::Created {
+                    return failed(ErrorCode::FailedPrecondition, "container is not in the created state");
+                }
+                match self.launcher.start() {
+                    Ok(()) => {
+                        let mut inner = self.lock();
+                        if inner.status == Status::Created {
+                            inner.status = Status::Running;
+                        }
+                        Response::Ok
+                    }
+                    Err(e) => failed(ErrorCode::Internal, format!("start: {e}")),
+                }
+            }
+            Request::Wait { exec_id } => {
+                let mut inner = self.lock();
+                loop {
+                    let process = match &exec_id {
+                        None => Some(&inner.init),
+                        Some(id) => inner.execs.get(id),
+                    };
+                    match process {
+                        None => return failed(ErrorCode::NotFound, format!("no exec'd process {:?}", exec_id.unwrap_or_default())),
+                        Some(Process { exit: Some(exit), .. }) => return Response::Exited(exit.clone()),
+                        Some(_) => inner = self.changed.wait(inner).unwrap_or_else(|e| e.into_inner()),
+                    }
+                }
+            }
+            Request::Kill { signal, all } => self.kill(signal, all),
+            Request::Exec { exec_id, process, stdio } => self.exec(exec_id, process, stdio),
+            Request::ResizePty { exec_id, rows, columns } => {
+                let inner = self.lock();
+                let master = match &exec_id {
+                    None => inner.init.master.clone(),
+                    Some(id) => inner.execs.get(id).and_then(|p| p.master.clone()),
+                };
+                drop(inner);
+                match master {
+                    Some(m) => match io::resize(&m, rows, columns) {
+                        Ok(()) => Response::Ok,
+                        Err(e) => failed(ErrorCode::Internal, format!("resize: {e}")),
+                    },
+                    None => failed(ErrorCode::FailedPrecondition, "the process has no terminal"),
+                }
+            }
+            Request::ReopenLog => match self.log.reopen() {
+                Ok(()) => Response::Ok,
+                Err(e) => failed(ErrorCode::Internal, format!("reopening the log: {e}")),
+            },
+            Request::Delete => self.delete(),
+        }
+    }
+
+    fn kill(&self, signal: i32, all: bool) -> Response {
+        let inner = self.lock();
+        if inner.init.exit.is_some() {
+            return Response::Ok;
+        }
+        if !all {
+            if let Some(pidfd) = &inner.init_pidfd {
+                return match pidfd_send_signal(pidfd, signal) {
+                    Ok(()) => Response::Ok,
+                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Response::Ok,
+                    Err(e) => failed(ErrorCode::Internal, format!("signal {signal}: {e}")),
+                };
+            }
+        }
+        drop(inner);
+        match self.launcher.kill(signal, all) {
+            Ok(()) => Response::Ok,
+            Err(e) if self.lock().init.exit.is_some() => {
+                tracing::debug!(error = %e, "kill raced with the exit");
+                Response::Ok
+            }
+            Err(e) => failed(ErrorCode::Internal, format!("kill: {e}")),
+        }
+    }
+
+    fn exec(self: &Arc<Self>, exec_id: String, process: serde_json::Value, stdio: Stdio) -> Response {
+        if exec_id.is_empty() || !exec_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return failed(ErrorCode::InvalidArgument, format!("bad exec id {exec_id:?}"));
+        }
+        {
+            let inner = self.lock();
+            if inner.status != Status::Running {
+                return failed(ErrorCode::FailedPrecondition, "container is not running");
+            }
+            if inner.execs.contains_key(&exec_id) {
+                return failed(ErrorCode::InvalidArgument, format!("exec id {exec_id:?} is in use"));
+            }
+        }
+        let process_file = self.state_dir.join(format!("exec-{exec_id}.json"));
+        if let Err(e) = serde_json::to_vec(&process).map_err(std::io::Error::other).and_then(|b| std::fs::write(&process_file, b)) {
+            return failed(ErrorCode::Internal, format!("writing the exec process: {e}"));
+        }
+        let console = format!("exec-{exec_id}.sock");
+        let result = io::prepare(&stdio, None, &self.state_dir, &console)
+            .map_err(|e| failed(ErrorCode::Internal, format!("exec stdio: {e}")))
+            .and_then(|(child, pending)| {
+                let pid = self.launcher.exec(&process_file, child).map_err(|e| failed(ErrorCode::InvalidArgument, format!("exec: {e}")))?;
+                let attached = pending.attach().map_err(|e| failed(ErrorCode::Internal, format!("exec stdio: {e}")))?;
+                Ok((pid, attached))
+            });
+        let _ = std::fs::remove_file(&process_file);
+        match result {
+            Ok((pid, attached)) => {
+                self.lock().execs.insert(exec_id.clone(), Process { pid, exit: None, master: attached.master.clone() });
+                self.watch(pid, Some(exec_id), attached);
+                Response::Exec { pid }
+            }
+            Err(response) => response,
+        }
+    }
+
+    fn delete(&self) -> Response {
+        let status = self.lock().status;
+        if status == Status::Running {
+            return failed(ErrorCode::FailedPrecondition, "container is running: stop or kill it first");
+        }
+        if status == Status::Created {
+            // Never started: its init is blocked; end it before deleting.
+            let _ = self.launcher.kill(libc::SIGKILL, true);
+            let mut inner = self.lock();
+            while inner.init.exit.is_none() {
+                inner = self.changed.wait(inner).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        match self.launcher.delete() {
+            Ok(()) => Response::Ok,
+            Err(e) => failed(ErrorCode::Internal, format!("delete: {e}")),
+        }
+    }
+}
