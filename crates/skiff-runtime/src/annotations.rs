@@ -60,7 +60,7 @@ impl Default for ImageAnnotationPolicy {
 }
 
 /// An annotation dropped on the way, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dropped {
     pub key: String,
     pub source: Source,
@@ -68,7 +68,7 @@ pub struct Dropped {
 }
 
 /// The annotations a container's spec gets, with the source of each and what was dropped.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Effective {
     pub annotations: BTreeMap<String, String>,
     pub sources: BTreeMap<String, Source>,

@@ -67,6 +67,8 @@ pub struct RunRequest {
     pub readonly_rootfs: bool,
     pub cgroups_path: Option<String>,
     pub oom_score_adj: Option<i32>,
+    /// Share the host's network namespace instead of creating one.
+    pub host_network: bool,
 }
 
 /// Everything the spec is built from.
@@ -166,7 +168,8 @@ pub fn build(inputs: &SpecInputs<'_>) -> Result<Built> {
         }));
     }
 
-    let mut namespaces: Vec<Value> = ["pid", "ipc", "uts", "mount", "network"].iter().map(|t| json!({"type": t})).collect();
+    let kinds: &[&str] = if req.host_network { &["pid", "ipc", "uts", "mount"] } else { &["pid", "ipc", "uts", "mount", "network"] };
+    let mut namespaces: Vec<Value> = kinds.iter().map(|t| json!({"type": t})).collect();
     for (kind, path) in &req.join_namespaces {
         match namespaces.iter_mut().find(|n| n["type"] == *kind) {
             Some(n) => n["path"] = json!(path),
@@ -197,6 +200,8 @@ pub fn build(inputs: &SpecInputs<'_>) -> Result<Built> {
     }
 
     let caps = DEFAULT_CAPABILITIES;
+    // RLIMIT_NOFILE 1024:1024 is containerd's default; a higher hard limit than the caller's would
+    // need CAP_SYS_RESOURCE, which a manager does not always hold.
     let mut process = json!({
         "terminal": req.tty,
         "user": {"uid": identity.uid, "gid": identity.gid},
@@ -204,7 +209,7 @@ pub fn build(inputs: &SpecInputs<'_>) -> Result<Built> {
         "env": env,
         "cwd": cwd,
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576}],
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
         "noNewPrivileges": true,
     });
     if !identity.additional_gids.is_empty() {
@@ -239,6 +244,46 @@ pub fn build(inputs: &SpecInputs<'_>) -> Result<Built> {
         stop_signal: config.stop_signal().clone(),
         volumes: config.volumes().clone().unwrap_or_default(),
     })
+}
+
+/// The OCI `process` of an exec into a container whose spec's process is `base`: the same
+/// capabilities, rlimits and no_new_privs, with its own args; `env` over the container's by key;
+/// `cwd` and `user` when given.
+pub fn exec_process(base: &Value, args: &[String], env: &[String], cwd: Option<&str>, user: Option<&user::Identity>, tty: bool) -> Result<Value> {
+    if args.is_empty() {
+        return Err(RuntimeError::InvalidArgument("exec needs a command".into()));
+    }
+    let mut process = base.clone();
+    if !process.is_object() {
+        return Err(RuntimeError::Spec("the container's spec has no process".into()));
+    }
+    let mut merged: Vec<String> = process["env"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    for e in env {
+        if !e.contains('=') {
+            return Err(RuntimeError::InvalidArgument(format!("environment entry {e:?} must be KEY=VALUE")));
+        }
+        merged.retain(|old| env_key(old) != env_key(e));
+        merged.push(e.clone());
+    }
+    process["args"] = json!(args);
+    process["env"] = json!(merged);
+    process["terminal"] = json!(tty);
+    if let Some(cwd) = cwd {
+        if !cwd.starts_with('/') {
+            return Err(RuntimeError::InvalidArgument(format!("working directory {cwd:?} must be absolute")));
+        }
+        process["cwd"] = json!(cwd);
+    }
+    if let Some(id) = user {
+        process["user"] = json!({"uid": id.uid, "gid": id.gid});
+        if !id.additional_gids.is_empty() {
+            process["user"]["additionalGids"] = json!(id.additional_gids);
+        }
+    }
+    if let Some(obj) = process.as_object_mut() {
+        obj.remove("consoleSize");
+    }
+    Ok(process)
 }
 
 /// The spec as `config.json` bytes, canonical: oci-spec keeps capabilities in hash sets, so they

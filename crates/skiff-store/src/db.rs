@@ -7,9 +7,10 @@
 //! leases    lease/<id>                         -> Lease (json)
 //!           lease/<id>/content/<digest>        -> "new" | "existing"
 //! snapshots snapshot/<key>                     -> snapshot record (json, owned by skiff-snapshot)   [v2]
+//! containers container/<id>                    -> container record (json, owned by skiffd)          [v3]
 //! ```
-//! The containers and sandboxes trees join this set when those records arrive; each addition
-//! bumps the schema version with a migration below.
+//! The sandboxes tree joins this set when pod records arrive; each addition bumps the schema
+//! version with a migration below.
 
 use std::path::Path;
 
@@ -19,14 +20,15 @@ use serde::Serialize;
 use crate::error::{Result, StoreError};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 
 /// Ordered migrations: entry `i` moves a database from version `i` to `i + 1`.
 /// Version 0 is an empty database, so the first migration only stamps the version.
-/// Version 2 adds the `snapshots` tree, which `Db::open` creates; nothing to move.
-const MIGRATIONS: &[fn(&Db) -> Result<()>] = &[|_| Ok(()), |_| Ok(())];
+/// Versions 2 and 3 add the `snapshots` and `containers` trees, which `Db::open` creates; nothing
+/// to move.
+const MIGRATIONS: &[fn(&Db) -> Result<()>] = &[|_| Ok(()), |_| Ok(()), |_| Ok(())];
 
 /// The opened database and its trees.
 #[derive(Clone)]
@@ -38,6 +40,8 @@ pub struct Db {
     pub(crate) leases: sled::Tree,
     /// Snapshot records; their layout belongs to skiff-snapshot.
     pub snapshots: sled::Tree,
+    /// Container records; their layout belongs to skiffd.
+    pub containers: sled::Tree,
 }
 
 impl Db {
@@ -63,6 +67,7 @@ impl Db {
             images: db.open_tree("images")?,
             leases: db.open_tree("leases")?,
             snapshots: db.open_tree("snapshots")?,
+            containers: db.open_tree("containers")?,
             db,
         };
         this.migrate()?;
@@ -153,9 +158,24 @@ mod tests {
             raw.flush().expect("flush");
         }
         let db = Db::open(&dir.path().join("db"), 1 << 20).expect("open");
-        assert_eq!(db.schema_version().expect("version"), 2);
+        assert_eq!(db.schema_version().expect("version"), SCHEMA_VERSION);
         assert!(db.images.get("image/x").expect("get").is_some(), "v1 records kept");
         assert!(db.snapshots.is_empty());
+    }
+
+    #[test]
+    fn migration_three_keeps_version_two_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let raw = sled::open(dir.path().join("db")).expect("sled");
+            raw.open_tree("meta").expect("meta").insert(SCHEMA_KEY, &2u32.to_be_bytes()).expect("stamp");
+            raw.open_tree("snapshots").expect("snapshots").insert("snapshot/x", b"{}".to_vec()).expect("record");
+            raw.flush().expect("flush");
+        }
+        let db = Db::open(&dir.path().join("db"), 1 << 20).expect("open");
+        assert_eq!(db.schema_version().expect("version"), 3);
+        assert!(db.snapshots.get("snapshot/x").expect("get").is_some(), "v2 records kept");
+        assert!(db.containers.is_empty());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! skiff: the command-line client of skiffd.
 
+mod containers;
 mod content;
 mod images;
 mod output;
@@ -16,7 +17,7 @@ use tonic::transport::Channel;
 
 use output::Output;
 
-/// Manage Skiff images and content through skiffd.
+/// Manage Skiff images, content and containers through skiffd.
 #[derive(Parser)]
 #[command(version, name = "skiff")]
 struct Cli {
@@ -49,6 +50,60 @@ enum Command {
         #[command(subcommand)]
         command: snapshots::SnapshotsCommand,
     },
+    /// Containers: list, inspect, remove.
+    #[command(alias = "container", alias = "c")]
+    Containers {
+        #[command(subcommand)]
+        command: containers::ContainersCommand,
+    },
+    /// Run a command in a new container (pulls the image if it is not stored).
+    Run(containers::RunArgs),
+    /// Run a command in a running container.
+    Exec(containers::ExecArgs),
+    /// List containers.
+    Ps {
+        /// Include containers that are not running.
+        #[arg(long, short = 'a')]
+        all: bool,
+    },
+    /// A container's output (from its log).
+    Logs {
+        /// Keep following until the container exits.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(long, default_value_t = 0)]
+        tail: u64,
+        container: String,
+    },
+    /// Start created containers.
+    Start {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Stop containers: the image's stop signal (default SIGTERM), then SIGKILL after the timeout.
+    Stop {
+        /// Seconds to wait before SIGKILL (default: skiffd's runtime.stop_timeout_secs).
+        #[arg(long, short = 't')]
+        time: Option<i64>,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Send a signal to containers' main process.
+    Kill {
+        #[arg(long, short = 's', default_value = "SIGKILL")]
+        signal: String,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove containers.
+    Rm {
+        /// Kill running containers first.
+        #[arg(long, short = 'f')]
+        force: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
 }
 
 pub struct Ctx {
@@ -69,23 +124,47 @@ pub fn absolute(path: &Path) -> Result<PathBuf> {
     Ok(std::env::current_dir().context("current directory")?.join(path))
 }
 
-async fn run(cli: Cli) -> Result<()> {
+/// Runs the command; Some(code) when the process should exit with a container's exit code.
+async fn run(cli: Cli) -> Result<Option<i32>> {
     let channel = skiff_api::connect(&cli.address)
         .await
         .with_context(|| format!("connect to skiffd at {} (is it running? see --address)", cli.address.display()))?;
     let ctx = Ctx { channel, output: cli.output };
-    match cli.command {
+    let done = match cli.command {
         Command::Images { command } => images::run(&ctx, command).await,
         Command::Content { command } => content::run(&ctx, command).await,
         Command::Snapshots { command } => snapshots::run(&ctx, command).await,
-    }
+        Command::Containers { command } => containers::containers(&ctx, command).await,
+        Command::Run(args) => return containers::run(&ctx, args).await.map(Some),
+        Command::Exec(args) => return containers::exec(&ctx, args).await.map(Some),
+        Command::Ps { all } => containers::ps(&ctx, all).await,
+        Command::Logs { follow, tail, container } => containers::logs(&ctx, container, follow, tail).await,
+        Command::Start { containers } => containers::start(&ctx, containers).await,
+        Command::Stop { time, containers } => containers::stop(&ctx, containers, time).await,
+        Command::Kill { signal, containers } => containers::kill(&ctx, containers, signal).await,
+        Command::Rm { force, containers } => containers::rm(&ctx, containers, force).await,
+    };
+    done.map(|()| None)
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let cli = Cli::parse();
-    if let Err(e) = run(cli).await {
-        eprintln!("skiff: {e:#}");
-        std::process::exit(1);
+    match run(cli).await {
+        Ok(None) => {}
+        Ok(Some(code)) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("skiff: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -32,6 +32,61 @@ pub struct RuntimeConfig {
     /// Image annotation propagation into config.json. Default: enabled, default deny list on.
     #[serde(default)]
     pub image_annotations: skiff_runtime::ImageAnnotationPolicy,
+    /// The handler used when a request names none. `builtin` is libcontainer inside skiff-shim.
+    #[serde(default = "builtin_handler")]
+    pub default_handler: String,
+    /// The skiff-shim binary; empty: next to skiffd.
+    #[serde(default)]
+    pub shim: PathBuf,
+    /// Seconds `stop` waits after the stop signal before SIGKILL.
+    #[serde(default = "default_stop_timeout")]
+    pub stop_timeout_secs: u64,
+    /// Named runtime handlers (`[runtime.handlers.NAME]`).
+    #[serde(default)]
+    pub handlers: std::collections::BTreeMap<String, HandlerConfig>,
+}
+
+fn builtin_handler() -> String {
+    BUILTIN_HANDLER.into()
+}
+
+fn default_stop_timeout() -> u64 {
+    10
+}
+
+/// The handler that needs no configuration: libcontainer, linked into skiff-shim.
+pub const BUILTIN_HANDLER: &str = "builtin";
+
+/// `[runtime.handlers.NAME]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandlerConfig {
+    /// A runc-compatible binary (runc, crun, urunc, kata-runtime); empty: libcontainer.
+    #[serde(default)]
+    pub binary: PathBuf,
+    /// This handler's own `[runtime.image_annotations]`; absent: the global one.
+    #[serde(default)]
+    pub image_annotations: Option<skiff_runtime::ImageAnnotationPolicy>,
+}
+
+impl RuntimeConfig {
+    /// The named handler (`""`: the default), or an error naming the configured ones.
+    pub fn handler(&self, name: &str) -> std::result::Result<(String, HandlerConfig), String> {
+        let name = if name.is_empty() { self.default_handler.as_str() } else { name };
+        if let Some(h) = self.handlers.get(name) {
+            return Ok((name.to_string(), h.clone()));
+        }
+        if name == BUILTIN_HANDLER {
+            return Ok((name.to_string(), HandlerConfig::default()));
+        }
+        let known: Vec<&str> = std::iter::once(BUILTIN_HANDLER).chain(self.handlers.keys().map(String::as_str)).collect();
+        Err(format!("unknown runtime handler {name:?}; configured: {}", known.join(", ")))
+    }
+
+    /// The image annotation policy of a handler.
+    pub fn policy<'a>(&'a self, handler: &'a HandlerConfig) -> &'a skiff_runtime::ImageAnnotationPolicy {
+        handler.image_annotations.as_ref().unwrap_or(&self.image_annotations)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -130,6 +185,13 @@ impl Config {
         self.platform()?;
         // Reject bad globs at start, not at the first container.
         skiff_runtime::merge(&Default::default(), &Default::default(), &Default::default(), &self.runtime.image_annotations)?;
+        self.runtime.handler("").map_err(|e| anyhow::anyhow!("runtime.default_handler: {e}"))?;
+        for (name, handler) in &self.runtime.handlers {
+            if let Some(policy) = &handler.image_annotations {
+                skiff_runtime::merge(&Default::default(), &Default::default(), &Default::default(), policy)
+                    .with_context(|| format!("runtime.handlers.{name}.image_annotations"))?;
+            }
+        }
         Ok(())
     }
 }

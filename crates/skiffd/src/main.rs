@@ -3,6 +3,7 @@
 
 mod blocking;
 mod config;
+mod containers;
 mod content;
 mod convert;
 mod images;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use skiff_api::v1::{content_server::ContentServer, images_server::ImagesServer, snapshots_server::SnapshotsServer};
+use skiff_api::v1::{containers_server::ContainersServer, content_server::ContentServer, images_server::ImagesServer, snapshots_server::SnapshotsServer};
 use skiff_snapshot::{apply::Limits, overlay_supported, Backend, FsSnapshotter, Unpacker};
 use skiff_store::{Store, StoreOptions};
 use tokio::net::UnixListener;
@@ -127,10 +128,14 @@ async fn main() -> Result<()> {
     };
     let content = content::ContentService { store: store.clone(), unpacker: unpacker.clone(), platform: cfg.platform()? };
     let snapshots = snapshots::SnapshotsService { unpacker: unpacker.clone(), backend };
+    let manager = containers::Manager::new(store.clone(), unpacker.clone(), cfg.platform()?, cfg.runtime.clone(), &cfg.root)?;
+    let containers = containers::ContainersService { manager: Arc::new(manager) };
+    containers.recover().context("recover containers")?;
     tonic::transport::Server::builder()
         .add_service(ImagesServer::new(images).max_decoding_message_size(16 << 20))
         .add_service(ContentServer::new(content).max_decoding_message_size(16 << 20))
         .add_service(SnapshotsServer::new(snapshots))
+        .add_service(ContainersServer::new(containers))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown_signal())
         .await
         .context("serve")?;

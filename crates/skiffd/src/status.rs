@@ -73,6 +73,17 @@ pub fn snapshot_code(e: &skiff_snapshot::SnapshotError) -> Code {
     }
 }
 
+fn shim_code(e: &skiff_runtime::shim::ShimError) -> Code {
+    use skiff_runtime::shim::{ErrorCode, ShimError};
+    match e {
+        ShimError::Failed { code: ErrorCode::NotFound, .. } => Code::NotFound,
+        ShimError::Failed { code: ErrorCode::FailedPrecondition, .. } => Code::FailedPrecondition,
+        ShimError::Failed { code: ErrorCode::InvalidArgument, .. } => Code::InvalidArgument,
+        ShimError::Failed { code: ErrorCode::Internal, .. } | ShimError::Protocol(_) => Code::Internal,
+        ShimError::Unreachable { .. } | ShimError::Io(_) => Code::Unavailable,
+    }
+}
+
 /// Errors the services return.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -88,6 +99,16 @@ pub enum ApiError {
     Unpack { image: String, source: skiff_snapshot::SnapshotError },
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error(transparent)]
+    Runtime(#[from] skiff_runtime::RuntimeError),
+    #[error(transparent)]
+    Shim(#[from] skiff_runtime::shim::ShimError),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -101,6 +122,11 @@ impl From<ApiError> for Status {
             ApiError::Snapshot(e) => snapshot_code(e),
             ApiError::Unpack { source, .. } => snapshot_code(source),
             ApiError::BadRequest(_) => Code::InvalidArgument,
+            ApiError::NotFound(_) => Code::NotFound,
+            ApiError::AlreadyExists(_) => Code::AlreadyExists,
+            ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
+            ApiError::Runtime(_) => Code::InvalidArgument,
+            ApiError::Shim(e) => shim_code(e),
             ApiError::Internal(_) => Code::Internal,
         };
         Status::new(code, e.to_string())
@@ -124,6 +150,16 @@ mod tests {
                 Code::NotFound,
             ),
             (ApiError::BadRequest("bad".into()), Code::InvalidArgument),
+            (ApiError::NotFound("no container \"x\"".into()), Code::NotFound),
+            (skiff_runtime::RuntimeError::NoCommand.into(), Code::InvalidArgument),
+            (
+                skiff_runtime::shim::ShimError::Failed {
+                    code: skiff_runtime::shim::ErrorCode::FailedPrecondition,
+                    message: "container is not running".into(),
+                }
+                .into(),
+                Code::FailedPrecondition,
+            ),
         ];
         for (err, code) in cases {
             let msg = err.to_string();

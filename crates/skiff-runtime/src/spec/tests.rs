@@ -95,3 +95,25 @@ fn defaults_resources_and_namespaces() {
     let bad = RunRequest { join_namespaces: vec![("user".into(), "/x".into())], ..Default::default() };
     assert!(build_with(&img, &bad, &ImageAnnotations::default()).is_err());
 }
+
+#[test]
+fn host_network_and_exec_process() {
+    let img = image(json!({"Env": ["A=1", "B=2"], "Cmd": ["sh"]}));
+    let req = RunRequest { host_network: true, ..Default::default() };
+    let built = build_with(&img, &req, &ImageAnnotations::default()).expect("build");
+    let doc = serde_json::to_value(&built.spec).expect("json");
+    let kinds: Vec<&str> = doc["linux"]["namespaces"].as_array().expect("ns").iter().filter_map(|n| n["type"].as_str()).collect();
+    assert!(!kinds.contains(&"network"), "{kinds:?}");
+
+    let identity = crate::user::Identity { uid: 1000, gid: 1000, additional_gids: vec![10], home: None };
+    let process = exec_process(&doc["process"], &["id".into()], &["B=3".into()], Some("/tmp"), Some(&identity), true).expect("exec");
+    assert_eq!(process["args"], json!(["id"]));
+    let env: Vec<&str> = process["env"].as_array().expect("env").iter().filter_map(|v| v.as_str()).collect();
+    assert!(env.contains(&"A=1") && env.contains(&"B=3") && !env.contains(&"B=2"), "{env:?}");
+    assert_eq!(process["cwd"], "/tmp");
+    assert_eq!(process["user"], json!({"uid": 1000, "gid": 1000, "additionalGids": [10]}));
+    assert_eq!(process["terminal"], true);
+    assert_eq!(process["capabilities"], doc["process"]["capabilities"]);
+    assert!(exec_process(&doc["process"], &[], &[], None, None, false).is_err());
+    assert!(exec_process(&doc["process"], &["x".into()], &["NOEQUALS".into()], None, None, false).is_err());
+}

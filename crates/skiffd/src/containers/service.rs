@@ -1,0 +1,308 @@
+//! The `skiff.v1.Containers` gRPC service: decodes requests, runs the manager on the blocking pool.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use skiff_api::v1;
+use skiff_runtime::shim::Stdio;
+use skiff_runtime::spec::{MountRequest, Resources, RunRequest};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::logs;
+use super::manager::{parse_signal, CreateSpec, ExecSpec, Manager};
+use super::record::ContainerRecord;
+use crate::blocking::blocking;
+use crate::status::ApiError;
+
+#[derive(Clone)]
+pub struct ContainersService {
+    pub manager: Arc<Manager>,
+}
+
+impl ContainersService {
+    /// Reconnects to the shims that outlived a previous skiffd and follows them again.
+    pub fn recover(&self) -> Result<(), ApiError> {
+        for id in self.manager.recover()? {
+            self.watch(id);
+        }
+        Ok(())
+    }
+
+    fn watch(&self, id: String) {
+        let manager = self.manager.clone();
+        tokio::task::spawn_blocking(move || manager.watch(&id));
+    }
+}
+
+fn stdio(paths: Option<v1::StdioPaths>) -> Stdio {
+    let p = paths.unwrap_or_default();
+    let path = |s: String| (!s.is_empty()).then(|| PathBuf::from(s));
+    Stdio {
+        stdin: path(p.stdin),
+        stdout: path(p.stdout),
+        stderr: path(p.stderr),
+        tty: p.tty,
+        size: (p.rows > 0 && p.columns > 0).then(|| (p.rows.min(u16::MAX as u32) as u16, p.columns.min(u16::MAX as u32) as u16)),
+    }
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn mount(m: v1::BindMount) -> Result<MountRequest, ApiError> {
+    if !m.source.starts_with('/') || !m.destination.starts_with('/') {
+        return Err(ApiError::BadRequest(format!("mount {}:{}: source and destination must be absolute paths", m.source, m.destination)));
+    }
+    if !std::path::Path::new(&m.source).exists() {
+        return Err(ApiError::BadRequest(format!("mount source {} does not exist", m.source)));
+    }
+    Ok(MountRequest { source: m.source, destination: m.destination, readonly: m.readonly })
+}
+
+fn create_spec(req: v1::CreateContainerRequest) -> Result<CreateSpec, ApiError> {
+    if req.image.is_empty() {
+        return Err(ApiError::BadRequest("an image is required".into()));
+    }
+    let host_network = match req.network.as_str() {
+        "" | "none" => false,
+        "host" => true,
+        other => return Err(ApiError::BadRequest(format!("network {other:?} must be none or host"))),
+    };
+    if req.memory_limit < 0 {
+        return Err(ApiError::BadRequest("memory limit must be positive".into()));
+    }
+    let stdio = stdio(req.stdio);
+    let run = RunRequest {
+        args: req.args,
+        entrypoint: req.has_entrypoint.then_some(req.entrypoint),
+        env: req.env,
+        user: non_empty(req.user),
+        workdir: non_empty(req.workdir),
+        hostname: non_empty(req.hostname),
+        tty: stdio.tty,
+        mounts: req.mounts.into_iter().map(mount).collect::<Result<_, _>>()?,
+        annotations: req.annotations.into_iter().collect(),
+        resources: Resources { memory_limit: (req.memory_limit > 0).then_some(req.memory_limit), ..Default::default() },
+        readonly_rootfs: req.readonly_rootfs,
+        ..Default::default()
+    };
+    Ok(CreateSpec {
+        image: req.image,
+        name: req.name,
+        run,
+        runtime: req.runtime,
+        stdio,
+        labels: req.labels.into_iter().collect::<BTreeMap<_, _>>(),
+        auto_remove: req.auto_remove,
+        host_network,
+    })
+}
+
+pub fn container(r: &ContainerRecord) -> v1::Container {
+    let (exit_code, reason, finished_at) = r.exit_summary();
+    v1::Container {
+        id: r.id.clone(),
+        name: r.name.clone(),
+        image: r.image.clone(),
+        runtime: r.runtime.clone(),
+        status: r.status.as_str().into(),
+        pid: r.pid,
+        exit_code,
+        reason,
+        created_at: r.created_at.clone(),
+        started_at: r.started_at.clone(),
+        finished_at,
+        command: r.command.clone(),
+        labels: r.labels.clone().into_iter().collect(),
+    }
+}
+
+type LogStream = Pin<Box<dyn Stream<Item = Result<v1::ContainerLogChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl v1::containers_server::Containers for ContainersService {
+    async fn create(&self, req: Request<v1::CreateContainerRequest>) -> Result<Response<v1::CreateContainerResponse>, Status> {
+        let spec = create_spec(req.into_inner()).map_err(Status::from)?;
+        let manager = self.manager.clone();
+        let record = blocking(move || manager.create(spec)).await?;
+        Ok(Response::new(v1::CreateContainerResponse { container: Some(container(&record)) }))
+    }
+
+    async fn start(&self, req: Request<v1::StartContainerRequest>) -> Result<Response<v1::StartContainerResponse>, Status> {
+        let manager = self.manager.clone();
+        let record = blocking(move || manager.start(&req.into_inner().id)).await?;
+        self.watch(record.id);
+        Ok(Response::new(v1::StartContainerResponse {}))
+    }
+
+    async fn wait(&self, req: Request<v1::WaitContainerRequest>) -> Result<Response<v1::WaitContainerResponse>, Status> {
+        let req = req.into_inner();
+        let manager = self.manager.clone();
+        let exit = blocking(move || manager.wait(&req.id, non_empty(req.exec_id))).await?;
+        let reason = if exit.pid == 0 { "Unknown".into() } else { exit.reason().to_string() };
+        Ok(Response::new(v1::WaitContainerResponse { exit_code: exit.code, reason, finished_at: exit.exited_at }))
+    }
+
+    async fn kill(&self, req: Request<v1::KillContainerRequest>) -> Result<Response<v1::KillContainerResponse>, Status> {
+        let req = req.into_inner();
+        let signal = parse_signal(&req.signal)?;
+        let manager = self.manager.clone();
+        blocking(move || manager.kill(&req.id, signal, req.all)).await?;
+        Ok(Response::new(v1::KillContainerResponse {}))
+    }
+
+    async fn stop(&self, req: Request<v1::StopContainerRequest>) -> Result<Response<v1::StopContainerResponse>, Status> {
+        let req = req.into_inner();
+        let manager = self.manager.clone();
+        let timeout = if req.timeout < 0 { manager.stop_timeout() } else { Duration::from_secs(req.timeout as u64) };
+        blocking(move || manager.stop(&req.id, timeout)).await?;
+        Ok(Response::new(v1::StopContainerResponse {}))
+    }
+
+    async fn delete(&self, req: Request<v1::DeleteContainerRequest>) -> Result<Response<v1::DeleteContainerResponse>, Status> {
+        let req = req.into_inner();
+        let manager = self.manager.clone();
+        blocking(move || manager.delete(&req.id, req.force)).await?;
+        Ok(Response::new(v1::DeleteContainerResponse {}))
+    }
+
+    async fn list(&self, req: Request<v1::ListContainersRequest>) -> Result<Response<v1::ListContainersResponse>, Status> {
+        let all = req.into_inner().all;
+        let manager = self.manager.clone();
+        let records = blocking(move || manager.records().list()).await?;
+        let containers = records
+            .iter()
+            .filter(|r| all || matches!(r.status, super::record::Status::Running))
+            .map(container)
+            .collect();
+        Ok(Response::new(v1::ListContainersResponse { containers }))
+    }
+
+    async fn inspect(&self, req: Request<v1::InspectContainerRequest>) -> Result<Response<v1::InspectContainerResponse>, Status> {
+        let id = req.into_inner().id;
+        let manager = self.manager.clone();
+        let json = blocking(move || {
+            let record = manager.records().find(&id)?;
+            let spec_path = std::path::Path::new(&record.log_path).with_file_name("bundle").join("config.json");
+            let spec: serde_json::Value = std::fs::read(&spec_path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or(serde_json::Value::Null);
+            let (exit_code, reason, finished_at) = record.exit_summary();
+            let annotations: Vec<serde_json::Value> = record
+                .annotations
+                .annotations
+                .iter()
+                .map(|(k, v)| serde_json::json!({"Key": k, "Value": v, "Source": record.annotations.sources.get(k)}))
+                .collect();
+            let dropped: Vec<serde_json::Value> = record
+                .annotations
+                .dropped
+                .iter()
+                .map(|d| serde_json::json!({"Key": d.key, "Source": d.source, "Reason": d.reason}))
+                .collect();
+            let doc = serde_json::json!({
+                "Id": record.id,
+                "Name": record.name,
+                "Image": record.image,
+                "ImageDigest": record.image_digest,
+                "Runtime": record.runtime,
+                "Status": record.status.as_str(),
+                "Pid": record.pid,
+                "ExitCode": exit_code,
+                "Reason": reason,
+                "CreatedAt": record.created_at,
+                "StartedAt": record.started_at,
+                "FinishedAt": finished_at,
+                "Command": record.command,
+                "Labels": record.labels,
+                "LogPath": record.log_path,
+                "Snapshot": record.snapshot_key,
+                "Annotations": annotations,
+                "DroppedAnnotations": dropped,
+                "Spec": spec,
+            });
+            serde_json::to_vec(&doc).map_err(|e| ApiError::Internal(e.to_string()))
+        })
+        .await?;
+        Ok(Response::new(v1::InspectContainerResponse { json }))
+    }
+
+    async fn exec(&self, req: Request<v1::ExecContainerRequest>) -> Result<Response<v1::ExecContainerResponse>, Status> {
+        let req = req.into_inner();
+        let spec = ExecSpec { args: req.args, env: req.env, user: non_empty(req.user), workdir: non_empty(req.workdir), stdio: stdio(req.stdio) };
+        let manager = self.manager.clone();
+        let (exec_id, pid) = blocking(move || manager.exec(&req.id, spec)).await?;
+        Ok(Response::new(v1::ExecContainerResponse { exec_id, pid }))
+    }
+
+    async fn resize(&self, req: Request<v1::ResizeContainerRequest>) -> Result<Response<v1::ResizeContainerResponse>, Status> {
+        let req = req.into_inner();
+        let manager = self.manager.clone();
+        let (rows, columns) = (req.rows.min(u16::MAX as u32) as u16, req.columns.min(u16::MAX as u32) as u16);
+        blocking(move || manager.resize(&req.id, non_empty(req.exec_id), rows, columns)).await?;
+        Ok(Response::new(v1::ResizeContainerResponse {}))
+    }
+
+    type LogsStream = LogStream;
+
+    async fn logs(&self, req: Request<v1::ContainerLogsRequest>) -> Result<Response<Self::LogsStream>, Status> {
+        let req = req.into_inner();
+        let manager = self.manager.clone();
+        let id = req.id.clone();
+        let record = blocking(move || manager.records().find(&id)).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let manager = self.manager.clone();
+        tokio::task::spawn_blocking(move || {
+            let path = PathBuf::from(&record.log_path);
+            let mut offset = 0;
+            let mut first = true;
+            loop {
+                let (mut entries, next) = match logs::read_from(&path, offset) {
+                    Ok(r) => r,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), offset),
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(Status::internal(format!("reading {}: {e}", path.display()))));
+                        return;
+                    }
+                };
+                if first && req.tail > 0 {
+                    entries = logs::tail(entries, req.tail as usize);
+                }
+                first = false;
+                offset = next;
+                for e in entries {
+                    if tx.blocking_send(Ok(v1::ContainerLogChunk { stream: e.stream, data: e.data })).is_err() {
+                        return;
+                    }
+                }
+                if !req.follow {
+                    return;
+                }
+                // Following: stop once the container exited and everything it wrote was sent.
+                let running = manager.records().find(&record.id).is_ok_and(|r| {
+                    matches!(r.status, super::record::Status::Running | super::record::Status::Created)
+                });
+                if !running {
+                    if let Ok((rest, _)) = logs::read_from(&path, offset) {
+                        for e in rest {
+                            let _ = tx.blocking_send(Ok(v1::ContainerLogChunk { stream: e.stream, data: e.data }));
+                        }
+                    }
+                    return;
+                }
+                if tx.is_closed() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
