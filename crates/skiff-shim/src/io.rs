@@ -143,13 +143,14 @@ fn dev_null() -> std::io::Result<OwnedFd> {
 }
 
 /// Makes the stdio of a process to be created. A terminal's console socket is `console_name` in
-/// the shim's working directory, the state dir (bound by a relative name, so a long state path
-/// cannot overflow a socket address); it is removed once the master arrived.
-pub fn prepare(stdio: &Stdio, log: Option<Arc<LogSink>>, state_dir: &Path, console_name: &str) -> std::io::Result<(ChildStdio, Pending)> {
+/// the shim's working directory, the state dir; it is bound by a relative name and handed to the
+/// runtime as `/proc/<shim pid>/cwd/<name>`, so a long state path cannot overflow a socket
+/// address. It is removed once the master arrived.
+pub fn prepare(stdio: &Stdio, log: Option<Arc<LogSink>>, console_name: &str) -> std::io::Result<(ChildStdio, Pending)> {
     if stdio.tty {
         let _ = std::fs::remove_file(console_name);
         let listener = UnixListener::bind(console_name)?;
-        let console_socket = Some(state_dir.join(console_name));
+        let console_socket = Some(PathBuf::from(format!("/proc/{}/cwd/{console_name}", std::process::id())));
         let child = ChildStdio { stdin: dev_null()?, stdout: dev_null()?, stderr: dev_null()?, console_socket };
         let pending = PendingKind::Console { listener, path: PathBuf::from(console_name) };
         return Ok((child, Pending { stdio: stdio.clone(), log, kind: pending }));

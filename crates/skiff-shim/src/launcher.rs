@@ -91,7 +91,7 @@ pub struct Binary {
     pub id: String,
     pub root: PathBuf,
     pub bundle: PathBuf,
-    /// The shim's state dir: the runtime runs there, so console sockets go by a short name.
+    /// The shim's state dir: the runtime runs there.
     pub state_dir: PathBuf,
     pub reaper: Arc<Reaper>,
 }
@@ -149,7 +149,7 @@ impl Binary {
     }
 
     fn console_arg(cmd: &mut Command, stdio: &ChildStdio) {
-        if let Some(socket) = stdio.console_socket.as_ref().and_then(|p| p.file_name()) {
+        if let Some(socket) = &stdio.console_socket {
             cmd.arg("--console-socket").arg(socket);
         }
     }

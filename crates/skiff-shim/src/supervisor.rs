@@ -93,7 +93,7 @@ impl Supervisor {
     /// Creates the container (its init waits for Start).
     pub fn create(config: ShimConfig, state_dir: PathBuf, launcher: Box<dyn Launcher>, reaper: Arc<Reaper>) -> Result<Arc<Supervisor>, String> {
         let log = Arc::new(LogSink::open(&config.log_path).map_err(|e| format!("opening log {}: {e}", config.log_path.display()))?);
-        let (child, pending) = io::prepare(&config.stdio, Some(log.clone()), &state_dir, "console.sock").map_err(|e| format!("stdio: {e}"))?;
+        let (child, pending) = io::prepare(&config.stdio, Some(log.clone()), "console.sock").map_err(|e| format!("stdio: {e}"))?;
         let pid = match launcher.create(child) {
             Ok(pid) => pid,
             Err(e) => {
@@ -281,7 +281,7 @@ impl Supervisor {
             return failed(ErrorCode::Internal, format!("writing the exec process: {e}"));
         }
         let console = format!("exec-{exec_id}.sock");
-        let result = io::prepare(&stdio, None, &self.state_dir, &console)
+        let result = io::prepare(&stdio, None, &console)
             .map_err(|e| failed(ErrorCode::Internal, format!("exec stdio: {e}")))
             .and_then(|(child, pending)| {
                 let pid = self.launcher.exec(&process_file, child).map_err(|e| failed(ErrorCode::InvalidArgument, format!("exec: {e}")))?;

@@ -142,5 +142,7 @@ async fn main() -> Result<()> {
     store.db().flush().context("flush store")?;
     let _ = std::fs::remove_file(&cfg.socket);
     tracing::info!("stopped");
-    Ok(())
+    // Containers keep running under their shims; the threads waiting on those shims must not hold
+    // up the exit (returning would make the runtime wait for them).
+    std::process::exit(0)
 }
