@@ -194,6 +194,24 @@ impl Skiff {
         Run::from(out)
     }
 
+    /// Runs the skiff CLI with `input` on its stdin.
+    pub fn cli_stdin(&self, args: &[&str], input: &[u8]) -> Run {
+        use std::io::Write;
+        let mut child = Command::new(bin("skiff"))
+            .arg("--address")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run skiff");
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(input);
+        }
+        Run::from(child.wait_with_output().expect("wait for skiff"))
+    }
+
     /// A path inside the test's temp dir.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -217,8 +235,78 @@ impl Skiff {
 
 impl Drop for Skiff {
     fn drop(&mut self) {
+        if self.child.is_some() {
+            for id in self.cli(&["ps", "-a", "-q"]).stdout.lines() {
+                let _ = self.cli(&["rm", "-f", id]);
+            }
+        }
         self.kill9();
+        // Whatever a test left running (skiffd killed with containers up): shims, mounts, cgroups.
+        reap_containers(&self.root);
     }
+}
+
+/// Kills the shims of containers under `root`, unmounts their rootfs and removes their cgroups.
+pub fn reap_containers(root: &Path) {
+    let Ok(dirs) = std::fs::read_dir(root.join("containers")) else { return };
+    for dir in dirs.flatten() {
+        let state = dir.path();
+        if let Some(pid) = std::fs::read_to_string(state.join("shim.pid")).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+            if std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with("skiff-shim")) {
+                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            }
+        }
+        let id = dir.file_name().to_string_lossy().into_owned();
+        // The container's processes die with their pid namespace's init; kill that via the cgroup.
+        for cgroup in cgroup_dirs(&id) {
+            if let Ok(procs) = std::fs::read_to_string(cgroup.join("cgroup.procs")) {
+                for pid in procs.lines() {
+                    let _ = Command::new("kill").arg("-9").arg(pid).status();
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        for cgroup in cgroup_dirs(&id) {
+            let _ = std::fs::remove_dir(&cgroup);
+        }
+        let _ = Command::new("umount").arg("-l").arg(state.join("bundle/rootfs")).status();
+    }
+}
+
+/// The cgroup directories of container `id` (cgroupfs: `<mount>/skiff/<id>`) that exist.
+pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let base = Path::new("/sys/fs/cgroup");
+    let mut candidates = vec![base.join("skiff").join(id)];
+    if let Ok(mounts) = std::fs::read_dir(base) {
+        candidates.extend(mounts.flatten().map(|m| m.path().join("skiff").join(id)));
+    }
+    for c in candidates {
+        if c.is_dir() && !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Mounts whose mount point is under `dir`.
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let prefix = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|m| m.starts_with(&prefix))
+        .collect()
+}
+
+/// Live skiff-shim processes serving containers under `root`.
+pub fn shims_under(root: &Path) -> Vec<i32> {
+    let Ok(dirs) = std::fs::read_dir(root.join("containers")) else { return Vec::new() };
+    dirs.flatten()
+        .filter_map(|d| std::fs::read_to_string(d.path().join("shim.pid")).ok()?.trim().parse::<i32>().ok())
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with("skiff-shim")))
+        .collect()
 }
 
 /// Files directly inside a directory (0 when it does not exist).

@@ -42,6 +42,9 @@ struct Args {
     /// KEY=VALUE on each manifest.
     #[arg(long = "manifest-annotation")]
     manifest_annotations: Vec<String>,
+    /// Write the image with no Cmd (and no Entrypoint): it cannot run without a command.
+    #[arg(long)]
+    no_cmd: bool,
     /// Replace the busybox layers with N layers of random data (benchmarks).
     #[arg(long, default_value_t = 0)]
     random_layers: usize,
@@ -65,6 +68,9 @@ fn kv(list: &[String]) -> Result<BTreeMap<String, String>> {
 fn main() -> Result<()> {
     let a = Args::parse();
     let mut spec = ImageSpec::busybox(&a.name, &a.busybox)?;
+    if a.no_cmd {
+        spec.cmd.clear();
+    }
     if a.random_layers > 0 {
         spec.layers = (0..a.random_layers).map(|i| random_layer(i as u64 + 1, a.layer_mib << 20)).collect::<Result<_>>()?;
     }

@@ -106,6 +106,9 @@ pub enum ContainersCommand {
         /// Include containers that are not running.
         #[arg(long, short = 'a')]
         all: bool,
+        /// Only ids.
+        #[arg(long, short = 'q')]
+        quiet: bool,
     },
     /// The container's record, runtime annotations (with sources) and runtime spec, as JSON.
     Inspect { containers: Vec<String> },
@@ -423,9 +426,15 @@ impl Row for ContainerRow {
     }
 }
 
-pub async fn ps(ctx: &Ctx, all: bool) -> Result<()> {
+pub async fn ps(ctx: &Ctx, all: bool, quiet: bool) -> Result<()> {
     let mut client = ContainersClient::new(ctx.channel.clone());
     let list = client.list(v1::ListContainersRequest { all }).await.map_err(status)?.into_inner();
+    if quiet {
+        for c in &list.containers {
+            println!("{}", c.id);
+        }
+        return Ok(());
+    }
     let rows: Vec<ContainerRow> = list
         .containers
         .into_iter()
@@ -513,7 +522,7 @@ pub async fn inspect(ctx: &Ctx, ids: Vec<String>) -> Result<()> {
 
 pub async fn containers(ctx: &Ctx, cmd: ContainersCommand) -> Result<()> {
     match cmd {
-        ContainersCommand::Ls { all } => ps(ctx, all).await,
+        ContainersCommand::Ls { all, quiet } => ps(ctx, all, quiet).await,
         ContainersCommand::Inspect { containers } => inspect(ctx, containers).await,
         ContainersCommand::Rm { force, containers } => rm(ctx, containers, force).await,
     }

@@ -65,6 +65,9 @@ enum Command {
         /// Include containers that are not running.
         #[arg(long, short = 'a')]
         all: bool,
+        /// Only ids.
+        #[arg(long, short = 'q')]
+        quiet: bool,
     },
     /// A container's output (from its log).
     Logs {
@@ -137,7 +140,7 @@ async fn run(cli: Cli) -> Result<Option<i32>> {
         Command::Containers { command } => containers::containers(&ctx, command).await,
         Command::Run(args) => return containers::run(&ctx, args).await.map(Some),
         Command::Exec(args) => return containers::exec(&ctx, args).await.map(Some),
-        Command::Ps { all } => containers::ps(&ctx, all).await,
+        Command::Ps { all, quiet } => containers::ps(&ctx, all, quiet).await,
         Command::Logs { follow, tail, container } => containers::logs(&ctx, container, follow, tail).await,
         Command::Start { containers } => containers::start(&ctx, containers).await,
         Command::Stop { time, containers } => containers::stop(&ctx, containers, time).await,

@@ -115,8 +115,6 @@ async fn main() -> Result<()> {
     // Streamed imports a crash interrupted.
     let _ = std::fs::remove_dir_all(images::spool_dir(&cfg.root));
     let store = Arc::new(store);
-    let listener = bind(&cfg.socket, cfg.socket_mode_bits()?)?;
-    tracing::info!(socket = %cfg.socket.display(), "skiffd ready");
 
     let images = images::ImagesService {
         store: store.clone(),
@@ -131,6 +129,9 @@ async fn main() -> Result<()> {
     let manager = containers::Manager::new(store.clone(), unpacker.clone(), cfg.platform()?, cfg.runtime.clone(), &cfg.root)?;
     let containers = containers::ContainersService { manager: Arc::new(manager) };
     containers.recover().context("recover containers")?;
+    // Bound last: a client that can connect finds the containers of a previous run recovered.
+    let listener = bind(&cfg.socket, cfg.socket_mode_bits()?)?;
+    tracing::info!(socket = %cfg.socket.display(), "skiffd ready");
     tonic::transport::Server::builder()
         .add_service(ImagesServer::new(images).max_decoding_message_size(16 << 20))
         .add_service(ContentServer::new(content).max_decoding_message_size(16 << 20))

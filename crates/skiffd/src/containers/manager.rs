@@ -266,9 +266,6 @@ impl Manager {
             policy: self.config.policy(handler),
             rootfs: "rootfs",
         })?;
-        for dropped in &built.annotations.dropped {
-            tracing::warn!(container = %record.id, key = %dropped.key, source = ?dropped.source, reason = %dropped.reason, "image annotation not passed to the runtime");
-        }
         let config_json = spec::to_json(&built.spec)?;
         std::fs::write(bundle.join("config.json"), config_json).map_err(|e| ApiError::Internal(format!("writing config.json: {e}")))?;
         record.command = built.spec.process().as_ref().and_then(|p| p.args().clone()).unwrap_or_default();
