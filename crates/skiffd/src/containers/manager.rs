@@ -221,6 +221,7 @@ impl Manager {
         parent: Option<&str>,
         resolved: &skiff_image::resolve::Resolved,
     ) -> Result<ContainerRecord, ApiError> {
+        let started = std::time::Instant::now();
         let state_dir = self.state_dir(&record.id);
         let bundle = state_dir.join("bundle");
         let rootfs = bundle.join("rootfs");
@@ -229,6 +230,7 @@ impl Manager {
         let labels = BTreeMap::from([("io.skiff.container".to_string(), record.id.clone())]);
         let mounts = self.unpacker.snapshotter().prepare(&record.snapshot_key, parent, labels).map_err(snapshot_error)?;
         mount::mount_all(&mounts, &rootfs).map_err(snapshot_error)?;
+        let rootfs_ready = started.elapsed();
 
         let mut run = req.run.clone();
         let cgroup_path = format!("/skiff/{}", record.id);
@@ -290,7 +292,9 @@ impl Manager {
         };
         let bytes = serde_json::to_vec_pretty(&shim_config).map_err(|e| ApiError::Internal(e.to_string()))?;
         std::fs::write(state_dir.join(shim::CONFIG_FILE), bytes).map_err(|e| ApiError::Internal(format!("writing the shim config: {e}")))?;
+        let spec_ready = started.elapsed();
         self.spawn_shim(&state_dir)?;
+        let shim_ready = started.elapsed();
         let state = match self.shim(&record.id).call(&Request::State, Some(Duration::from_secs(10)))? {
             Response::State(s) => s,
             other => return Err(ApiError::Internal(format!("unexpected shim answer {other:?}"))),
@@ -298,7 +302,10 @@ impl Manager {
         record.pid = state.pid;
         record.status = Status::Created;
         self.records.put(&record)?;
-        tracing::info!(id = %record.id, name = %record.name, image = %record.image, runtime = %record.runtime, pid = record.pid, "container created");
+        tracing::info!(
+            id = %record.id, name = %record.name, image = %record.image, runtime = %record.runtime, pid = record.pid,
+            ?rootfs_ready, ?spec_ready, ?shim_ready, total = ?started.elapsed(), "container created"
+        );
         Ok(record)
     }
 
