@@ -111,7 +111,13 @@ pub enum ContainersCommand {
         quiet: bool,
     },
     /// The container's record, runtime annotations (with sources) and runtime spec, as JSON.
-    Inspect { containers: Vec<String> },
+    Inspect {
+        /// A Go template over each container's document, e.g. '{{json .Spec.annotations}}'.
+        #[arg(long, short = 'f')]
+        format: Option<String>,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
     /// Remove containers.
     #[command(alias = "remove")]
     Rm {
@@ -509,21 +515,28 @@ pub async fn rm(ctx: &Ctx, ids: Vec<String>, force: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn inspect(ctx: &Ctx, ids: Vec<String>) -> Result<()> {
+pub async fn inspect(ctx: &Ctx, ids: Vec<String>, format: Option<String>) -> Result<()> {
     let mut client = ContainersClient::new(ctx.channel.clone());
     let mut docs = Vec::new();
     for id in ids {
         let r = client.inspect(v1::InspectContainerRequest { id }).await.map_err(status)?.into_inner();
         docs.push(serde_json::from_slice::<serde_json::Value>(&r.json)?);
     }
-    println!("{}", serde_json::to_string_pretty(&docs)?);
+    match format {
+        Some(t) => {
+            for doc in &docs {
+                println!("{}", crate::template::render(&t, doc)?);
+            }
+        }
+        None => println!("{}", serde_json::to_string_pretty(&docs)?),
+    }
     Ok(())
 }
 
 pub async fn containers(ctx: &Ctx, cmd: ContainersCommand) -> Result<()> {
     match cmd {
         ContainersCommand::Ls { all, quiet } => ps(ctx, all, quiet).await,
-        ContainersCommand::Inspect { containers } => inspect(ctx, containers).await,
+        ContainersCommand::Inspect { format, containers } => inspect(ctx, containers, format).await,
         ContainersCommand::Rm { force, containers } => rm(ctx, containers, force).await,
     }
 }
