@@ -253,3 +253,30 @@ fn exit_while_skiffd_is_down_is_read_from_the_exit_file() {
     s.cli(&["rm", &id]).ok();
     assert_no_leaks(&s, &[id, gone]);
 }
+
+#[test]
+fn kill9_during_create_leaves_nothing_after_restart() {
+    // A runtime that never finishes creating holds skiffd inside Create while it is killed.
+    let mut s = Skiff::start_with(|dir, config| {
+        let runtime = dir.join("stuck-runtime");
+        std::fs::write(&runtime, "#!/bin/sh\nexec sleep 30\n")?;
+        std::process::Command::new("chmod").arg("+x").arg(&runtime).status()?;
+        Ok(format!("{config}\n[runtime.handlers.stuck]\nbinary = \"{}\"\n", runtime.display()))
+    })
+    .expect("skiffd");
+    import(&s, &annotated());
+    let mut run = std::process::Command::new(skiff_integration::bin("skiff"))
+        .arg("--address")
+        .arg(&s.socket)
+        .args(["run", "-d", "--runtime", "stuck", IMAGE, "true"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("skiff run");
+    wait_until("a shim mid-create", || shims_under(&s.root).len() == 1 && !mounts_under(&s.root).is_empty());
+    s.kill9();
+    let _ = run.wait();
+    s.spawn().expect("restart");
+    assert!(s.log().contains("removing a container whose create was interrupted"), "{}", s.log());
+    assert_no_leaks(&s, &[]);
+}

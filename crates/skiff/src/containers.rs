@@ -306,6 +306,38 @@ impl Drop for RawTerminal {
     }
 }
 
+/// Forwards our terminal's size changes (SIGWINCH) to the process's pty until dropped.
+struct ResizeForwarder(Option<tokio::task::JoinHandle<()>>);
+
+impl ResizeForwarder {
+    fn start(ctx: &Ctx, tty: bool, id: &str, exec_id: &str) -> ResizeForwarder {
+        if !tty || !std::io::stdout().is_terminal() {
+            return ResizeForwarder(None);
+        }
+        let Ok(mut winch) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else {
+            return ResizeForwarder(None);
+        };
+        let mut client = ContainersClient::new(ctx.channel.clone());
+        let (id, exec_id) = (id.to_string(), exec_id.to_string());
+        ResizeForwarder(Some(tokio::spawn(async move {
+            while winch.recv().await.is_some() {
+                if let Some((terminal_size::Width(w), terminal_size::Height(h))) = terminal_size::terminal_size() {
+                    let req = v1::ResizeContainerRequest { id: id.clone(), exec_id: exec_id.clone(), rows: h as u32, columns: w as u32 };
+                    let _ = client.resize(req).await;
+                }
+            }
+        })))
+    }
+}
+
+impl Drop for ResizeForwarder {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}
+
 async fn create(ctx: &Ctx, req: v1::CreateContainerRequest, registry: &RegistryFlags) -> Result<v1::Container> {
     let mut client = ContainersClient::new(ctx.channel.clone());
     match client.create(req.clone()).await {
@@ -357,6 +389,7 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
     };
     let raw = RawTerminal::enter(args.tty && args.interactive);
     let threads = attach.copy()?;
+    let _resize = ResizeForwarder::start(ctx, args.tty, &container.id, "");
     let started = client.start(v1::StartContainerRequest { id: container.id.clone() }).await;
     let outcome = match started {
         Ok(_) => client.wait(v1::WaitContainerRequest { id: container.id.clone(), exec_id: String::new() }).await,
@@ -391,6 +424,7 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<i32> {
     };
     let raw = RawTerminal::enter(args.tty && args.interactive);
     let threads = attach.copy()?;
+    let _resize = ResizeForwarder::start(ctx, args.tty, &args.container, &started.exec_id);
     let exit = client.wait(v1::WaitContainerRequest { id: args.container.clone(), exec_id: started.exec_id }).await;
     for t in threads {
         let _ = t.join();
