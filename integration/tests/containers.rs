@@ -280,3 +280,22 @@ fn kill9_during_create_leaves_nothing_after_restart() {
     assert!(s.log().contains("removing a container whose create was interrupted"), "{}", s.log());
     assert_no_leaks(&s, &[]);
 }
+
+#[test]
+fn a_killed_shim_is_reported_and_its_container_cleaned_up() {
+    let s = Skiff::start().expect("skiffd");
+    import(&s, &annotated());
+    let id = s.cli(&["run", "-d", IMAGE, "sleep", "300"]).ok().trim().to_string();
+    let shims = shims_under(&s.root);
+    assert_eq!(shims.len(), 1);
+    std::process::Command::new("kill").arg("-9").arg(shims[0].to_string()).status().expect("kill");
+    wait_until("lost shim recorded", || inspect(&s, &id)["Status"] == "exited");
+    let doc = inspect(&s, &id);
+    assert_eq!((doc["ExitCode"].as_i64(), doc["Reason"].as_str()), (Some(255), Some("Unknown")), "{doc}");
+    // Nothing of the orphaned container keeps running.
+    for cgroup in cgroup_dirs(&id) {
+        assert_eq!(std::fs::read_to_string(cgroup.join("cgroup.procs")).unwrap_or_default(), "", "{}", cgroup.display());
+    }
+    s.cli(&["rm", &id]).ok();
+    assert_no_leaks(&s, &[id]);
+}

@@ -28,9 +28,14 @@ impl Ended {
     }
 }
 
+/// Unclaimed exits kept at most (libcontainer's intermediate processes are never claimed).
+const MAX_UNCLAIMED: usize = 1024;
+
 #[derive(Default)]
 pub struct Reaper {
-    ended: Mutex<HashMap<i32, Ended>>,
+    /// pid → (how it ended, order of reaping).
+    ended: Mutex<HashMap<i32, (Ended, u64)>>,
+    reaped: std::sync::atomic::AtomicU64,
     changed: Condvar,
 }
 
@@ -49,11 +54,16 @@ impl Reaper {
     }
 
     fn record(&self, pid: i32, ended: Ended) {
+        let seq = self.reaped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut map) = self.ended.lock() {
-            map.insert(pid, ended);
-            // Exits nobody waits for (libcontainer's intermediate process) must not pile up.
-            if map.len() > 4096 {
-                map.clear();
+            map.insert(pid, (ended, seq));
+            // Exits nobody waits for must not pile up: drop the oldest half. A waiter claims its
+            // exit within moments, so what is old was never going to be claimed.
+            if map.len() > MAX_UNCLAIMED {
+                let mut seqs: Vec<u64> = map.values().map(|(_, s)| *s).collect();
+                seqs.sort_unstable();
+                let cutoff = seqs[seqs.len() / 2];
+                map.retain(|_, (_, s)| *s >= cutoff);
             }
         }
         self.changed.notify_all();
@@ -63,7 +73,7 @@ impl Reaper {
     pub fn wait(&self, pid: i32) -> Ended {
         let mut map = self.ended.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if let Some(ended) = map.remove(&pid) {
+            if let Some((ended, _)) = map.remove(&pid) {
                 return ended;
             }
             map = self.changed.wait(map).unwrap_or_else(|e| e.into_inner());

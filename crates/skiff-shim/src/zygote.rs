@@ -137,6 +137,18 @@ fn take_stdio(fds: &mut Vec<OwnedFd>) -> Result<(OwnedFd, OwnedFd, OwnedFd), Str
     Ok((stdin, stdout, stderr))
 }
 
+/// A builder for container `id` under `root`, with the stdio fds of the call (stdin, stdout, stderr).
+fn builder(id: String, root: PathBuf, console_socket: Option<PathBuf>, fds: &mut Vec<OwnedFd>) -> Result<ContainerBuilder, String> {
+    let (stdin, stdout, stderr) = take_stdio(fds)?;
+    Ok(ContainerBuilder::new(id, SyscallType::default())
+        .with_root_path(root)
+        .map_err(|e| describe(&e))?
+        .with_console_socket(console_socket)
+        .with_stdin(stdin)
+        .with_stdout(stdout)
+        .with_stderr(stderr))
+}
+
 fn describe(e: &libcontainer::error::LibcontainerError) -> String {
     // libcontainer's top-level messages are terse ("failed to create container: io error");
     // the source chain says what went wrong.
@@ -153,14 +165,7 @@ fn describe(e: &libcontainer::error::LibcontainerError) -> String {
 fn handle(call: Call, fds: &mut Vec<OwnedFd>) -> Result<Option<i32>, String> {
     match call {
         Call::Create { id, root, bundle, console_socket, loopback_up } => {
-            let (stdin, stdout, stderr) = take_stdio(fds)?;
-            let container = ContainerBuilder::new(id, SyscallType::default())
-                .with_root_path(root)
-                .map_err(|e| describe(&e))?
-                .with_console_socket(console_socket)
-                .with_stdin(stdin)
-                .with_stdout(stdout)
-                .with_stderr(stderr)
+            let container = builder(id, root, console_socket, fds)?
                 .validate_id()
                 .map_err(|e| describe(&e))?
                 .as_init(bundle)
@@ -181,14 +186,7 @@ fn handle(call: Call, fds: &mut Vec<OwnedFd>) -> Result<Option<i32>, String> {
             Ok(None)
         }
         Call::Exec { id, root, process, console_socket } => {
-            let (stdin, stdout, stderr) = take_stdio(fds)?;
-            let pid = ContainerBuilder::new(id, SyscallType::default())
-                .with_root_path(root)
-                .map_err(|e| describe(&e))?
-                .with_console_socket(console_socket)
-                .with_stdin(stdin)
-                .with_stdout(stdout)
-                .with_stderr(stderr)
+            let pid = builder(id, root, console_socket, fds)?
                 .as_tenant()
                 .with_process(Some(process))
                 .as_sibling(true)

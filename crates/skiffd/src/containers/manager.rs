@@ -525,13 +525,7 @@ impl Manager {
                         tracing::info!(id = %record.id, name = %record.name, "reconnected to shim");
                         watch.push(record.id.clone());
                     } else {
-                        let exit = shim::read_exit_file(client.state_dir()).unwrap_or_else(|| ExitStatus {
-                            pid: 0,
-                            code: 255,
-                            signal: None,
-                            oom_killed: false,
-                            exited_at: now(),
-                        });
+                        let exit = shim::read_exit_file(client.state_dir()).unwrap_or_else(|| self.lost(&record.id));
                         tracing::warn!(id = %record.id, code = exit.code, "shim is gone; container recorded as exited");
                         self.record_exit(&record.id, &exit)?;
                         if record.auto_remove {
@@ -549,6 +543,15 @@ impl Manager {
         Ok(watch)
     }
 
+    /// The exit of a container whose shim died without writing one: nothing supervises what may
+    /// still run in its cgroup, so that is killed; the exit is recorded as 255, reason Unknown.
+    fn lost(&self, id: &str) -> ExitStatus {
+        for left in rootfs::remove_cgroups(&format!("/skiff/{id}")) {
+            tracing::warn!(cgroup = %left.display(), "cgroup still busy; left in place");
+        }
+        ExitStatus { pid: 0, code: 255, signal: None, oom_killed: false, exited_at: now() }
+    }
+
     /// Follows a started container until it exits: records the exit, and removes it if asked.
     pub fn watch(&self, id: &str) {
         let client = self.shim(id);
@@ -556,10 +559,10 @@ impl Manager {
             Ok(Response::Exited(exit)) => Some(exit),
             _ => shim::read_exit_file(client.state_dir()),
         };
-        let Some(exit) = exit else {
+        let exit = exit.unwrap_or_else(|| {
             tracing::warn!(id, "lost the shim before the container exited");
-            return;
-        };
+            self.lost(id)
+        });
         if let Err(e) = self.record_exit(id, &exit) {
             tracing::error!(id, error = %e, "recording an exit");
         }
