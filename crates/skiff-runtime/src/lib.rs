@@ -1,7 +1,8 @@
-//! Skiff's runtime side. This first part is pure: the OCI runtime spec a container gets
-//! (`spec::build`), including Skiff's promise that image annotations reach the runtime
-//! (`annotations::merge`), the user resolution against the image's passwd/group files, and the
-//! default seccomp profile. The launcher (a per-container supervisor on libcontainer) builds on it.
+//! Skiff's runtime side, the pure part: the OCI runtime spec a container gets (`spec::build`),
+//! including Skiff's promise that image annotations reach the runtime (`annotations::merge`), the
+//! user resolution against the image's passwd/group files, the default seccomp profile, and the
+//! protocol skiffd speaks with `skiff-shim`, the per-container supervisor that runs the container
+//! (`shim`).
 
 pub mod annotations;
 mod error;

@@ -1,8 +1,8 @@
 //! The protocol between skiffd and `skiff-shim`, the per-container supervisor.
 //!
 //! skiffd writes a [`ShimConfig`] to `<state>/shim.json` and runs `skiff-shim <state>`; the shim
-//! creates the container (the init waits for `Start`), reports readiness on its stdout and exits
-//! its first process, leaving a daemon that serves `<state>/shim.sock`: one JSON [`Request`] line
+//! creates the container (the init waits for `Start`), and its first process exits 0 once the
+//! daemon it forked serves `<state>/shim.sock` (or 1, with the error on stderr): one JSON [`Request`] line
 //! per connection, answered by one JSON [`Response`] line. When the init exits the shim writes
 //! `<state>/exit.json` (atomically), so a restarted skiffd learns the exit even if the shim is gone.
 //!

@@ -208,6 +208,25 @@ mod tests {
     }
 
     #[test]
+    fn runtime_handlers_resolve_with_their_policies() {
+        let text = format!(
+            "{DEFAULT_CONFIG}\n[runtime.handlers.urunc]\nbinary = \"/usr/bin/urunc\"\n[runtime.handlers.urunc.image_annotations]\nallow = [\"com.urunc.*\"]\n"
+        );
+        let c = Config::parse(&text, "t").expect("config");
+        let (name, builtin) = c.runtime.handler("").expect("default handler");
+        assert_eq!((name.as_str(), builtin.binary.as_os_str().is_empty()), ("builtin", true));
+        let (_, runc) = c.runtime.handler("runc").expect("runc");
+        assert_eq!(runc.binary, PathBuf::from("/usr/sbin/runc"));
+        assert!(c.runtime.policy(&runc).allow.is_empty(), "runc uses the global policy");
+        let (_, urunc) = c.runtime.handler("urunc").expect("urunc");
+        assert_eq!(c.runtime.policy(&urunc).allow, vec!["com.urunc.*".to_string()]);
+        let err = c.runtime.handler("kata").expect_err("unknown");
+        assert!(err.contains("unknown runtime handler \"kata\"") && err.contains("builtin, runc, urunc"), "{err}");
+        let bad = DEFAULT_CONFIG.replace("default_handler = \"builtin\"", "default_handler = \"nope\"");
+        assert!(Config::parse(&bad, "t").is_err());
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_errors() {
         let extra = format!("{DEFAULT_CONFIG}\nbogus = 1\n");
         assert!(Config::parse(&extra, "t").is_err());
