@@ -66,16 +66,17 @@ fn pidfd_send_signal(pidfd: &OwnedFd, signal: i32) -> std::io::Result<()> {
 /// The `oom_kill` count of the container's memory cgroup (v1, v2, or the hybrid's unified mount).
 fn oom_kills(cgroup_path: &str) -> u64 {
     let rel = cgroup_path.trim_start_matches('/');
+    // All three files carry an `oom_kill N` line.
     let candidates = [
-        (format!("/sys/fs/cgroup/memory/{rel}/memory.oom_control"), "oom_kill "),
-        (format!("/sys/fs/cgroup/{rel}/memory.events"), "oom_kill "),
-        (format!("/sys/fs/cgroup/unified/{rel}/memory.events"), "oom_kill "),
+        format!("/sys/fs/cgroup/memory/{rel}/memory.oom_control"),
+        format!("/sys/fs/cgroup/{rel}/memory.events"),
+        format!("/sys/fs/cgroup/unified/{rel}/memory.events"),
     ];
     candidates
         .iter()
-        .filter_map(|(path, key)| {
+        .filter_map(|path| {
             let text = std::fs::read_to_string(path).ok()?;
-            text.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().parse::<u64>().ok())
+            text.lines().find_map(|l| l.strip_prefix("oom_kill ")).and_then(|v| v.trim().parse::<u64>().ok())
         })
         .max()
         .unwrap_or(0)

@@ -189,6 +189,11 @@ fn open_rdwr(path: &Path) -> Result<File> {
 }
 
 impl Attach {
+    /// The request's stdio: this attachment's FIFOs, or none (detached; the log only).
+    fn paths(attach: &Option<Attach>, tty: bool) -> v1::StdioPaths {
+        attach.as_ref().map(|a| a.paths.clone()).unwrap_or(v1::StdioPaths { tty, ..Default::default() })
+    }
+
     fn new(stdin: bool, tty: bool) -> Result<Attach> {
         let dir = std::env::temp_dir().join(format!("skiff-io-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)));
         std::fs::create_dir(&dir).with_context(|| format!("create {}", dir.display()))?;
@@ -223,13 +228,9 @@ impl Attach {
     fn copy(mut self) -> Result<Vec<JoinHandle<()>>> {
         let mut threads = Vec::new();
         // Fresh read-only fds, so EOF arrives when the shim closes its write ends.
-        let stdout = OpenOptions::new().read(true).custom_flags(libc_nonblock()).open(&self.paths.stdout)?;
-        set_blocking(&stdout);
-        threads.push(copy_thread(stdout, std::io::stdout()));
+        threads.push(copy_thread(open_reader(&self.paths.stdout)?, std::io::stdout()));
         if !self.paths.stderr.is_empty() {
-            let stderr = OpenOptions::new().read(true).custom_flags(libc_nonblock()).open(&self.paths.stderr)?;
-            set_blocking(&stderr);
-            threads.push(copy_thread(stderr, std::io::stderr()));
+            threads.push(copy_thread(open_reader(&self.paths.stderr)?, std::io::stderr()));
         }
         self.holders.clear();
         if let Some(mut fifo) = self.stdin.take() {
@@ -249,16 +250,15 @@ impl Drop for Attach {
     }
 }
 
-fn libc_nonblock() -> i32 {
-    nix::fcntl::OFlag::O_NONBLOCK.bits()
-}
-
-fn set_blocking(file: &File) {
+/// A FIFO opened for reading without waiting for a writer, then made blocking.
+fn open_reader(path: &str) -> Result<File> {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     use std::os::fd::AsRawFd;
+    let file = OpenOptions::new().read(true).custom_flags(OFlag::O_NONBLOCK.bits()).open(path).with_context(|| format!("open {path}"))?;
     if let Ok(flags) = fcntl(file.as_raw_fd(), FcntlArg::F_GETFL) {
         let _ = fcntl(file.as_raw_fd(), FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) & !OFlag::O_NONBLOCK));
     }
+    Ok(file)
 }
 
 fn copy_thread(mut from: File, mut to: impl Write + Send + 'static) -> JoinHandle<()> {
@@ -370,7 +370,7 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
         annotations,
         labels,
         runtime: args.runtime.clone().unwrap_or_default(),
-        stdio: Some(attach.as_ref().map(|a| a.paths.clone()).unwrap_or(v1::StdioPaths { tty: args.tty, ..Default::default() })),
+        stdio: Some(Attach::paths(&attach, args.tty)),
         user: args.user.clone().unwrap_or_default(),
         workdir: args.workdir.clone().unwrap_or_default(),
         hostname: args.hostname.clone().unwrap_or_default(),
@@ -415,7 +415,7 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<i32> {
         env: args.env.clone(),
         user: args.user.clone().unwrap_or_default(),
         workdir: args.workdir.clone().unwrap_or_default(),
-        stdio: Some(attach.as_ref().map(|a| a.paths.clone()).unwrap_or(v1::StdioPaths { tty: args.tty, ..Default::default() })),
+        stdio: Some(Attach::paths(&attach, args.tty)),
     };
     let started = client.exec(req).await.map_err(status)?.into_inner();
     let Some(attach) = attach else {

@@ -32,3 +32,15 @@ pub fn content_info(i: &ContentInfo) -> v1::ContentInfo {
         labels: i.labels.clone().into_iter().collect(),
     }
 }
+
+/// Effective runtime annotations as inspect documents show them: `[{Key, Value, Source}]` and the
+/// dropped ones as `[{Key, Source, Reason}]` (images inspect and containers inspect alike).
+pub fn annotation_docs(effective: &skiff_runtime::Effective) -> (serde_json::Value, serde_json::Value) {
+    let kept = effective
+        .annotations
+        .iter()
+        .map(|(k, v)| serde_json::json!({"Key": k, "Value": v, "Source": effective.sources.get(k)}))
+        .collect();
+    let dropped = effective.dropped.iter().map(|d| serde_json::json!({"Key": d.key, "Source": d.source, "Reason": d.reason})).collect();
+    (serde_json::Value::Array(kept), serde_json::Value::Array(dropped))
+}

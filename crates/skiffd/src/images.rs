@@ -146,12 +146,9 @@ impl Images for ImagesService {
             // What a container's config.json would carry from this image under the configured policy.
             let effective = skiff_runtime::merge(&view.levels, &Default::default(), &Default::default(), &policy)
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
-            doc["RuntimeAnnotations"] = serde_json::json!(effective.annotations.iter().map(|(k, v)| {
-                serde_json::json!({"Key": k, "Value": v, "Source": effective.sources.get(k)})
-            }).collect::<Vec<_>>());
-            doc["DroppedAnnotations"] = serde_json::json!(effective.dropped.iter().map(|d| {
-                serde_json::json!({"Key": d.key, "Source": d.source, "Reason": d.reason})
-            }).collect::<Vec<_>>());
+            let (kept, dropped) = crate::convert::annotation_docs(&effective);
+            doc["RuntimeAnnotations"] = kept;
+            doc["DroppedAnnotations"] = dropped;
             serde_json::to_vec(&doc).map_err(|e| ApiError::Internal(e.to_string()))
         })
         .await?;

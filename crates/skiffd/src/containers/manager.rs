@@ -107,6 +107,42 @@ pub fn parse_signal(text: &str) -> Result<i32, ApiError> {
         .map_err(|_| ApiError::BadRequest(format!("unknown signal {text:?}")))
 }
 
+/// The container's cgroup (cgroupfs), as `linux.cgroupsPath`.
+fn cgroup_path(id: &str) -> String {
+    format!("/skiff/{id}")
+}
+
+/// Kills what still runs in the container's cgroups and removes them; logs what stays.
+fn remove_cgroups(id: &str) {
+    for left in rootfs::remove_cgroups(&cgroup_path(id)) {
+        tracing::warn!(cgroup = %left.display(), "cgroup still busy; left in place");
+    }
+}
+
+/// The rootfs's /etc/passwd and /etc/group, for user resolution.
+fn account_files(rootfs: &Path) -> (String, String) {
+    (rootfs::read_account_file(rootfs, "/etc/passwd"), rootfs::read_account_file(rootfs, "/etc/group"))
+}
+
+fn unexpected(answer: Response) -> ApiError {
+    ApiError::Internal(format!("unexpected shim answer {answer:?}"))
+}
+
+fn shim_state(client: &ShimClient) -> Result<shim::State, ApiError> {
+    match client.call(&Request::State, Some(Duration::from_secs(10)))? {
+        Response::State(s) => Ok(s),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Waits (up to `timeout`, None: as long as it takes) for the init's exit.
+fn shim_wait(client: &ShimClient, timeout: Option<Duration>) -> Result<ExitStatus, ApiError> {
+    match client.call(&Request::Wait { exec_id: None }, timeout)? {
+        Response::Exited(exit) => Ok(exit),
+        other => Err(unexpected(other)),
+    }
+}
+
 fn own_oom_score_adj() -> i32 {
     std::fs::read_to_string("/proc/self/oom_score_adj").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
 }
@@ -145,6 +181,16 @@ impl Manager {
 
     fn shim(&self, id: &str) -> ShimClient {
         ShimClient::new(self.state_dir(id))
+    }
+
+    fn bundle(&self, id: &str) -> PathBuf {
+        self.state_dir(id).join("bundle")
+    }
+
+    /// The container's runtime spec (its config.json).
+    pub fn spec(&self, id: &str) -> Result<serde_json::Value, ApiError> {
+        let bytes = std::fs::read(self.bundle(id).join("config.json")).map_err(|e| ApiError::Internal(format!("reading config.json: {e}")))?;
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::Internal(format!("config.json: {e}")))
     }
 
     /// Makes the container; its process waits for `start`.
@@ -223,7 +269,7 @@ impl Manager {
     ) -> Result<ContainerRecord, ApiError> {
         let started = std::time::Instant::now();
         let state_dir = self.state_dir(&record.id);
-        let bundle = state_dir.join("bundle");
+        let bundle = self.bundle(&record.id);
         let rootfs = bundle.join("rootfs");
         std::fs::create_dir_all(&rootfs).map_err(|e| ApiError::Internal(format!("creating {}: {e}", rootfs.display())))?;
         let snapshot_error = |e| ApiError::Snapshot(Box::new(e));
@@ -233,8 +279,7 @@ impl Manager {
         let rootfs_ready = started.elapsed();
 
         let mut run = req.run.clone();
-        let cgroup_path = format!("/skiff/{}", record.id);
-        run.cgroups_path = Some(cgroup_path.clone());
+        run.cgroups_path = Some(cgroup_path(&record.id));
         if let Some(adj) = run.oom_score_adj {
             // The runtime cannot lower a score below its parent's here: clamp rather than fail.
             let floor = own_oom_score_adj();
@@ -256,8 +301,7 @@ impl Manager {
             ("io.skiff.image.digest".to_string(), record.image_digest.clone()),
             ("io.skiff.runtime.handler".to_string(), record.runtime.clone()),
         ]);
-        let passwd = rootfs::read_account_file(&rootfs, "/etc/passwd");
-        let group = rootfs::read_account_file(&rootfs, "/etc/group");
+        let (passwd, group) = account_files(&rootfs);
         let built = spec::build(&SpecInputs {
             image: &resolved.config,
             image_annotations: &resolved.annotations,
@@ -287,7 +331,7 @@ impl Manager {
             log_path: PathBuf::from(&record.log_path),
             runtime: runtime.clone(),
             stdio: req.stdio.clone(),
-            cgroup_path: Some(cgroup_path),
+            cgroup_path: run.cgroups_path.clone(),
             loopback_up: new_netns && runtime == RuntimeKind::Builtin,
         };
         let bytes = serde_json::to_vec_pretty(&shim_config).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -295,11 +339,7 @@ impl Manager {
         let spec_ready = started.elapsed();
         self.spawn_shim(&state_dir)?;
         let shim_ready = started.elapsed();
-        let state = match self.shim(&record.id).call(&Request::State, Some(Duration::from_secs(10)))? {
-            Response::State(s) => s,
-            other => return Err(ApiError::Internal(format!("unexpected shim answer {other:?}"))),
-        };
-        record.pid = state.pid;
+        record.pid = shim_state(&self.shim(&record.id))?.pid;
         record.status = Status::Created;
         self.records.put(&record)?;
         tracing::info!(
@@ -339,10 +379,8 @@ impl Manager {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             }
         }
-        for left in rootfs::remove_cgroups(&format!("/skiff/{}", record.id)) {
-            tracing::warn!(cgroup = %left.display(), "cgroup still busy; left in place");
-        }
-        let rootfs = state_dir.join("bundle/rootfs");
+        remove_cgroups(&record.id);
+        let rootfs = self.bundle(&record.id).join("rootfs");
         if let Err(e) = mount::unmount(&rootfs) {
             tracing::warn!(container = %record.id, error = %e, "unmounting the rootfs");
         }
@@ -385,7 +423,7 @@ impl Manager {
         let client = self.shim(&record.id);
         let exit = match client.call(&Request::Wait { exec_id: exec_id.clone() }, None) {
             Ok(Response::Exited(exit)) => exit,
-            Ok(other) => return Err(ApiError::Internal(format!("unexpected shim answer {other:?}"))),
+            Ok(other) => return Err(unexpected(other)),
             Err(e) if exec_id.is_none() => match shim::read_exit_file(client.state_dir()) {
                 Some(exit) => exit,
                 None => return Err(e.into()),
@@ -436,14 +474,11 @@ impl Manager {
         };
         let client = self.shim(&record.id);
         client.call(&Request::Kill { signal, all: false }, Some(Duration::from_secs(10)))?;
-        let exit = match client.call(&Request::Wait { exec_id: None }, Some(timeout)) {
-            Ok(Response::Exited(exit)) => exit,
-            _ => {
+        let exit = match shim_wait(&client, Some(timeout)) {
+            Ok(exit) => exit,
+            Err(_) => {
                 client.call(&Request::Kill { signal: libc::SIGKILL, all: true }, Some(Duration::from_secs(10)))?;
-                match client.call(&Request::Wait { exec_id: None }, Some(Duration::from_secs(30)))? {
-                    Response::Exited(exit) => exit,
-                    other => return Err(ApiError::Internal(format!("unexpected shim answer {other:?}"))),
-                }
+                shim_wait(&client, Some(Duration::from_secs(30)))?
             }
         };
         self.record_exit(&record.id, &exit)
@@ -454,18 +489,13 @@ impl Manager {
         let record = self.records.find(id_or_name)?;
         let client = self.shim(&record.id);
         if client.alive() {
-            let state = match client.call(&Request::State, Some(Duration::from_secs(10)))? {
-                Response::State(s) => s,
-                other => return Err(ApiError::Internal(format!("unexpected shim answer {other:?}"))),
-            };
-            if state.status == shim::Status::Running {
+            if shim_state(&client)?.status == shim::Status::Running {
                 if !force {
                     return Err(ApiError::FailedPrecondition(format!("container {} is running: stop it first, or force", record.name)));
                 }
                 client.call(&Request::Kill { signal: libc::SIGKILL, all: true }, Some(Duration::from_secs(10)))?;
-                if let Response::Exited(exit) = client.call(&Request::Wait { exec_id: None }, Some(Duration::from_secs(30)))? {
-                    self.record_exit(&record.id, &exit)?;
-                }
+                let exit = shim_wait(&client, Some(Duration::from_secs(30)))?;
+                self.record_exit(&record.id, &exit)?;
             }
             client.call(&Request::Delete, Some(Duration::from_secs(30)))?;
         }
@@ -482,23 +512,19 @@ impl Manager {
         if req.args.is_empty() {
             return Err(ApiError::BadRequest("exec needs a command".into()));
         }
-        let state_dir = self.state_dir(&record.id);
-        let config = std::fs::read(state_dir.join("bundle/config.json")).map_err(|e| ApiError::Internal(format!("reading config.json: {e}")))?;
-        let spec: serde_json::Value = serde_json::from_slice(&config).map_err(|e| ApiError::Internal(format!("config.json: {e}")))?;
-        let rootfs = state_dir.join("bundle/rootfs");
+        let spec = self.spec(&record.id)?;
         let user = match &req.user {
-            Some(u) => Some(skiff_runtime::user::resolve(
-                u,
-                &rootfs::read_account_file(&rootfs, "/etc/passwd"),
-                &rootfs::read_account_file(&rootfs, "/etc/group"),
-            )?),
+            Some(u) => {
+                let (passwd, group) = account_files(&self.bundle(&record.id).join("rootfs"));
+                Some(skiff_runtime::user::resolve(u, &passwd, &group)?)
+            }
             None => None,
         };
         let process = spec::exec_process(&spec["process"], &req.args, &req.env, req.workdir.as_deref(), user.as_ref(), req.stdio.tty)?;
         let exec_id = random_id()?[..16].to_string();
         match self.shim(&record.id).call(&Request::Exec { exec_id: exec_id.clone(), process, stdio: req.stdio }, Some(Duration::from_secs(30)))? {
             Response::Exec { pid } => Ok((exec_id, pid)),
-            other => Err(ApiError::Internal(format!("unexpected shim answer {other:?}"))),
+            other => Err(unexpected(other)),
         }
     }
 
@@ -546,19 +572,14 @@ impl Manager {
     /// The exit of a container whose shim died without writing one: nothing supervises what may
     /// still run in its cgroup, so that is killed; the exit is recorded as 255, reason Unknown.
     fn lost(&self, id: &str) -> ExitStatus {
-        for left in rootfs::remove_cgroups(&format!("/skiff/{id}")) {
-            tracing::warn!(cgroup = %left.display(), "cgroup still busy; left in place");
-        }
+        remove_cgroups(id);
         ExitStatus { pid: 0, code: 255, signal: None, oom_killed: false, exited_at: now() }
     }
 
     /// Follows a started container until it exits: records the exit, and removes it if asked.
     pub fn watch(&self, id: &str) {
         let client = self.shim(id);
-        let exit = match client.call(&Request::Wait { exec_id: None }, None) {
-            Ok(Response::Exited(exit)) => Some(exit),
-            _ => shim::read_exit_file(client.state_dir()),
-        };
+        let exit = shim_wait(&client, None).ok().or_else(|| shim::read_exit_file(client.state_dir()));
         let exit = exit.unwrap_or_else(|| {
             tracing::warn!(id, "lost the shim before the container exited");
             self.lost(id)

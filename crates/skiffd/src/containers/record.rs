@@ -123,8 +123,12 @@ impl Records {
         if id_or_name.is_empty() {
             return Err(ApiError::BadRequest("container id or name is empty".into()));
         }
+        // Most callers hold the full id: one lookup, not a scan of every record.
+        if let Some(bytes) = self.db.containers.get(key(id_or_name)).map_err(db_error)? {
+            return serde_json::from_slice(&bytes).map_err(|e| ApiError::Internal(format!("container record {id_or_name}: {e}")));
+        }
         let all = self.list()?;
-        if let Some(r) = all.iter().find(|r| r.id == id_or_name || r.name == id_or_name) {
+        if let Some(r) = all.iter().find(|r| r.name == id_or_name) {
             return Ok(r.clone());
         }
         let matches: Vec<&ContainerRecord> = all.iter().filter(|r| r.id.starts_with(id_or_name)).collect();

@@ -189,24 +189,9 @@ impl v1::containers_server::Containers for ContainersService {
         let manager = self.manager.clone();
         let json = blocking(move || {
             let record = manager.records().find(&id)?;
-            let spec_path = std::path::Path::new(&record.log_path).with_file_name("bundle").join("config.json");
-            let spec: serde_json::Value = std::fs::read(&spec_path)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or(serde_json::Value::Null);
+            let spec = manager.spec(&record.id).unwrap_or(serde_json::Value::Null);
             let (exit_code, reason, finished_at) = record.exit_summary();
-            let annotations: Vec<serde_json::Value> = record
-                .annotations
-                .annotations
-                .iter()
-                .map(|(k, v)| serde_json::json!({"Key": k, "Value": v, "Source": record.annotations.sources.get(k)}))
-                .collect();
-            let dropped: Vec<serde_json::Value> = record
-                .annotations
-                .dropped
-                .iter()
-                .map(|d| serde_json::json!({"Key": d.key, "Source": d.source, "Reason": d.reason}))
-                .collect();
+            let (annotations, dropped) = crate::convert::annotation_docs(&record.annotations);
             let doc = serde_json::json!({
                 "Id": record.id,
                 "Name": record.name,
