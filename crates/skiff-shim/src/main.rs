@@ -38,6 +38,9 @@ fn main() {
         eprintln!("skiff-shim: sealing the binary: {e}");
         std::process::exit(1);
     }
+    // Run from a memfd, the kernel names the process after its fd number ("12"); ps and top
+    // should say what it is.
+    let _ = nix::sys::prctl::set_name(c"skiff-shim");
     let Some(state_dir) = std::env::args_os().nth(1).map(PathBuf::from) else {
         eprintln!("usage: skiff-shim STATE_DIR");
         std::process::exit(2);

@@ -58,6 +58,7 @@ impl Zygote {
         // so the child may run arbitrary code.
         match unsafe { fork() }.map_err(std::io::Error::from)? {
             ForkResult::Child => {
+                let _ = nix::sys::prctl::set_name(c"skiff-zygote");
                 drop(shim_end);
                 for fd in close_in_child {
                     let _ = nix::unistd::close(*fd);
