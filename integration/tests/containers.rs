@@ -1,13 +1,13 @@
 //! Containers through skiffd, skiff-shim and a real runtime (libcontainer, and Debian's runc as an
 //! external handler): annotations into config.json, exit codes, OOM, stdio and TTY, bad input,
-//! leaks after rm, and a skiffd killed with containers running.
+//! leaks after rm, image volumes, and a skiffd killed with containers running.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use skiff_integration::{cgroup_dirs, mounts_under, shims_under, Skiff};
-use skiff_testimage::{write_layout, ImageSpec};
+use skiff_testimage::{files_layer, write_layout, ImageSpec};
 
 const IMAGE: &str = "localhost/test/busybox:1";
 
@@ -303,4 +303,81 @@ fn a_killed_shim_is_reported_and_its_container_cleaned_up() {
     }
     s.cli(&["rm", &id]).ok();
     assert_no_leaks(&s, &[id]);
+}
+
+const VOLUME_IMAGE: &str = "localhost/test/volumes:1";
+
+/// busybox with `Volumes` at /data (holding a file in the image) and /cache (not in the image).
+fn with_volumes() -> ImageSpec {
+    let mut spec = ImageSpec::busybox(VOLUME_IMAGE, Path::new("/usr/bin/busybox")).expect("busybox test image");
+    spec.layers.push(files_layer(&[("data/seed", b"seeded from the image\n")], true).expect("layer"));
+    spec.volumes = vec!["/data".into(), "/cache/".into()];
+    spec
+}
+
+fn mount_source(config: &serde_json::Value, destination: &str) -> Option<String> {
+    config["mounts"].as_array()?.iter().find(|m| m["destination"] == destination).map(|m| m["source"].as_str().unwrap_or_default().to_string())
+}
+
+#[test]
+fn image_volumes_are_seeded_writable_and_go_with_the_container() {
+    let s = Skiff::start().expect("skiffd");
+    import(&s, &with_volumes());
+    // On a read-only rootfs the volumes stay writable, and /data holds what the image has there.
+    let script = "cat /data/seed; echo new > /data/new && echo data written; touch /cache/x && echo cache written; \
+                  touch /etc/x 2>/dev/null || echo rootfs read-only";
+    let out = s.cli(&["run", "--rm", "--read-only", VOLUME_IMAGE, "sh", "-c", script]).ok();
+    assert_eq!(out, "seeded from the image\ndata written\ncache written\nrootfs read-only\n");
+
+    // Each volume is a directory of the container's own, outside its layer.
+    let id = s.cli(&["run", "-d", VOLUME_IMAGE, "sh", "-c", "echo kept > /data/new; sleep 30"]).ok().trim().to_string();
+    let volumes = state_dir(&s, &id).join("volumes");
+    let config = config_json(&s, &id);
+    let data = PathBuf::from(mount_source(&config, "/data").expect("a mount at /data"));
+    let cache = PathBuf::from(mount_source(&config, "/cache").expect("a mount at /cache"));
+    assert!(data.starts_with(&volumes) && cache.starts_with(&volumes) && data != cache, "{config}");
+    wait_until("the write in the volume", || data.join("new").exists());
+    assert_eq!(std::fs::read_to_string(data.join("seed")).expect("seeded"), "seeded from the image\n");
+    s.cli(&["rm", "-f", &id]).ok();
+    assert!(!volumes.exists(), "anonymous volumes go with the container");
+
+    // A -v at the volume's place wins, and one inside it is mounted after it.
+    let host = s.path("host-data");
+    let inner = s.path("host-inner");
+    std::fs::create_dir_all(&host).expect("mkdir");
+    std::fs::create_dir_all(&inner).expect("mkdir");
+    std::fs::write(inner.join("marker"), "inner\n").expect("write");
+    let out = s
+        .cli(&[
+            "run", "--rm",
+            "-v", &format!("{}:/cache/sub", inner.display()),
+            "-v", &format!("{}:/data", host.display()),
+            VOLUME_IMAGE, "sh", "-c", "ls /data; echo from-container > /data/out; cat /cache/sub/marker",
+        ])
+        .ok();
+    assert_eq!(out, "inner\n", "the host dir, not the image's /data, is at /data; /cache/sub is not hidden by /cache");
+    assert_eq!(std::fs::read_to_string(host.join("out")).expect("written through"), "from-container\n");
+    assert_no_leaks(&s, &[id]);
+}
+
+#[test]
+fn image_volumes_mkdir_and_ignore_modes() {
+    for mode in ["mkdir", "ignore"] {
+        let s = Skiff::start_with(|_, config| {
+            assert!(config.contains("image_volumes = \"bind\""));
+            Ok(config.replace("image_volumes = \"bind\"", &format!("image_volumes = \"{mode}\"")))
+        })
+        .expect("skiffd");
+        import(&s, &with_volumes());
+        let id = s.cli(&["run", "-d", VOLUME_IMAGE, "sleep", "30"]).ok().trim().to_string();
+        let config = config_json(&s, &id);
+        assert_eq!(mount_source(&config, "/data"), None, "{mode}");
+        assert!(!state_dir(&s, &id).join("volumes").exists(), "{mode}");
+        // mkdir makes the directory in the container's layer; ignore leaves the image as it is.
+        let cache = s.cli(&["exec", &id, "sh", "-c", "test -d /cache && echo present || echo absent"]).ok();
+        assert_eq!(cache.trim(), if mode == "mkdir" { "present" } else { "absent" }, "{mode}");
+        assert_eq!(s.cli(&["exec", &id, "cat", "/data/seed"]).ok(), "seeded from the image\n");
+        s.cli(&["rm", "-f", &id]).ok();
+        assert_no_leaks(&s, &[id]);
+    }
 }

@@ -28,6 +28,7 @@ pub fn spec(name: &str, platforms: &[&str]) -> ImageSpec {
         force_index: false,
         cmd: vec!["/bin/sh".into()],
         env: vec![],
+        volumes: vec![],
         index_descriptor_annotations: map(&[("level", "index-descriptor"), ("only.outer", "1")]),
         index_annotations: map(&[("level", "index"), ("only.index", "1")]),
         manifest_descriptor_annotations: map(&[("level", "manifest-descriptor"), ("only.md", "1")]),

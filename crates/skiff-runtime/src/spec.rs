@@ -93,8 +93,6 @@ pub struct Built {
     pub annotations: Effective,
     /// The image's StopSignal, for the manager's stop.
     pub stop_signal: Option<String>,
-    /// The image's Volumes, for the manager to back with directories.
-    pub volumes: Vec<String>,
 }
 
 fn env_key(e: &str) -> &str {
@@ -242,7 +240,6 @@ pub fn build(inputs: &SpecInputs<'_>) -> Result<Built> {
         spec,
         annotations,
         stop_signal: config.stop_signal().clone(),
-        volumes: config.volumes().clone().unwrap_or_default(),
     })
 }
 

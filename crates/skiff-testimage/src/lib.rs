@@ -132,6 +132,8 @@ pub struct ImageSpec {
     pub force_index: bool,
     pub cmd: Vec<String>,
     pub env: Vec<String>,
+    /// The config's `Volumes`.
+    pub volumes: Vec<String>,
     pub index_descriptor_annotations: BTreeMap<String, String>,
     pub index_annotations: BTreeMap<String, String>,
     pub manifest_descriptor_annotations: BTreeMap<String, String>,
@@ -148,6 +150,7 @@ impl ImageSpec {
             force_index: false,
             cmd: vec!["/bin/sh".into()],
             env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
+            volumes: Vec::new(),
             index_descriptor_annotations: BTreeMap::new(),
             index_annotations: BTreeMap::new(),
             manifest_descriptor_annotations: BTreeMap::new(),
@@ -211,6 +214,9 @@ pub fn build(spec: &ImageSpec) -> Result<Built> {
             "config": {"Cmd": spec.cmd, "Env": spec.env, "WorkingDir": "/"},
             "history": spec.layers.iter().enumerate().map(|(i, _)| json!({"created": "2024-01-01T00:00:00Z", "created_by": format!("skiff-mkimage layer {i}")})).collect::<Vec<_>>(),
         });
+        if !spec.volumes.is_empty() {
+            config["config"]["Volumes"] = spec.volumes.iter().map(|v| (v.clone(), json!({}))).collect::<serde_json::Map<_, _>>().into();
+        }
         let plat = platform_json(p)?;
         for (k, v) in plat.as_object().into_iter().flatten() {
             config[k] = v.clone();

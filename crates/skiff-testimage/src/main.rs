@@ -45,6 +45,9 @@ struct Args {
     /// Write the image with no Cmd (and no Entrypoint): it cannot run without a command.
     #[arg(long)]
     no_cmd: bool,
+    /// A path for the config's Volumes (repeatable).
+    #[arg(long = "volume")]
+    volumes: Vec<String>,
     /// Replace the busybox layers with N layers of random data (benchmarks).
     #[arg(long, default_value_t = 0)]
     random_layers: usize,
@@ -71,6 +74,7 @@ fn main() -> Result<()> {
     if a.no_cmd {
         spec.cmd.clear();
     }
+    spec.volumes = a.volumes.clone();
     if a.random_layers > 0 {
         spec.layers = (0..a.random_layers).map(|i| random_layer(i as u64 + 1, a.layer_mib << 20)).collect::<Result<_>>()?;
     }

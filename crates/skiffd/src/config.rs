@@ -41,9 +41,24 @@ pub struct RuntimeConfig {
     /// Seconds `stop` waits after the stop signal before SIGKILL.
     #[serde(default = "default_stop_timeout")]
     pub stop_timeout_secs: u64,
+    /// What the image's Volumes become.
+    #[serde(default)]
+    pub image_volumes: ImageVolumes,
     /// Named runtime handlers (`[runtime.handlers.NAME]`).
     #[serde(default)]
     pub handlers: std::collections::BTreeMap<String, HandlerConfig>,
+}
+
+/// `[runtime] image_volumes`: what a path in the image config's `Volumes` becomes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageVolumes {
+    /// An anonymous volume seeded from the image, removed with the container.
+    #[default]
+    Bind,
+    /// The directory is made in the container's layer; writes land there.
+    Mkdir,
+    Ignore,
 }
 
 fn builtin_handler() -> String {

@@ -57,7 +57,6 @@ fn env_user_workdir_and_annotations() {
     assert_eq!(p.user().additional_gids().clone().expect("gids"), [44]);
     assert_eq!(p.cwd().display().to_string(), "/srv");
     assert_eq!(built.stop_signal.as_deref(), Some("SIGQUIT"));
-    assert_eq!(built.volumes, ["/data"]);
     let a = built.spec.annotations().clone().expect("annotations");
     assert_eq!(a.get("com.urunc.unikernel.type").map(String::as_str), Some("hvt"));
     assert_eq!(a.get("from.request").map(String::as_str), Some("r"));

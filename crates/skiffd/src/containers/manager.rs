@@ -29,7 +29,7 @@ use skiff_snapshot::{chain_ids, mount, Unpacker};
 use skiff_store::Store;
 
 use super::record::{ContainerRecord, Records, Status};
-use super::rootfs;
+use super::{rootfs, volumes};
 use crate::config::RuntimeConfig;
 use crate::images::lookup;
 use crate::status::ApiError;
@@ -279,6 +279,10 @@ impl Manager {
         let rootfs_ready = started.elapsed();
 
         let mut run = req.run.clone();
+        let image_volumes = resolved.config.config().as_ref().and_then(|c| c.volumes().clone()).unwrap_or_default();
+        let volume_mounts = volumes::prepare(self.config.image_volumes, &image_volumes, &run.mounts, &rootfs, &state_dir)?;
+        run.mounts.extend(volume_mounts);
+        volumes::sort_by_depth(&mut run.mounts);
         run.cgroups_path = Some(cgroup_path(&record.id));
         if let Some(adj) = run.oom_score_adj {
             // The runtime cannot lower a score below its parent's here: clamp rather than fail.

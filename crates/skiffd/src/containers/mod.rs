@@ -6,6 +6,7 @@ mod manager;
 mod record;
 mod rootfs;
 mod service;
+mod volumes;
 
 pub use manager::Manager;
 pub use service::ContainersService;
