@@ -92,6 +92,8 @@ struct Applier<'a> {
     written: HashSet<PathBuf>,
     /// Directories whose times are set once their contents are in.
     dir_times: Vec<(PathBuf, i64, i64)>,
+    /// One copy buffer for every file of the layer (not one allocation per file).
+    copy_buf: Vec<u8>,
 }
 
 impl Applier<'_> {
@@ -200,10 +202,17 @@ impl Applier<'_> {
     }
 
     /// Copies an entry's data, telling a broken layer stream (read side) from a failed write.
-    fn copy_data(&self, raw: &str, from: &mut impl Read, to: &mut File) -> Result<()> {
-        let mut buf = vec![0u8; 256 << 10];
+    fn copy_data(&mut self, raw: &str, from: &mut impl Read, to: &mut File) -> Result<()> {
+        let mut buf = std::mem::take(&mut self.copy_buf);
+        buf.resize(256 << 10, 0);
+        let copied = self.copy_with(&mut buf, raw, from, to);
+        self.copy_buf = buf;
+        copied
+    }
+
+    fn copy_with(&self, buf: &mut [u8], raw: &str, from: &mut impl Read, to: &mut File) -> Result<()> {
         loop {
-            let n = match from.read(&mut buf) {
+            let n = match from.read(buf) {
                 Ok(0) => return Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -319,7 +328,7 @@ fn libc_o_nofollow() -> i32 {
 pub fn apply(reader: impl Read, layer: &str, compressed_size: u64, target: &Target, limits: Limits) -> Result<Applied> {
     let limit = limits.floor.max(compressed_size.saturating_mul(limits.ratio));
     let mut hashing = Hashing { inner: reader, hasher: Sha256::new(), count: 0, limit };
-    let mut applier = Applier { target, layer, written: HashSet::new(), dir_times: Vec::new() };
+    let mut applier = Applier { target, layer, written: HashSet::new(), dir_times: Vec::new(), copy_buf: Vec::new() };
     let mut entries = 0u64;
     {
         let mut archive = tar::Archive::new(&mut hashing);
@@ -356,9 +365,12 @@ pub fn decompress(file: File, media_type: &str, layer: &str) -> Result<Box<dyn R
     }
 }
 
-/// Reads `inner` on a thread of its own, a few chunks ahead of the consumer.
+/// Reads `inner` on a thread of its own, a few chunks ahead of the consumer. Chunks the consumer
+/// is done with go back to the reader thread, so a layer allocates a handful of chunks, not one
+/// per 512 KiB.
 struct Pipelined {
     rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    spent: std::sync::mpsc::Sender<Vec<u8>>,
     chunk: Vec<u8>,
     pos: usize,
     done: bool,
@@ -367,8 +379,10 @@ struct Pipelined {
 impl Pipelined {
     fn spawn(mut inner: impl Read + Send + 'static) -> Pipelined {
         let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        let (spent, recycled) = std::sync::mpsc::channel::<Vec<u8>>();
         std::thread::spawn(move || loop {
-            let mut buf = vec![0u8; 512 << 10];
+            let mut buf = recycled.try_recv().unwrap_or_default();
+            buf.resize(512 << 10, 0);
             let mut filled = 0;
             // Fill whole chunks: decoders return small reads, and each send has a cost.
             while filled < buf.len() {
@@ -388,7 +402,7 @@ impl Pipelined {
                 return; // the consumer stopped, or the stream ended
             }
         });
-        Pipelined { rx, chunk: Vec::new(), pos: 0, done: false }
+        Pipelined { rx, spent, chunk: Vec::new(), pos: 0, done: false }
     }
 }
 
@@ -401,7 +415,11 @@ impl Read for Pipelined {
             match self.rx.recv() {
                 Ok(Ok(chunk)) if chunk.is_empty() => self.done = true,
                 Ok(Ok(chunk)) => {
-                    self.chunk = chunk;
+                    let spent = std::mem::replace(&mut self.chunk, chunk);
+                    if spent.capacity() > 0 {
+                        // The reader thread may have ended already; the chunk is then just dropped.
+                        let _ = self.spent.send(spent);
+                    }
                     self.pos = 0;
                 }
                 Ok(Err(e)) => return Err(e),
