@@ -76,8 +76,32 @@ async fn shutdown_signal() {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+/// glibc raises its mmap threshold each time a large block is freed (up to 32 MiB); from then on
+/// big buffers (sled's 512 KiB log buffers, import and pull buffers) come from the heap arenas,
+/// whose tops are only trimmed past twice that, so a long-running daemon's RSS creeps up with
+/// every segment sled rolls over (measured: 1.4 MB anonymous fresh, 4.7 MB after one import,
+/// 8.4 MB after 1,600 containers). Fixed thresholds (glibc's own defaults, made static) keep large
+/// blocks mmapped, returned to the kernel when freed, and trim the arenas promptly.
+#[cfg(target_env = "gnu")]
+#[allow(unsafe_code)]
+fn fix_malloc_thresholds() {
+    const THRESHOLD: libc::c_int = 128 << 10;
+    // SAFETY: mallopt only sets allocator parameters; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, THRESHOLD);
+    }
+}
+
+#[cfg(not(target_env = "gnu"))]
+fn fix_malloc_thresholds() {}
+
+fn main() -> Result<()> {
+    fix_malloc_thresholds();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?.block_on(serve())
+}
+
+async fn serve() -> Result<()> {
     let args = Args::parse();
     if args.print_default_config {
         print!("{}", config::DEFAULT_CONFIG);
