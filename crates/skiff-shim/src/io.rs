@@ -7,9 +7,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
@@ -129,6 +129,8 @@ enum PendingKind {
 /// The shim's side of a running process's stdio.
 pub struct Attached {
     copiers: Vec<JoinHandle<()>>,
+    /// Each copier holds a sender: this disconnects the moment the last copier has ended.
+    copiers_done: mpsc::Receiver<()>,
     /// The pty master, for resizes.
     pub master: Option<Arc<File>>,
 }
@@ -189,8 +191,15 @@ fn set_blocking(fd: RawFd) {
 }
 
 /// Copies one output stream to the log and the client's FIFO until EOF.
-fn copy_output(mut from: impl Read + Send + 'static, stream: &'static str, log: Option<Arc<LogSink>>, mut to: Option<File>) -> JoinHandle<()> {
+fn copy_output(
+    mut from: impl Read + Send + 'static,
+    stream: &'static str,
+    log: Option<Arc<LogSink>>,
+    mut to: Option<File>,
+    done: mpsc::Sender<()>,
+) -> JoinHandle<()> {
     std::thread::spawn(move || {
+        let _done = done;
         let mut splitter = LineSplitter::new();
         let mut buf = vec![0u8; 32 * 1024];
         loop {
@@ -262,11 +271,12 @@ impl Pending {
                 if let (Some(fifo), Some(pipe)) = (stdin_fifo, stdin) {
                     copy_input(fifo, pipe);
                 }
+                let (done, copiers_done) = mpsc::channel();
                 let copiers = vec![
-                    copy_output(stdout, "stdout", self.log.clone(), stdout_fifo),
-                    copy_output(stderr, "stderr", self.log, stderr_fifo),
+                    copy_output(stdout, "stdout", self.log.clone(), stdout_fifo, done.clone()),
+                    copy_output(stderr, "stderr", self.log, stderr_fifo, done),
                 ];
-                Ok(Attached { copiers, master: None })
+                Ok(Attached { copiers, copiers_done, master: None })
             }
             PendingKind::Console { listener, path } => {
                 let master = receive_master(&listener);
@@ -278,8 +288,9 @@ impl Pending {
                 if let Some(fifo) = stdin_fifo {
                     copy_input(fifo, SharedFile(master.clone()));
                 }
-                let copiers = vec![copy_output(SharedFile(master.clone()), "stdout", self.log, stdout_fifo)];
-                Ok(Attached { copiers, master: Some(master) })
+                let (done, copiers_done) = mpsc::channel();
+                let copiers = vec![copy_output(SharedFile(master.clone()), "stdout", self.log, stdout_fifo, done)];
+                Ok(Attached { copiers, copiers_done, master: Some(master) })
             }
         }
     }
@@ -307,12 +318,10 @@ impl Attached {
     /// Waits (up to `limit`) for the output to drain after the process ended; a grandchild that
     /// escaped with the pipe open must not hold up the exit.
     pub fn drain(&mut self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        for copier in std::mem::take(&mut self.copiers) {
-            while !copier.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            if copier.is_finished() {
+        // Woken by the last copier's end, not by polling: the exit is reported as soon as the
+        // output is in the log.
+        if let Err(mpsc::RecvTimeoutError::Disconnected) = self.copiers_done.recv_timeout(limit) {
+            for copier in std::mem::take(&mut self.copiers) {
                 let _ = copier.join();
             }
         }
