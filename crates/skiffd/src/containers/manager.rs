@@ -143,6 +143,12 @@ fn shim_wait(client: &ShimClient, timeout: Option<Duration>) -> Result<ExitStatu
     }
 }
 
+/// SIGKILL to every process of the container, then its init's exit.
+fn shim_kill_all(client: &ShimClient) -> Result<ExitStatus, ApiError> {
+    client.call(&Request::Kill { signal: libc::SIGKILL, all: true }, Some(Duration::from_secs(10)))?;
+    shim_wait(client, Some(Duration::from_secs(30)))
+}
+
 fn own_oom_score_adj() -> i32 {
     std::fs::read_to_string("/proc/self/oom_score_adj").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
 }
@@ -459,7 +465,7 @@ impl Manager {
 
     pub fn kill(&self, id_or_name: &str, signal: i32, all: bool) -> Result<(), ApiError> {
         let record = self.records.find(id_or_name)?;
-        if !matches!(record.status, Status::Created | Status::Running) {
+        if !record.status.is_live() {
             return Err(ApiError::FailedPrecondition(format!("container {} is {}", record.name, record.status.as_str())));
         }
         self.shim(&record.id).call(&Request::Kill { signal, all }, Some(Duration::from_secs(10)))?;
@@ -469,7 +475,7 @@ impl Manager {
     /// The stop signal, then SIGKILL to every process after `timeout`.
     pub fn stop(&self, id_or_name: &str, timeout: Duration) -> Result<(), ApiError> {
         let record = self.records.find(id_or_name)?;
-        if !matches!(record.status, Status::Created | Status::Running) {
+        if !record.status.is_live() {
             return Ok(());
         }
         let signal = match &record.stop_signal {
@@ -480,10 +486,7 @@ impl Manager {
         client.call(&Request::Kill { signal, all: false }, Some(Duration::from_secs(10)))?;
         let exit = match shim_wait(&client, Some(timeout)) {
             Ok(exit) => exit,
-            Err(_) => {
-                client.call(&Request::Kill { signal: libc::SIGKILL, all: true }, Some(Duration::from_secs(10)))?;
-                shim_wait(&client, Some(Duration::from_secs(30)))?
-            }
+            Err(_) => shim_kill_all(&client)?,
         };
         self.record_exit(&record.id, &exit)
     }
@@ -497,8 +500,7 @@ impl Manager {
                 if !force {
                     return Err(ApiError::FailedPrecondition(format!("container {} is running: stop it first, or force", record.name)));
                 }
-                client.call(&Request::Kill { signal: libc::SIGKILL, all: true }, Some(Duration::from_secs(10)))?;
-                let exit = shim_wait(&client, Some(Duration::from_secs(30)))?;
+                let exit = shim_kill_all(&client)?;
                 self.record_exit(&record.id, &exit)?;
             }
             client.call(&Request::Delete, Some(Duration::from_secs(30)))?;

@@ -31,6 +31,20 @@ impl Status {
             Status::Exited => "exited",
         }
     }
+
+    /// Created or running: its shim still holds the container's process.
+    pub fn is_live(self) -> bool {
+        matches!(self, Status::Created | Status::Running)
+    }
+}
+
+/// An exit's reason as listings show it: "Unknown" when the exit was lost with its shim.
+pub fn exit_reason(exit: &ExitStatus) -> &'static str {
+    if exit.pid == 0 {
+        "Unknown"
+    } else {
+        exit.reason()
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -63,11 +77,10 @@ pub struct ContainerRecord {
 }
 
 impl ContainerRecord {
-    /// Exit code and reason as listings show them; "Unknown" when the exit was lost with its shim.
+    /// Exit code, reason and time as listings show them.
     pub fn exit_summary(&self) -> (i32, String, String) {
         match &self.exit {
-            Some(e) if e.pid == 0 => (e.code, "Unknown".into(), e.exited_at.clone()),
-            Some(e) => (e.code, e.reason().into(), e.exited_at.clone()),
+            Some(e) => (e.code, exit_reason(e).into(), e.exited_at.clone()),
             None => (0, String::new(), String::new()),
         }
     }

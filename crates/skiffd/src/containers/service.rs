@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 
 use super::logs;
 use super::manager::{parse_signal, CreateSpec, ExecSpec, Manager};
-use super::record::ContainerRecord;
+use super::record::{exit_reason, ContainerRecord};
 use crate::blocking::blocking;
 use crate::status::ApiError;
 
@@ -39,6 +39,11 @@ impl ContainersService {
     }
 }
 
+/// A terminal dimension from the wire (u32) as the kernel takes it.
+fn cells(n: u32) -> u16 {
+    n.min(u16::MAX as u32) as u16
+}
+
 fn stdio(paths: Option<v1::StdioPaths>) -> Stdio {
     let p = paths.unwrap_or_default();
     let path = |s: String| (!s.is_empty()).then(|| PathBuf::from(s));
@@ -47,7 +52,7 @@ fn stdio(paths: Option<v1::StdioPaths>) -> Stdio {
         stdout: path(p.stdout),
         stderr: path(p.stderr),
         tty: p.tty,
-        size: (p.rows > 0 && p.columns > 0).then(|| (p.rows.min(u16::MAX as u32) as u16, p.columns.min(u16::MAX as u32) as u16)),
+        size: (p.rows > 0 && p.columns > 0).then(|| (cells(p.rows), cells(p.columns))),
     }
 }
 
@@ -145,7 +150,7 @@ impl v1::containers_server::Containers for ContainersService {
         let req = req.into_inner();
         let manager = self.manager.clone();
         let exit = blocking(move || manager.wait(&req.id, non_empty(req.exec_id))).await?;
-        let reason = if exit.pid == 0 { "Unknown".into() } else { exit.reason().to_string() };
+        let reason = exit_reason(&exit).into();
         Ok(Response::new(v1::WaitContainerResponse { exit_code: exit.code, reason, finished_at: exit.exited_at }))
     }
 
@@ -230,7 +235,7 @@ impl v1::containers_server::Containers for ContainersService {
     async fn resize(&self, req: Request<v1::ResizeContainerRequest>) -> Result<Response<v1::ResizeContainerResponse>, Status> {
         let req = req.into_inner();
         let manager = self.manager.clone();
-        let (rows, columns) = (req.rows.min(u16::MAX as u32) as u16, req.columns.min(u16::MAX as u32) as u16);
+        let (rows, columns) = (cells(req.rows), cells(req.columns));
         blocking(move || manager.resize(&req.id, non_empty(req.exec_id), rows, columns)).await?;
         Ok(Response::new(v1::ResizeContainerResponse {}))
     }
@@ -249,6 +254,9 @@ impl v1::containers_server::Containers for ContainersService {
             let mut offset = 0;
             let mut first = true;
             loop {
+                // Looked at before reading: once the container had exited, this read holds the
+                // rest of what it wrote, and following ends after sending it.
+                let last = !req.follow || !manager.records().find(&record.id).is_ok_and(|r| r.status.is_live());
                 let (mut entries, next) = match logs::read_from(&path, offset) {
                     Ok(r) => r,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), offset),
@@ -267,22 +275,7 @@ impl v1::containers_server::Containers for ContainersService {
                         return;
                     }
                 }
-                if !req.follow {
-                    return;
-                }
-                // Following: stop once the container exited and everything it wrote was sent.
-                let running = manager.records().find(&record.id).is_ok_and(|r| {
-                    matches!(r.status, super::record::Status::Running | super::record::Status::Created)
-                });
-                if !running {
-                    if let Ok((rest, _)) = logs::read_from(&path, offset) {
-                        for e in rest {
-                            let _ = tx.blocking_send(Ok(v1::ContainerLogChunk { stream: e.stream, data: e.data }));
-                        }
-                    }
-                    return;
-                }
-                if tx.is_closed() {
+                if last || tx.is_closed() {
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(100));
