@@ -1,7 +1,9 @@
-//! Skiff's gRPC API: generated types and services for `skiff.v1`, and a client channel over the
-//! daemon's unix socket.
+//! Skiff's gRPC API: generated types and services for `skiff.v1`, the one map between error kinds
+//! and gRPC codes (`status`), and a client channel over the daemon's unix socket.
 
 #![allow(clippy::all)]
+
+pub mod status;
 
 pub mod v1 {
     tonic::include_proto!("skiff.v1");

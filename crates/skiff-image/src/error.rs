@@ -35,9 +35,10 @@ pub enum ImageError {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
-    /// A failure of a remote source (a registry), kept typed for the caller to inspect.
-    #[error(transparent)]
-    Remote(Box<dyn std::error::Error + Send + Sync>),
+    /// A failure of a remote source (a registry), kept typed for the caller to inspect (downcast
+    /// `source`), with the kind the source gave it.
+    #[error("{source}")]
+    Remote { kind: skiff_types::ErrorKind, source: Box<dyn std::error::Error + Send + Sync> },
 
     #[error("{context}: {source}")]
     Io { context: String, #[source] source: std::io::Error },
@@ -55,3 +56,23 @@ impl ImageError {
 }
 
 pub type Result<T, E = ImageError> = std::result::Result<T, E>;
+
+impl skiff_types::HasKind for ImageError {
+    fn kind(&self) -> skiff_types::ErrorKind {
+        use skiff_types::ErrorKind as K;
+        match self {
+            ImageError::Store(s) => skiff_types::HasKind::kind(s),
+            ImageError::NoMatchingPlatform { .. } => K::NotFound,
+            ImageError::Remote { kind, .. } => *kind,
+            ImageError::Io { source, .. } => K::of_io(source),
+            ImageError::InvalidReference { .. }
+            | ImageError::InvalidPlatform { .. }
+            | ImageError::UnsupportedMediaType { .. }
+            | ImageError::Malformed { .. }
+            | ImageError::MissingBlob { .. }
+            | ImageError::HostileEntry { .. }
+            | ImageError::InvalidArchive { .. }
+            | ImageError::InvalidArgument(_) => K::InvalidArgument,
+        }
+    }
+}

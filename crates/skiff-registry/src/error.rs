@@ -81,7 +81,24 @@ impl Target {
 
 impl From<RegistryError> for skiff_image::ImageError {
     fn from(e: RegistryError) -> Self {
-        skiff_image::ImageError::Remote(Box::new(e))
+        skiff_image::ImageError::Remote { kind: skiff_types::HasKind::kind(&e), source: Box::new(e) }
+    }
+}
+
+impl skiff_types::HasKind for RegistryError {
+    fn kind(&self) -> skiff_types::ErrorKind {
+        use skiff_types::ErrorKind as K;
+        match self {
+            RegistryError::NotFound { .. } => K::NotFound,
+            RegistryError::Unauthorized { status: 403, .. } => K::PermissionDenied,
+            RegistryError::Unauthorized { .. } => K::Unauthenticated,
+            RegistryError::Http { status: 429, .. } => K::ResourceExhausted,
+            RegistryError::Http { .. } | RegistryError::Transport { .. } => K::Unavailable,
+            // The registry answered something this client cannot use (a bad manifest, a digest
+            // that does not match): not a failure of the request's form.
+            RegistryError::Protocol { .. } => K::FailedPrecondition,
+            RegistryError::Config { .. } => K::InvalidArgument,
+        }
     }
 }
 

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use skiff_store::ImageAnnotations;
+use skiff_types::ImageAnnotations;
 
 use crate::error::{Result, RuntimeError};
 

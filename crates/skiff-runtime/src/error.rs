@@ -25,3 +25,13 @@ pub enum RuntimeError {
 }
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
+
+impl skiff_types::HasKind for RuntimeError {
+    fn kind(&self) -> skiff_types::ErrorKind {
+        match self {
+            // The spec could not be written from values already checked: a bug, not the caller's.
+            RuntimeError::Spec(_) => skiff_types::ErrorKind::Internal,
+            _ => skiff_types::ErrorKind::InvalidArgument,
+        }
+    }
+}

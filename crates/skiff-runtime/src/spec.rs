@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
-use skiff_store::ImageAnnotations;
+use skiff_types::ImageAnnotations;
 
 use crate::annotations::{merge, Effective, ImageAnnotationPolicy};
 use crate::error::{Result, RuntimeError};

@@ -146,6 +146,7 @@ impl Supervisor {
                 },
                 oom_killed,
                 exited_at: Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true),
+                lost: false,
             };
             tracing::info!(pid, exec_id = exec_id.as_deref().unwrap_or(""), code = exit.code, oom_killed, "process exited");
             if exec_id.is_none() {

@@ -42,4 +42,22 @@ impl SnapshotError {
     }
 }
 
+impl skiff_types::HasKind for SnapshotError {
+    fn kind(&self) -> skiff_types::ErrorKind {
+        use skiff_types::ErrorKind as K;
+        match self {
+            SnapshotError::NotFound(_) => K::NotFound,
+            SnapshotError::AlreadyExists(_) => K::AlreadyExists,
+            SnapshotError::FailedPrecondition { .. } => K::FailedPrecondition,
+            SnapshotError::Layer { .. }
+            | SnapshotError::DiffIdMismatch { .. }
+            | SnapshotError::BadLayer { .. }
+            | SnapshotError::InvalidArgument(_) => K::InvalidArgument,
+            SnapshotError::Store(s) => s.kind(),
+            SnapshotError::Image(i) => i.kind(),
+            SnapshotError::Io { source, .. } => K::of_io(source),
+        }
+    }
+}
+
 pub type Result<T, E = SnapshotError> = std::result::Result<T, E>;

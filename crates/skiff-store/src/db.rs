@@ -7,7 +7,8 @@
 //! leases    lease/<id>                         -> Lease (json)
 //!           lease/<id>/content/<digest>        -> "new" | "existing"
 //! snapshots snapshot/<key>                     -> snapshot record (json, owned by skiff-snapshot)   [v2]
-//! containers container/<id>                    -> container record (json, owned by skiffd)          [v3]
+//! containers container/<id>                    -> container record (json, owned by skiff-engine)    [v3]
+//!           name/<name>                        -> <id> (the name index, owned by skiff-engine)      [v4]
 //! ```
 //! The sandboxes tree joins this set when pod records arrive; each addition bumps the schema
 //! version with a migration below.
@@ -20,15 +21,31 @@ use serde::Serialize;
 use crate::error::{Result, StoreError};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 
 /// Ordered migrations: entry `i` moves a database from version `i` to `i + 1`.
 /// Version 0 is an empty database, so the first migration only stamps the version.
 /// Versions 2 and 3 add the `snapshots` and `containers` trees, which `Db::open` creates; nothing
-/// to move.
-const MIGRATIONS: &[fn(&Db) -> Result<()>] = &[|_| Ok(()), |_| Ok(()), |_| Ok(())];
+/// to move. Version 4 indexes the containers' names.
+const MIGRATIONS: &[fn(&Db) -> Result<()>] = &[|_| Ok(()), |_| Ok(()), |_| Ok(()), index_container_names];
+
+/// v3 → v4: `name/<name> -> <id>` for every container record, so a name is found (and reserved)
+/// with one key instead of a scan. Only the `name` field of a record is read.
+fn index_container_names(db: &Db) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        id: String,
+        name: String,
+    }
+    for entry in db.containers.scan_prefix("container/") {
+        let (key, bytes) = entry?;
+        let named: Named = decode(&key, &bytes)?;
+        db.containers.insert(format!("name/{}", named.name), named.id.as_bytes())?;
+    }
+    Ok(())
+}
 
 /// The opened database and its trees.
 #[derive(Clone)]
@@ -173,9 +190,25 @@ mod tests {
             raw.flush().expect("flush");
         }
         let db = Db::open(&dir.path().join("db"), 1 << 20).expect("open");
-        assert_eq!(db.schema_version().expect("version"), 3);
+        assert_eq!(db.schema_version().expect("version"), SCHEMA_VERSION);
         assert!(db.snapshots.get("snapshot/x").expect("get").is_some(), "v2 records kept");
         assert!(db.containers.is_empty());
+    }
+
+    #[test]
+    fn migration_four_indexes_container_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let raw = sled::open(dir.path().join("db")).expect("sled");
+            raw.open_tree("meta").expect("meta").insert(SCHEMA_KEY, &3u32.to_be_bytes()).expect("stamp");
+            let containers = raw.open_tree("containers").expect("containers");
+            containers.insert("container/abc", br#"{"id":"abc","name":"web","status":"running"}"#.to_vec()).expect("record");
+            raw.flush().expect("flush");
+        }
+        let db = Db::open(&dir.path().join("db"), 1 << 20).expect("open");
+        assert_eq!(db.schema_version().expect("version"), 4);
+        assert_eq!(db.containers.get("name/web").expect("get").as_deref(), Some(&b"abc"[..]));
+        assert!(db.containers.get("container/abc").expect("get").is_some(), "v3 records kept");
     }
 
     #[test]

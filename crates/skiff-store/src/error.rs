@@ -65,3 +65,24 @@ impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl skiff_types::HasKind for StoreError {
+    fn kind(&self) -> skiff_types::ErrorKind {
+        use skiff_types::ErrorKind as K;
+        match self {
+            StoreError::NotFound { .. } => K::NotFound,
+            StoreError::AlreadyExists { .. } => K::AlreadyExists,
+            StoreError::InvalidDigest { .. }
+            | StoreError::InvalidArgument(_)
+            | StoreError::DigestMismatch { .. }
+            | StoreError::SizeMismatch { .. } => K::InvalidArgument,
+            StoreError::Locked { .. } => K::Unavailable,
+            StoreError::SchemaTooNew { .. } => K::FailedPrecondition,
+            StoreError::Corrupt { .. } => K::DataLoss,
+            StoreError::Io { source, .. } => K::of_io(source),
+            StoreError::Db(sled::Error::Corruption { .. }) => K::DataLoss,
+            StoreError::Db(sled::Error::Io(e)) => K::of_io(e),
+            StoreError::Db(_) => K::Internal,
+        }
+    }
+}

@@ -10,6 +10,8 @@ use crate::error::{Result, StoreError};
 use crate::lease::{lease_keys, LeaseId};
 use crate::{now, Digest};
 
+pub use skiff_types::ImageAnnotations;
+
 /// An OCI content descriptor as the metadata store keeps it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -19,23 +21,6 @@ pub struct Descriptor {
     pub size: u64,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
-}
-
-/// Annotations collected at each level of an image while resolving it for a platform.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageAnnotations {
-    /// On the descriptor that names the image (the OCI layout's `index.json` entry).
-    #[serde(default)]
-    pub index_descriptor: BTreeMap<String, String>,
-    /// On the image index itself.
-    #[serde(default)]
-    pub index: BTreeMap<String, String>,
-    /// On the index entry that selected this platform's manifest.
-    #[serde(default)]
-    pub manifest_descriptor: BTreeMap<String, String>,
-    /// On the platform manifest.
-    #[serde(default)]
-    pub manifest: BTreeMap<String, String>,
 }
 
 /// A named image.

@@ -2,6 +2,7 @@
 
 mod containers;
 mod content;
+mod events;
 mod images;
 mod output;
 mod progress;
@@ -99,6 +100,8 @@ enum Command {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Container lifecycle events as they happen, as JSON lines.
+    Events(events::EventsArgs),
     /// Remove containers.
     Rm {
         /// Kill running containers first.
@@ -146,6 +149,7 @@ async fn run(cli: Cli) -> Result<Option<i32>> {
         Command::Stop { time, containers } => containers::stop(&ctx, containers, time).await,
         Command::Kill { signal, containers } => containers::kill(&ctx, containers, signal).await,
         Command::Rm { force, containers } => containers::rm(&ctx, containers, force).await,
+        Command::Events(args) => events::run(&ctx, args).await,
     };
     done.map(|()| None)
 }

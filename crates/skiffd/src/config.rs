@@ -22,86 +22,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub images: ImagesConfig,
     pub snapshotter: SnapshotterConfig,
-    pub runtime: RuntimeConfig,
+    pub runtime: skiff_engine::RuntimeConfig,
     pub registry: RegistryConfig,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuntimeConfig {
-    /// Image annotation propagation into config.json. Default: enabled, default deny list on.
-    #[serde(default)]
-    pub image_annotations: skiff_runtime::ImageAnnotationPolicy,
-    /// The handler used when a request names none. `builtin` is libcontainer inside skiff-shim.
-    #[serde(default = "builtin_handler")]
-    pub default_handler: String,
-    /// The skiff-shim binary; empty: next to skiffd.
-    #[serde(default)]
-    pub shim: PathBuf,
-    /// Seconds `stop` waits after the stop signal before SIGKILL.
-    #[serde(default = "default_stop_timeout")]
-    pub stop_timeout_secs: u64,
-    /// What the image's Volumes become.
-    #[serde(default)]
-    pub image_volumes: ImageVolumes,
-    /// Named runtime handlers (`[runtime.handlers.NAME]`).
-    #[serde(default)]
-    pub handlers: std::collections::BTreeMap<String, HandlerConfig>,
-}
-
-/// `[runtime] image_volumes`: what a path in the image config's `Volumes` becomes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ImageVolumes {
-    /// An anonymous volume seeded from the image, removed with the container.
-    #[default]
-    Bind,
-    /// The directory is made in the container's layer; writes land there.
-    Mkdir,
-    Ignore,
-}
-
-fn builtin_handler() -> String {
-    BUILTIN_HANDLER.into()
-}
-
-fn default_stop_timeout() -> u64 {
-    10
-}
-
-/// The handler that needs no configuration: libcontainer, linked into skiff-shim.
-pub const BUILTIN_HANDLER: &str = "builtin";
-
-/// `[runtime.handlers.NAME]`.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HandlerConfig {
-    /// A runc-compatible binary (runc, crun, urunc, kata-runtime); empty: libcontainer.
-    #[serde(default)]
-    pub binary: PathBuf,
-    /// This handler's own `[runtime.image_annotations]`; absent: the global one.
-    #[serde(default)]
-    pub image_annotations: Option<skiff_runtime::ImageAnnotationPolicy>,
-}
-
-impl RuntimeConfig {
-    /// The named handler (`""`: the default), or an error naming the configured ones.
-    pub fn handler(&self, name: &str) -> std::result::Result<(String, HandlerConfig), String> {
-        let name = if name.is_empty() { self.default_handler.as_str() } else { name };
-        if let Some(h) = self.handlers.get(name) {
-            return Ok((name.to_string(), h.clone()));
-        }
-        if name == BUILTIN_HANDLER {
-            return Ok((name.to_string(), HandlerConfig::default()));
-        }
-        let known: Vec<&str> = std::iter::once(BUILTIN_HANDLER).chain(self.handlers.keys().map(String::as_str)).collect();
-        Err(format!("unknown runtime handler {name:?}; configured: {}", known.join(", ")))
-    }
-
-    /// The image annotation policy of a handler.
-    pub fn policy<'a>(&'a self, handler: &'a HandlerConfig) -> &'a skiff_runtime::ImageAnnotationPolicy {
-        handler.image_annotations.as_ref().unwrap_or(&self.image_annotations)
-    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -154,10 +76,27 @@ pub struct ImagesConfig {
     pub import_parallelism: usize,
 }
 
+/// Lays `top` over `base`: tables merge key by key, any other value replaces the base's.
+fn overlay(base: &mut toml::Table, top: toml::Table) {
+    for (key, value) in top {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(t)) => overlay(b, t),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
 impl Config {
-    /// Parses a configuration file's text.
+    /// Parses a configuration file's text. The file names only what it changes: it is laid over
+    /// the embedded default, table by table, so every key it leaves out keeps its default (as
+    /// containerd's and CRI-O's configs do). Unknown keys are still refused.
     pub fn parse(text: &str, origin: &str) -> Result<Config> {
-        let cfg: Config = toml::from_str(text).with_context(|| format!("parse config {origin}"))?;
+        let mut merged: toml::Table = toml::from_str(DEFAULT_CONFIG).context("parse the embedded default config")?;
+        let given: toml::Table = toml::from_str(text).with_context(|| format!("parse config {origin}"))?;
+        overlay(&mut merged, given);
+        let cfg: Config = toml::Value::Table(merged).try_into().with_context(|| format!("parse config {origin}"))?;
         cfg.validate().with_context(|| format!("config {origin}"))?;
         Ok(cfg)
     }
@@ -200,7 +139,7 @@ impl Config {
         self.platform()?;
         // Reject bad globs at start, not at the first container.
         skiff_runtime::merge(&Default::default(), &Default::default(), &Default::default(), &self.runtime.image_annotations)?;
-        self.runtime.handler("").map_err(|e| anyhow::anyhow!("runtime.default_handler: {e}"))?;
+        self.runtime.handler("").context("runtime.default_handler")?;
         for (name, handler) in &self.runtime.handlers {
             if let Some(policy) = &handler.image_annotations {
                 skiff_runtime::merge(&Default::default(), &Default::default(), &Default::default(), policy)
@@ -235,10 +174,25 @@ mod tests {
         assert!(c.runtime.policy(&runc).allow.is_empty(), "runc uses the global policy");
         let (_, urunc) = c.runtime.handler("urunc").expect("urunc");
         assert_eq!(c.runtime.policy(&urunc).allow, vec!["com.urunc.*".to_string()]);
-        let err = c.runtime.handler("kata").expect_err("unknown");
+        let err = c.runtime.handler("kata").expect_err("unknown").to_string();
         assert!(err.contains("unknown runtime handler \"kata\"") && err.contains("builtin, runc, urunc"), "{err}");
         let bad = DEFAULT_CONFIG.replace("default_handler = \"builtin\"", "default_handler = \"nope\"");
         assert!(Config::parse(&bad, "t").is_err());
+    }
+
+    #[test]
+    fn a_partial_file_keeps_the_defaults_of_what_it_leaves_out() {
+        let c = Config::parse("[registry]\nconfig_path = \"/etc/mine/certs.d\"\n", "t").expect("partial config");
+        assert_eq!(c.registry.config_path, PathBuf::from("/etc/mine/certs.d"));
+        assert_eq!(c.registry.max_concurrent_downloads, 4, "a sibling key keeps its default");
+        assert_eq!(c.socket, PathBuf::from("/run/skiff/skiff.sock"), "a top-level key keeps its default");
+        assert_eq!(c.runtime.handler("runc").expect("runc").1.binary, PathBuf::from("/usr/sbin/runc"));
+        let c = Config::parse("root = \"/data/skiff\"\n[runtime.handlers.crun]\nbinary = \"/usr/bin/crun\"\n", "t").expect("config");
+        assert_eq!(c.root, PathBuf::from("/data/skiff"));
+        assert!(c.runtime.handler("crun").is_ok() && c.runtime.handler("runc").is_ok(), "handlers add to the default ones");
+        assert!(Config::parse("", "t").is_ok(), "an empty file is the default");
+        let err = format!("{:#}", Config::parse("[registry]\nconfig_pth = \"/x\"\n", "t").expect_err("typo"));
+        assert!(err.contains("config_pth"), "{err}");
     }
 
     #[test]

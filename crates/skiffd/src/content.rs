@@ -132,7 +132,7 @@ impl Content for ContentService {
 
     async fn prune(&self, _: Request<v1::PruneContentRequest>) -> Result<Response<v1::PruneContentResponse>, Status> {
         let (store, unpacker, default) = (self.store.clone(), self.unpacker.clone(), self.platform.clone());
-        let (report, snapshots) = blocking(move || crate::unpack::collect(&store, &unpacker, &default)).await?;
+        let (report, snapshots) = blocking(move || Ok(skiff_engine::unpack::collect(&store, &unpacker, &default)?)).await?;
         tracing::info!(blobs = report.removed.len(), snapshots = snapshots.len(), "pruned content and snapshots");
         Ok(Response::new(v1::PruneContentResponse {
             bytes: report.removed.iter().map(|r| r.1).sum(),

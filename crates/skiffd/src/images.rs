@@ -9,7 +9,11 @@ use skiff_image::annotate::{annotate, parse_remove, parse_set, Target};
 use skiff_image::export::{export, ExportFormat, ExportOptions};
 use skiff_image::import::{import, ImportOptions};
 use skiff_image::{inspect::inspect, normalize, Platform};
-use skiff_store::{ImageRecord, Store};
+use skiff_engine::images::{lookup, platform_of, platform_or};
+use skiff_engine::unpack::{collect, unpack_images};
+use skiff_image::import::ImportReport;
+use skiff_snapshot::Unpacker;
+use skiff_store::Store;
 use tokio::sync::mpsc;
 use tokio::io::AsyncWriteExt;
 use tokio_stream::{wrappers::ReceiverStream, Stream, StreamExt};
@@ -30,25 +34,17 @@ pub struct ImagesService {
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// Finds an image by a user-typed name: normalised (`busybox` → `docker.io/library/busybox:latest`),
-/// falling back to the name as given.
-pub fn lookup(store: &Store, name: &str) -> Result<ImageRecord, ApiError> {
-    if let Ok(n) = normalize(name) {
-        match store.images().get(&n) {
-            Ok(r) => return Ok(r),
-            Err(e) if !e.is_not_found() => return Err(e.into()),
-            Err(_) => {}
-        }
-    }
-    Ok(store.images().get(name)?)
-}
-
-pub(crate) fn platform_or(req: &str, fallback: &Platform) -> Result<Platform, ApiError> {
-    if req.is_empty() {
-        Ok(fallback.clone())
-    } else {
-        Ok(req.parse::<Platform>()?)
-    }
+/// Unpacks what an import or pull stored (unless `no_unpack`) and describes both for the client.
+pub fn finish(store: &Store, unpacker: &Unpacker, stored: &ImportReport, no_unpack: bool, default: &Platform) -> Result<v1::ImportResult, ApiError> {
+    let (layers_unpacked, layers_present) = if no_unpack { (0, 0) } else { unpack_images(store, unpacker, &stored.images, default)? };
+    Ok(v1::ImportResult {
+        images: stored.images.iter().map(convert::image).collect(),
+        blobs_written: stored.blobs_written as u32,
+        blobs_present: stored.blobs_present as u32,
+        bytes_written: stored.bytes_written,
+        layers_unpacked,
+        layers_present,
+    })
 }
 
 fn absolute(path: &str) -> Result<PathBuf, ApiError> {
@@ -94,7 +90,7 @@ impl ImagesService {
             let result = (|| {
                 let r = import(&store, &path, &opts, &progress)?;
                 tracing::info!(images = r.images.len(), blobs = r.blobs_written, bytes = r.bytes_written, "imported");
-                crate::unpack::finish(&store, &unpacker, &r, no_unpack, &default)
+                finish(&store, &unpacker, &r, no_unpack, &default)
             })();
             if remove_after {
                 let _ = std::fs::remove_file(&path);
@@ -140,16 +136,15 @@ impl Images for ImagesService {
         let req = req.into_inner();
         let json = blocking(move || {
             let record = lookup(&store, &req.name)?;
-            let recorded = crate::unpack::platform_of(&record, &default)?;
+            let recorded = platform_of(&record, &default)?;
             let view = inspect(&store, &record, &platform_or(&req.platform, &recorded)?)?;
-            let mut doc = serde_json::to_value(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let mut doc = serde_json::to_value(&view).map_err(|source| ApiError::Encode { what: "the image document", source })?;
             // What a container's config.json would carry from this image under the configured policy.
-            let effective = skiff_runtime::merge(&view.levels, &Default::default(), &Default::default(), &policy)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            let effective = skiff_runtime::merge(&view.levels, &Default::default(), &Default::default(), &policy)?;
             let (kept, dropped) = crate::convert::annotation_docs(&effective);
             doc["RuntimeAnnotations"] = kept;
             doc["DroppedAnnotations"] = dropped;
-            serde_json::to_vec(&doc).map_err(|e| ApiError::Internal(e.to_string()))
+            crate::status::json_bytes("the image document", &doc)
         })
         .await?;
         Ok(Response::new(v1::InspectImageResponse { json }))
@@ -164,8 +159,8 @@ impl Images for ImagesService {
 
     async fn import_stream(&self, req: Request<Streaming<v1::ImportChunk>>) -> Result<Response<Self::ImportStreamStream>, Status> {
         let mut stream = req.into_inner();
-        let first = stream.next().await.ok_or_else(|| Status::invalid_argument("empty import stream"))??;
-        let request = first.request.ok_or_else(|| Status::invalid_argument("the first import chunk must carry the request"))?;
+        let first = stream.next().await.ok_or_else(|| ApiError::BadRequest("empty import stream".into()))??;
+        let request = first.request.ok_or_else(|| ApiError::BadRequest("the first import chunk must carry the request".into()))?;
         // The importer reads archives in place, so the bytes are spooled to a file under the root.
         let n = SPOOL_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let spool = spool_dir(self.store.root()).join(format!("{}-{n}.tar", std::process::id()));
@@ -195,13 +190,13 @@ impl Images for ImagesService {
             "layout" => ExportFormat::Layout,
             other => return Err(ApiError::BadRequest(format!("unknown export format {other:?} (want layout or oci-archive)")).into()),
         };
-        let opts = ExportOptions { platform: if req.platform.is_empty() { None } else { Some(platform_or(&req.platform, &self.platform)?) } };
+        let opts = ExportOptions { platform: if req.platform.is_empty() { None } else { Some(platform_or(&req.platform, &self.platform).map_err(ApiError::from)?) } };
         let path = absolute(&req.path)?;
         let store = self.store.clone();
         let records = {
             let store = store.clone();
             let names = req.names.clone();
-            blocking(move || names.iter().map(|n| lookup(&store, n)).collect::<Result<Vec<_>, _>>()).await?
+            blocking(move || Ok(names.iter().map(|n| lookup(&store, n)).collect::<Result<Vec<_>, _>>()?)).await?
         };
         let (tx, rx) = mpsc::channel(64);
         tokio::task::spawn_blocking(move || {
@@ -230,7 +225,7 @@ impl Images for ImagesService {
                 edits.push(parse_remove(k, target, only.as_ref())?);
             }
             let src = lookup(&store, &req.source)?;
-            let platform = crate::unpack::platform_of(&src, &default)?;
+            let platform = platform_of(&src, &default)?;
             tracing::info!(source = %src.name, destination = %req.destination, edits = edits.len(), "annotate");
             Ok(annotate(&store, &src, &req.destination, &edits, &platform)?)
         })
@@ -257,7 +252,7 @@ impl Images for ImagesService {
             let record = lookup(&store, &req.name)?;
             let removed = store.images().delete(&record.name)?;
             // Like containerd's GC after an image delete: free what only this image used.
-            let (content, snapshots) = crate::unpack::collect(&store, &unpacker, &default)?;
+            let (content, snapshots) = collect(&store, &unpacker, &default)?;
             tracing::info!(image = %removed.name, blobs = content.removed.len(), snapshots = snapshots.len(), "image removed");
             Ok(removed)
         })

@@ -7,9 +7,9 @@ mod containers;
 mod content;
 mod convert;
 mod images;
+mod events;
 mod registry;
 mod snapshots;
-mod unpack;
 mod status;
 
 use std::os::unix::fs::PermissionsExt;
@@ -18,7 +18,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use skiff_api::v1::{containers_server::ContainersServer, content_server::ContentServer, images_server::ImagesServer, snapshots_server::SnapshotsServer};
+use skiff_api::v1::{
+    containers_server::ContainersServer, content_server::ContentServer, events_server::EventsServer, images_server::ImagesServer,
+    snapshots_server::SnapshotsServer,
+};
+use skiff_engine::{EventBus, Manager, ManagerParts, SealedShim};
 use skiff_snapshot::{apply::Limits, overlay_supported, Backend, FsSnapshotter, Unpacker};
 use skiff_store::{Store, StoreOptions};
 use tokio::net::UnixListener;
@@ -150,9 +154,20 @@ async fn serve() -> Result<()> {
     };
     let content = content::ContentService { store: store.clone(), unpacker: unpacker.clone(), platform: cfg.platform()? };
     let snapshots = snapshots::SnapshotsService { unpacker: unpacker.clone(), backend };
-    let manager = containers::Manager::new(store.clone(), unpacker.clone(), cfg.platform()?, cfg.runtime.clone(), &cfg.root)?;
-    let containers = containers::ContainersService { manager: Arc::new(manager) };
-    containers.recover().context("recover containers")?;
+    let bus = EventBus::default();
+    let manager = Manager::new(ManagerParts {
+        store: store.clone(),
+        unpacker: unpacker.clone(),
+        platform: cfg.platform()?,
+        launcher: Arc::new(SealedShim::new(&cfg.runtime.shim).context("preparing the shim")?),
+        config: cfg.runtime.clone(),
+        root: cfg.root.clone(),
+        events: bus.clone(),
+    })?;
+    // Reconnects to the shims that outlived a previous skiffd and follows them again.
+    manager.recover().context("recover containers")?;
+    let containers = containers::ContainersService { manager: manager.clone() };
+    let events = events::EventsService { bus };
     // Bound last: a client that can connect finds the containers of a previous run recovered.
     let listener = bind(&cfg.socket, cfg.socket_mode_bits()?)?;
     tracing::info!(socket = %cfg.socket.display(), "skiffd ready");
@@ -161,13 +176,14 @@ async fn serve() -> Result<()> {
         .add_service(ContentServer::new(content).max_decoding_message_size(16 << 20))
         .add_service(SnapshotsServer::new(snapshots))
         .add_service(ContainersServer::new(containers))
+        .add_service(EventsServer::new(events))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown_signal())
         .await
         .context("serve")?;
     store.db().flush().context("flush store")?;
     let _ = std::fs::remove_file(&cfg.socket);
     tracing::info!("stopped");
-    // Containers keep running under their shims; the threads waiting on those shims must not hold
-    // up the exit (returning would make the runtime wait for them).
+    // Containers keep running under their shims; the tasks following them (and any blocking
+    // work still under way) must not hold up the exit.
     std::process::exit(0)
 }

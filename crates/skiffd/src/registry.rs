@@ -12,7 +12,7 @@ use tonic::Status;
 
 use crate::blocking::ChannelProgress;
 use crate::config::RegistryConfig;
-use crate::images::lookup;
+use skiff_engine::images::{lookup, platform_or};
 use crate::status::ApiError;
 
 /// Client options from skiffd's config and the request's overrides.
@@ -82,7 +82,7 @@ pub fn start_pull(
 ) -> Result<mpsc::Receiver<Result<v1::PullImageEvent, Status>>, ApiError> {
     let client = client_options(cfg, req.registry.as_ref())?;
     let opts = PullOptions {
-        platform: crate::images::platform_or(&req.platform, default_platform)?,
+        platform: platform_or(&req.platform, default_platform)?,
         all_platforms: req.all_platforms,
         parallelism: cfg.max_concurrent_downloads,
     };
@@ -101,7 +101,7 @@ pub fn start_pull(
         let msg = (|| {
             let r = pull(&store, &req.reference, &client, &opts, &progress)?;
             tracing::info!(reference = %req.reference, blobs = r.blobs_written, bytes = r.bytes_written, elapsed = ?started.elapsed(), "pulled");
-            let result = crate::unpack::finish(&store, &unpacker, &r, req.no_unpack, &default)?;
+            let result = crate::images::finish(&store, &unpacker, &r, req.no_unpack, &default)?;
             Ok::<_, ApiError>(v1::PullImageEvent { event: Some(PullEvent::Result(result)) })
         })()
         .map_err(Status::from);

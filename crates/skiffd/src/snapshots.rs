@@ -31,7 +31,7 @@ fn snapshot(i: &Info) -> v1::Snapshot {
 }
 
 fn snap_err(e: skiff_snapshot::SnapshotError) -> ApiError {
-    ApiError::Snapshot(Box::new(e))
+    ApiError::Snapshot(e)
 }
 
 #[tonic::async_trait]

@@ -1,57 +1,34 @@
-//! The one place library errors become gRPC statuses. Messages pass through unchanged, so the CLI
-//! can show the user exactly what the library said.
+//! What skiffd's services fail with: the libraries' errors, each reporting its kind, plus the few
+//! request errors the services find themselves. One map (`skiff_api::status`) turns kinds into
+//! gRPC codes for every API.
 
+use skiff_engine::EngineError;
 use skiff_image::ImageError;
 use skiff_registry::RegistryError;
 use skiff_store::StoreError;
-use tonic::{Code, Status};
+use skiff_types::{ErrorKind, HasKind};
+use tonic::Status;
 
-pub fn store_code(e: &StoreError) -> Code {
-    match e {
-        StoreError::NotFound { .. } => Code::NotFound,
-        StoreError::AlreadyExists { .. } => Code::AlreadyExists,
-        StoreError::InvalidDigest { .. }
-        | StoreError::InvalidArgument(_)
-        | StoreError::DigestMismatch { .. }
-        | StoreError::SizeMismatch { .. } => Code::InvalidArgument,
-        StoreError::Locked { .. } => Code::Unavailable,
-        StoreError::SchemaTooNew { .. } => Code::FailedPrecondition,
-        StoreError::Corrupt { .. } => Code::DataLoss,
-        StoreError::Io { .. } | StoreError::Db(_) => Code::Internal,
-    }
-}
-
-pub fn image_code(e: &ImageError) -> Code {
-    match e {
-        ImageError::Store(s) => store_code(s),
-        ImageError::NoMatchingPlatform { .. } => Code::NotFound,
-        ImageError::Remote(e) => match e.downcast_ref::<RegistryError>() {
-            Some(r) => registry_code(r),
-            None => Code::Unavailable,
-        },
-        ImageError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => Code::NotFound,
-        ImageError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => Code::PermissionDenied,
-        ImageError::Io { .. } => Code::Internal,
-        ImageError::InvalidReference { .. }
-        | ImageError::InvalidPlatform { .. }
-        | ImageError::UnsupportedMediaType { .. }
-        | ImageError::Malformed { .. }
-        | ImageError::MissingBlob { .. }
-        | ImageError::HostileEntry { .. }
-        | ImageError::InvalidArchive { .. }
-        | ImageError::InvalidArgument(_) => Code::InvalidArgument,
-    }
-}
-
-pub fn registry_code(e: &RegistryError) -> Code {
-    match e {
-        RegistryError::NotFound { .. } => Code::NotFound,
-        RegistryError::Unauthorized { status: 403, .. } => Code::PermissionDenied,
-        RegistryError::Unauthorized { .. } => Code::Unauthenticated,
-        RegistryError::Http { .. } | RegistryError::Transport { .. } => Code::Unavailable,
-        RegistryError::Protocol { .. } => Code::FailedPrecondition,
-        RegistryError::Config { .. } => Code::InvalidArgument,
-    }
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Registry(Box<RegistryError>),
+    #[error(transparent)]
+    Snapshot(#[from] skiff_snapshot::SnapshotError),
+    #[error(transparent)]
+    Runtime(#[from] skiff_runtime::RuntimeError),
+    /// A request field the service itself checks (before any library sees it).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A document the service builds could not be encoded.
+    #[error("encoding {what}: {source}")]
+    Encode { what: &'static str, source: serde_json::Error },
 }
 
 impl From<RegistryError> for ApiError {
@@ -60,87 +37,42 @@ impl From<RegistryError> for ApiError {
     }
 }
 
-pub fn snapshot_code(e: &skiff_snapshot::SnapshotError) -> Code {
-    use skiff_snapshot::SnapshotError as S;
-    match e {
-        S::NotFound(_) => Code::NotFound,
-        S::AlreadyExists(_) => Code::AlreadyExists,
-        S::FailedPrecondition { .. } => Code::FailedPrecondition,
-        S::Layer { .. } | S::DiffIdMismatch { .. } | S::BadLayer { .. } | S::InvalidArgument(_) => Code::InvalidArgument,
-        S::Store(s) => store_code(s),
-        S::Image(i) => image_code(i),
-        S::Io { .. } => Code::Internal,
+impl HasKind for ApiError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ApiError::Engine(e) => e.kind(),
+            ApiError::Image(e) => e.kind(),
+            ApiError::Store(e) => e.kind(),
+            ApiError::Registry(e) => e.kind(),
+            ApiError::Snapshot(e) => e.kind(),
+            ApiError::Runtime(e) => e.kind(),
+            ApiError::BadRequest(_) => ErrorKind::InvalidArgument,
+            ApiError::Encode { .. } => ErrorKind::Internal,
+        }
     }
-}
-
-fn shim_code(e: &skiff_runtime::shim::ShimError) -> Code {
-    use skiff_runtime::shim::{ErrorCode, ShimError};
-    match e {
-        ShimError::Failed { code: ErrorCode::NotFound, .. } => Code::NotFound,
-        ShimError::Failed { code: ErrorCode::FailedPrecondition, .. } => Code::FailedPrecondition,
-        ShimError::Failed { code: ErrorCode::InvalidArgument, .. } => Code::InvalidArgument,
-        ShimError::Failed { code: ErrorCode::Internal, .. } | ShimError::Protocol(_) => Code::Internal,
-        ShimError::Unreachable { .. } | ShimError::Io(_) => Code::Unavailable,
-    }
-}
-
-/// Errors the services return.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error(transparent)]
-    Image(#[from] ImageError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Registry(Box<RegistryError>),
-    #[error(transparent)]
-    Snapshot(Box<skiff_snapshot::SnapshotError>),
-    #[error("image {image} is stored, but unpacking it failed: {source}")]
-    Unpack { image: String, source: skiff_snapshot::SnapshotError },
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    AlreadyExists(String),
-    #[error("{0}")]
-    FailedPrecondition(String),
-    #[error(transparent)]
-    Runtime(#[from] skiff_runtime::RuntimeError),
-    #[error(transparent)]
-    Shim(#[from] skiff_runtime::shim::ShimError),
-    #[error("internal: {0}")]
-    Internal(String),
 }
 
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Status {
-        let code = match &e {
-            ApiError::Image(i) => image_code(i),
-            ApiError::Store(s) => store_code(s),
-            ApiError::Registry(r) => registry_code(r),
-            ApiError::Snapshot(e) => snapshot_code(e),
-            ApiError::Unpack { source, .. } => snapshot_code(source),
-            ApiError::BadRequest(_) => Code::InvalidArgument,
-            ApiError::NotFound(_) => Code::NotFound,
-            ApiError::AlreadyExists(_) => Code::AlreadyExists,
-            ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
-            ApiError::Runtime(_) => Code::InvalidArgument,
-            ApiError::Shim(e) => shim_code(e),
-            ApiError::Internal(_) => Code::Internal,
-        };
-        Status::new(code, e.to_string())
+        skiff_api::status::status(&e)
     }
+}
+
+/// Encodes a document a service returns as JSON bytes.
+pub fn json_bytes(what: &'static str, doc: &impl serde::Serialize) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(doc).map_err(|source| ApiError::Encode { what, source })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tonic::Code;
 
     #[test]
-    fn codes_and_messages_round_trip() {
+    fn library_errors_reach_the_client_with_their_kind_and_message() {
         let cases: Vec<(ApiError, Code)> = vec![
             (StoreError::NotFound { kind: "image", name: "x".into() }.into(), Code::NotFound),
+            (StoreError::Corrupt { key: "image/x".into(), reason: "eof".into() }.into(), Code::DataLoss),
             (ImageError::InvalidReference { input: "A".into(), reason: "r".into() }.into(), Code::InvalidArgument),
             (ImageError::HostileEntry { entry: "../x".into(), reason: "path contains '..'" }.into(), Code::InvalidArgument),
             (ImageError::NoMatchingPlatform { platform: "p".into(), digest: "d".into(), available: "a".into() }.into(), Code::NotFound),
@@ -149,14 +81,29 @@ mod tests {
                 ImageError::from(RegistryError::NotFound { host: "h".into(), repository: "r".into(), object: "t".into() }).into(),
                 Code::NotFound,
             ),
+            (
+                ImageError::from(RegistryError::Unauthorized {
+                    host: "h".into(),
+                    repository: "r".into(),
+                    object: "t".into(),
+                    status: 401,
+                    message: String::new(),
+                    hint: "h".into(),
+                })
+                .into(),
+                Code::Unauthenticated,
+            ),
             (ApiError::BadRequest("bad".into()), Code::InvalidArgument),
-            (ApiError::NotFound("no container \"x\"".into()), Code::NotFound),
+            (EngineError::NoContainer("x".into()).into(), Code::NotFound),
+            (EngineError::NameInUse { name: "web".into(), holder: "abc".into() }.into(), Code::AlreadyExists),
+            (EngineError::CorruptRecord { key: "container/x".into(), reason: "eof".into() }.into(), Code::DataLoss),
             (skiff_runtime::RuntimeError::NoCommand.into(), Code::InvalidArgument),
             (
-                skiff_runtime::shim::ShimError::Failed {
+                EngineError::from(skiff_runtime::shim::ShimError::Failed {
+                    op: "exec",
                     code: skiff_runtime::shim::ErrorCode::FailedPrecondition,
                     message: "container is not running".into(),
-                }
+                })
                 .into(),
                 Code::FailedPrecondition,
             ),

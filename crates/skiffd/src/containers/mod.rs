@@ -1,12 +1,5 @@
-//! Standalone containers: records, the manager that runs them through skiff-shim, their logs,
-//! and the gRPC service.
+//! The `skiff.v1.Containers` service over the engine's container manager.
 
-mod logs;
-mod manager;
-mod record;
-mod rootfs;
 mod service;
-mod volumes;
 
-pub use manager::Manager;
 pub use service::ContainersService;

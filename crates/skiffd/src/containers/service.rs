@@ -1,4 +1,5 @@
-//! The `skiff.v1.Containers` gRPC service: decodes requests, runs the manager on the blocking pool.
+//! The `skiff.v1.Containers` gRPC service: decodes requests, runs the engine's manager on the
+//! blocking pool, encodes the answers.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,30 +14,15 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::logs;
-use super::manager::{parse_signal, CreateSpec, ExecSpec, Manager};
-use super::record::{exit_reason, ContainerRecord};
+use skiff_engine::containers::{logs, parse_signal};
+use skiff_engine::{ContainerRecord, CreateSpec, ExecSpec, Manager};
+
 use crate::blocking::blocking;
-use crate::status::ApiError;
+use crate::status::{json_bytes, ApiError};
 
 #[derive(Clone)]
 pub struct ContainersService {
     pub manager: Arc<Manager>,
-}
-
-impl ContainersService {
-    /// Reconnects to the shims that outlived a previous skiffd and follows them again.
-    pub fn recover(&self) -> Result<(), ApiError> {
-        for id in self.manager.recover()? {
-            self.watch(id);
-        }
-        Ok(())
-    }
-
-    fn watch(&self, id: String) {
-        let manager = self.manager.clone();
-        tokio::task::spawn_blocking(move || manager.watch(&id));
-    }
 }
 
 /// A terminal dimension from the wire (u32) as the kernel takes it.
@@ -135,30 +121,29 @@ impl v1::containers_server::Containers for ContainersService {
     async fn create(&self, req: Request<v1::CreateContainerRequest>) -> Result<Response<v1::CreateContainerResponse>, Status> {
         let spec = create_spec(req.into_inner()).map_err(Status::from)?;
         let manager = self.manager.clone();
-        let record = blocking(move || manager.create(spec)).await?;
+        let record = blocking(move || Ok(manager.create(spec)?)).await?;
         Ok(Response::new(v1::CreateContainerResponse { container: Some(container(&record)) }))
     }
 
     async fn start(&self, req: Request<v1::StartContainerRequest>) -> Result<Response<v1::StartContainerResponse>, Status> {
         let manager = self.manager.clone();
-        let record = blocking(move || manager.start(&req.into_inner().id)).await?;
-        self.watch(record.id);
+        blocking(move || Ok(manager.start(&req.into_inner().id)?)).await?;
         Ok(Response::new(v1::StartContainerResponse {}))
     }
 
     async fn wait(&self, req: Request<v1::WaitContainerRequest>) -> Result<Response<v1::WaitContainerResponse>, Status> {
         let req = req.into_inner();
         let manager = self.manager.clone();
-        let exit = blocking(move || manager.wait(&req.id, non_empty(req.exec_id))).await?;
-        let reason = exit_reason(&exit).into();
+        let exit = blocking(move || Ok(manager.wait(&req.id, non_empty(req.exec_id).as_deref())?)).await?;
+        let reason = exit.reason().as_str().into();
         Ok(Response::new(v1::WaitContainerResponse { exit_code: exit.code, reason, finished_at: exit.exited_at }))
     }
 
     async fn kill(&self, req: Request<v1::KillContainerRequest>) -> Result<Response<v1::KillContainerResponse>, Status> {
         let req = req.into_inner();
-        let signal = parse_signal(&req.signal)?;
+        let signal = parse_signal(&req.signal).map_err(ApiError::from)?;
         let manager = self.manager.clone();
-        blocking(move || manager.kill(&req.id, signal, req.all)).await?;
+        blocking(move || Ok(manager.kill(&req.id, signal, req.all)?)).await?;
         Ok(Response::new(v1::KillContainerResponse {}))
     }
 
@@ -166,24 +151,24 @@ impl v1::containers_server::Containers for ContainersService {
         let req = req.into_inner();
         let manager = self.manager.clone();
         let timeout = if req.timeout < 0 { manager.stop_timeout() } else { Duration::from_secs(req.timeout as u64) };
-        blocking(move || manager.stop(&req.id, timeout)).await?;
+        blocking(move || Ok(manager.stop(&req.id, timeout)?)).await?;
         Ok(Response::new(v1::StopContainerResponse {}))
     }
 
     async fn delete(&self, req: Request<v1::DeleteContainerRequest>) -> Result<Response<v1::DeleteContainerResponse>, Status> {
         let req = req.into_inner();
         let manager = self.manager.clone();
-        blocking(move || manager.delete(&req.id, req.force)).await?;
+        blocking(move || Ok(manager.delete(&req.id, req.force)?)).await?;
         Ok(Response::new(v1::DeleteContainerResponse {}))
     }
 
     async fn list(&self, req: Request<v1::ListContainersRequest>) -> Result<Response<v1::ListContainersResponse>, Status> {
         let all = req.into_inner().all;
         let manager = self.manager.clone();
-        let records = blocking(move || manager.records().list()).await?;
+        let records = blocking(move || Ok(manager.records().list()?)).await?;
         let containers = records
             .iter()
-            .filter(|r| all || matches!(r.status, super::record::Status::Running))
+            .filter(|r| all || r.status == skiff_engine::Status::Running)
             .map(container)
             .collect();
         Ok(Response::new(v1::ListContainersResponse { containers }))
@@ -218,7 +203,7 @@ impl v1::containers_server::Containers for ContainersService {
                 "DroppedAnnotations": dropped,
                 "Spec": spec,
             });
-            serde_json::to_vec(&doc).map_err(|e| ApiError::Internal(e.to_string()))
+            json_bytes("the container document", &doc)
         })
         .await?;
         Ok(Response::new(v1::InspectContainerResponse { json }))
@@ -228,7 +213,7 @@ impl v1::containers_server::Containers for ContainersService {
         let req = req.into_inner();
         let spec = ExecSpec { args: req.args, env: req.env, user: non_empty(req.user), workdir: non_empty(req.workdir), stdio: stdio(req.stdio) };
         let manager = self.manager.clone();
-        let (exec_id, pid) = blocking(move || manager.exec(&req.id, spec)).await?;
+        let (exec_id, pid) = blocking(move || Ok(manager.exec(&req.id, spec)?)).await?;
         Ok(Response::new(v1::ExecContainerResponse { exec_id, pid }))
     }
 
@@ -236,7 +221,7 @@ impl v1::containers_server::Containers for ContainersService {
         let req = req.into_inner();
         let manager = self.manager.clone();
         let (rows, columns) = (cells(req.rows), cells(req.columns));
-        blocking(move || manager.resize(&req.id, non_empty(req.exec_id), rows, columns)).await?;
+        blocking(move || Ok(manager.resize(&req.id, non_empty(req.exec_id).as_deref(), rows, columns)?)).await?;
         Ok(Response::new(v1::ResizeContainerResponse {}))
     }
 
@@ -246,7 +231,7 @@ impl v1::containers_server::Containers for ContainersService {
         let req = req.into_inner();
         let manager = self.manager.clone();
         let id = req.id.clone();
-        let record = blocking(move || manager.records().find(&id)).await?;
+        let record = blocking(move || Ok(manager.records().find(&id)?)).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let manager = self.manager.clone();
         tokio::task::spawn_blocking(move || {
@@ -256,7 +241,7 @@ impl v1::containers_server::Containers for ContainersService {
             loop {
                 // Looked at before reading: once the container had exited, this read holds the
                 // rest of what it wrote, and following ends after sending it.
-                let last = !req.follow || !manager.records().find(&record.id).is_ok_and(|r| r.status.is_live());
+                let last = !req.follow || !manager.records().get(&record.id).ok().flatten().is_some_and(|r| r.status.is_live());
                 let (mut entries, next) = match logs::read_from(&path, offset) {
                     Ok(r) => r,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), offset),

@@ -1,4 +1,4 @@
-//! Reading files of a container's rootfs from the host, and what a container leaves in cgroupfs.
+//! Reading files of a container's rootfs from the host, symlinks clamped inside it.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -55,31 +55,9 @@ pub fn read_account_file(root: &Path, path: &str) -> String {
     }
 }
 
-/// Removes the container's cgroup directories (`<mount>/<cgroup_path>`) that the runtime left,
-/// e.g. when its shim died before deleting: processes still in them (a container orphaned by its
-/// shim) are killed first. Returns the directories that could not be removed.
-pub fn remove_cgroups(cgroup_path: &str) -> Vec<PathBuf> {
-    let rel = cgroup_path.trim_start_matches('/');
-    let Ok(mounts) = std::fs::read_dir("/sys/fs/cgroup") else { return Vec::new() };
-    let mut dirs: Vec<PathBuf> = vec![PathBuf::from("/sys/fs/cgroup").join(rel)];
-    dirs.extend(mounts.flatten().map(|m| m.path().join(rel)));
-    dirs.retain(|d| d.is_dir());
-    for _ in 0..50 {
-        let mut busy = false;
-        for dir in &dirs {
-            for pid in std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().lines() {
-                if let Ok(pid) = pid.trim().parse::<i32>() {
-                    busy = true;
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-                }
-            }
-        }
-        if !busy {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    dirs.into_iter().filter(|dir| std::fs::remove_dir(dir).is_err()).collect()
+/// The rootfs's /etc/passwd and /etc/group, for user resolution.
+pub fn account_files(root: &Path) -> (String, String) {
+    (read_account_file(root, "/etc/passwd"), read_account_file(root, "/etc/group"))
 }
 
 #[cfg(test)]

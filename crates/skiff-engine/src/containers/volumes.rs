@@ -12,15 +12,15 @@ use skiff_runtime::spec::MountRequest;
 
 use super::rootfs::resolve_in_root;
 use crate::config::ImageVolumes;
-use crate::status::ApiError;
+use crate::error::{EngineError, Result};
 
 /// Where a container's anonymous volumes live, inside its state dir.
 pub const VOLUMES_DIR: &str = "volumes";
 
 /// `path` cleaned lexically (`//`, `.`, `..` resolved, `..` stopping at `/`), as components.
-fn clean(path: &str) -> Result<Vec<&str>, ApiError> {
+fn clean(path: &str) -> Result<Vec<&str>> {
     if !path.starts_with('/') {
-        return Err(ApiError::FailedPrecondition(format!("the image's volume {path:?} is not an absolute path")));
+        return Err(EngineError::UnusableImage(format!("the image's volume {path:?} is not an absolute path")));
     }
     let mut parts = Vec::new();
     for c in path.split('/') {
@@ -33,7 +33,7 @@ fn clean(path: &str) -> Result<Vec<&str>, ApiError> {
         }
     }
     if parts.is_empty() {
-        return Err(ApiError::FailedPrecondition(format!("the image's volume {path:?} would cover the whole rootfs")));
+        return Err(EngineError::UnusableImage(format!("the image's volume {path:?} would cover the whole rootfs")));
     }
     Ok(parts)
 }
@@ -44,7 +44,7 @@ fn joined(parts: &[&str]) -> String {
 
 /// Makes sure `/parts…` is a directory in the rootfs, creating what is missing (0755, root),
 /// symlinks followed within the rootfs; returns its host path.
-fn ensure_dir_in_root(rootfs: &Path, parts: &[&str]) -> Result<PathBuf, ApiError> {
+fn ensure_dir_in_root(rootfs: &Path, parts: &[&str]) -> Result<PathBuf> {
     let mut host = rootfs.to_path_buf();
     for i in 0..parts.len() {
         let prefix = joined(&parts[..=i]);
@@ -53,13 +53,13 @@ fn ensure_dir_in_root(rootfs: &Path, parts: &[&str]) -> Result<PathBuf, ApiError
             None => {
                 let p = host.join(parts[i]);
                 std::fs::DirBuilder::new().mode(0o755).create(&p).map_err(|e| {
-                    ApiError::FailedPrecondition(format!("cannot make the image's volume directory {prefix}: {e}"))
+                    EngineError::UnusableImage(format!("cannot make the image's volume directory {prefix}: {e}"))
                 })?;
                 p
             }
         };
         if !std::fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir()) {
-            return Err(ApiError::FailedPrecondition(format!(
+            return Err(EngineError::UnusableImage(format!(
                 "the image declares a volume at {}, but {prefix} in the image is not a directory",
                 joined(parts)
             )));
@@ -76,7 +76,7 @@ pub fn prepare(
     requested: &[MountRequest],
     rootfs: &Path,
     state_dir: &Path,
-) -> Result<Vec<MountRequest>, ApiError> {
+) -> Result<Vec<MountRequest>> {
     if mode == ImageVolumes::Ignore {
         return Ok(Vec::new());
     }
@@ -93,9 +93,9 @@ pub fn prepare(
             continue;
         }
         let dir = state_dir.join(VOLUMES_DIR);
-        std::fs::create_dir_all(&dir).map_err(|e| ApiError::Internal(format!("creating {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(EngineError::io(format!("creating {}", dir.display())))?;
         let source = dir.join(mounts.len().to_string());
-        std::fs::create_dir(&source).map_err(|e| ApiError::Internal(format!("creating {}: {e}", source.display())))?;
+        std::fs::create_dir(&source).map_err(EngineError::io(format!("creating {}", source.display())))?;
         seed(&in_image, &source)?;
         mounts.push(MountRequest { source: source.display().to_string(), destination, readonly: false });
     }
@@ -104,19 +104,18 @@ pub fn prepare(
 
 /// Copies what the image holds at the volume's path (owner, mode, xattrs, links kept) into the
 /// new volume, the directory's own owner and mode included, as docker seeds a fresh volume.
-fn seed(from: &Path, to: &Path) -> Result<(), ApiError> {
+fn seed(from: &Path, to: &Path) -> Result<()> {
     let out = Command::new("cp")
         .arg("-a")
         .arg(from.join("."))
         .arg(to)
         .output()
-        .map_err(|e| ApiError::Internal(format!("running cp to seed a volume: {e}")))?;
+        .map_err(EngineError::io("running cp to seed a volume"))?;
     if !out.status.success() {
-        return Err(ApiError::Internal(format!(
-            "seeding the volume {} from the image: {}",
-            to.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(EngineError::Command {
+            what: format!("seeding the volume {} from the image", to.display()),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     Ok(())
 }
@@ -139,9 +138,9 @@ mod tests {
     fn paths_are_cleaned_and_the_root_refused() {
         assert_eq!(joined(&clean("/var//lib/./x/../data/").expect("clean")), "/var/lib/data");
         assert_eq!(joined(&clean("/../../etc").expect("clean")), "/etc");
-        assert!(matches!(clean("/"), Err(ApiError::FailedPrecondition(m)) if m.contains("whole rootfs")));
-        assert!(matches!(clean("/a/.."), Err(ApiError::FailedPrecondition(_))));
-        assert!(matches!(clean("data"), Err(ApiError::FailedPrecondition(m)) if m.contains("not an absolute path")));
+        assert!(matches!(clean("/"), Err(EngineError::UnusableImage(m)) if m.contains("whole rootfs")));
+        assert!(matches!(clean("/a/.."), Err(EngineError::UnusableImage(_))));
+        assert!(matches!(clean("data"), Err(EngineError::UnusableImage(m)) if m.contains("not an absolute path")));
     }
 
     #[test]
@@ -176,7 +175,7 @@ mod tests {
         assert!(!rootfs.join("taken").exists(), "a request mount at the same place wins");
 
         let err = prepare(ImageVolumes::Bind, &["/file/sub".to_string()], &[], &rootfs, &state).expect_err("refused");
-        assert!(matches!(&err, ApiError::FailedPrecondition(m) if m.contains("/file in the image is not a directory")), "{err}");
+        assert!(matches!(&err, EngineError::UnusableImage(m) if m.contains("/file in the image is not a directory")), "{err}");
 
         assert!(prepare(ImageVolumes::Mkdir, &["/made/here".to_string()], &[], &rootfs, &state).expect("test setup").is_empty());
         assert!(rootfs.join("made/here").is_dir());

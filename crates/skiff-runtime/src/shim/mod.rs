@@ -16,11 +16,7 @@
 //! <state>/runtime/       the OCI runtime's state root (libcontainer or the external binary)
 //! ```
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -87,16 +83,47 @@ pub struct ExitStatus {
     pub oom_killed: bool,
     /// RFC 3339.
     pub exited_at: String,
+    /// Not seen: the shim died without writing it, so skiffd made this one up (code 255).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lost: bool,
+}
+
+/// Why a process ended, as the CRI's `reason` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitReason {
+    Completed,
+    Error,
+    OomKilled,
+    /// The exit was lost with its shim.
+    Unknown,
+}
+
+impl ExitReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitReason::Completed => "Completed",
+            ExitReason::Error => "Error",
+            ExitReason::OomKilled => "OOMKilled",
+            ExitReason::Unknown => "Unknown",
+        }
+    }
 }
 
 impl ExitStatus {
-    pub fn reason(&self) -> &'static str {
-        if self.oom_killed {
-            "OOMKilled"
+    /// The exit of a process whose shim is gone without a word: code 255, reason Unknown.
+    pub fn lost(exited_at: String) -> ExitStatus {
+        ExitStatus { pid: 0, code: 255, signal: None, oom_killed: false, exited_at, lost: true }
+    }
+
+    pub fn reason(&self) -> ExitReason {
+        if self.lost {
+            ExitReason::Unknown
+        } else if self.oom_killed {
+            ExitReason::OomKilled
         } else if self.code == 0 {
-            "Completed"
+            ExitReason::Completed
         } else {
-            "Error"
+            ExitReason::Error
         }
     }
 }
@@ -146,67 +173,6 @@ pub enum ErrorCode {
     Internal,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ShimError {
-    #[error("shim of {dir} is not reachable: {source}")]
-    Unreachable { dir: PathBuf, source: std::io::Error },
-    #[error("shim connection: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("shim protocol: {0}")]
-    Protocol(String),
-    #[error("{message}")]
-    Failed { code: ErrorCode, message: String },
-}
+mod client;
 
-/// A blocking client for one shim (skiffd calls it from blocking tasks).
-#[derive(Clone, Debug)]
-pub struct ShimClient {
-    state_dir: PathBuf,
-}
-
-impl ShimClient {
-    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
-        ShimClient { state_dir: state_dir.into() }
-    }
-
-    pub fn state_dir(&self) -> &Path {
-        &self.state_dir
-    }
-
-    fn connect(&self) -> Result<UnixStream, ShimError> {
-        // A state dir can be longer than a socket address allows (108 bytes); reaching the socket
-        // through an fd of its directory keeps the address short whatever the root is.
-        let unreachable = |source| ShimError::Unreachable { dir: self.state_dir.clone(), source };
-        let dir = std::fs::File::open(&self.state_dir).map_err(unreachable)?;
-        UnixStream::connect(format!("/proc/self/fd/{}/{SOCKET_FILE}", dir.as_raw_fd())).map_err(unreachable)
-    }
-
-    /// Whether a shim answers on this state dir.
-    pub fn alive(&self) -> bool {
-        self.connect().is_ok()
-    }
-
-    /// Sends one request; `timeout` bounds the wait for the answer (None: wait as long as it takes).
-    pub fn call(&self, request: &Request, timeout: Option<Duration>) -> Result<Response, ShimError> {
-        let mut stream = self.connect()?;
-        stream.set_read_timeout(timeout)?;
-        let mut line = serde_json::to_vec(request).map_err(|e| ShimError::Protocol(e.to_string()))?;
-        line.push(b'\n');
-        stream.write_all(&line)?;
-        let mut answer = String::new();
-        BufReader::new(stream).read_line(&mut answer)?;
-        if answer.is_empty() {
-            return Err(ShimError::Protocol("shim closed the connection without answering".into()));
-        }
-        match serde_json::from_str(&answer).map_err(|e| ShimError::Protocol(e.to_string()))? {
-            Response::Error { code, message } => Err(ShimError::Failed { code, message }),
-            other => Ok(other),
-        }
-    }
-}
-
-/// Reads `<state>/exit.json` if the shim wrote it.
-pub fn read_exit_file(state_dir: &Path) -> Option<ExitStatus> {
-    let bytes = std::fs::read(state_dir.join(EXIT_FILE)).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
+pub use client::{parse_answer, read_exit_file, request_line, ShimClient, ShimError};

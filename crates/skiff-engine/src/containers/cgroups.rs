@@ -1,0 +1,47 @@
+//! A container's cgroups (cgroupfs, v1 or v2): where they are, and removing what a runtime left.
+
+use std::path::PathBuf;
+
+/// The container's cgroup, as `linux.cgroupsPath`.
+pub fn path(id: &str) -> String {
+    format!("/skiff/{id}")
+}
+
+/// Kills what still runs in the container's cgroups and removes them; logs what stays.
+pub fn remove(id: &str) {
+    for left in remove_dirs(&path(id)) {
+        tracing::warn!(cgroup = %left.display(), "cgroup still busy; left in place");
+    }
+}
+
+/// Removes the cgroup directories (`<mount>/<cgroup_path>`) that the runtime left, e.g. when its
+/// shim died before deleting: processes still in them (a container orphaned by its shim) are
+/// killed first. Returns the directories that could not be removed.
+fn remove_dirs(cgroup_path: &str) -> Vec<PathBuf> {
+    let rel = cgroup_path.trim_start_matches('/');
+    let Ok(mounts) = std::fs::read_dir("/sys/fs/cgroup") else { return Vec::new() };
+    let mut dirs: Vec<PathBuf> = vec![PathBuf::from("/sys/fs/cgroup").join(rel)];
+    dirs.extend(mounts.flatten().map(|m| m.path().join(rel)));
+    dirs.retain(|d| d.is_dir());
+    for _ in 0..50 {
+        let mut busy = false;
+        for dir in &dirs {
+            for pid in std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().lines() {
+                if let Ok(pid) = pid.trim().parse::<i32>() {
+                    busy = true;
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+        }
+        if !busy {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    dirs.into_iter().filter(|dir| std::fs::remove_dir(dir).is_err()).collect()
+}
+
+/// skiffd's own `oom_score_adj`: a container's cannot go below it here (no CAP_SYS_RESOURCE).
+pub fn own_oom_score_adj() -> i32 {
+    std::fs::read_to_string("/proc/self/oom_score_adj").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+}

@@ -1,0 +1,157 @@
+//! The side-effecting steps of a create, in order, and their undo. The record is written (as
+//! `creating`, its name reserved) before anything is made, so a failure here and a crash here
+//! are cleaned up by the same [`Manager::cleanup`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use skiff_image::model::Desc;
+use skiff_image::resolve::{resolve, Resolved};
+use skiff_runtime::shim::{self, ShimConfig};
+use skiff_runtime::spec;
+use skiff_snapshot::{chain_ids, mount};
+
+pub use super::plan::CreateSpec;
+use super::plan::{build_spec, plan, Facts};
+use super::record::ContainerRecord;
+use super::state::Status;
+use super::{cgroups, ids, rootfs, volumes, Manager};
+use crate::config::HandlerConfig;
+use crate::error::{EngineError, Result};
+use crate::events::EventType;
+use crate::images::{lookup, platform_of};
+
+impl Manager {
+    /// Makes the container; its process waits for `start`.
+    pub fn create(&self, req: CreateSpec) -> Result<ContainerRecord> {
+        if !req.name.is_empty() {
+            ids::check_name(&req.name)?;
+        }
+        if req.run.annotations.keys().any(String::is_empty) {
+            return Err(EngineError::InvalidArgument("annotation key is empty".into()));
+        }
+        let (handler_name, handler) = self.config.handler(&req.runtime)?;
+        let image = lookup(&self.store, &req.image)?;
+        let platform = platform_of(&image, &self.platform)?;
+        let resolved = resolve(self.store.content(), &Desc::from_store(&image.target), &platform)?;
+        // Lazily unpack: a --no-unpack import or pull is unpacked by its first container.
+        self.unpacker.unpack(&self.store, &resolved).map_err(|e| EngineError::Unpack { image: image.name.clone(), source: e })?;
+
+        let id = ids::random_id()?;
+        let name = if req.name.is_empty() { ids::default_name(&image.name, &id) } else { req.name.clone() };
+        let record = ContainerRecord {
+            id: id.clone(),
+            name,
+            image: image.name.clone(),
+            image_digest: image.target.digest.to_string(),
+            runtime: handler_name,
+            snapshot_key: format!("container/{id}"),
+            status: Status::Creating,
+            pid: 0,
+            exit: None,
+            created_at: ids::now(),
+            started_at: String::new(),
+            command: Vec::new(),
+            labels: req.labels.clone(),
+            auto_remove: req.auto_remove,
+            stop_signal: None,
+            annotations: Default::default(),
+            log_path: self.state_dir(&id).join("container.log").display().to_string(),
+        };
+        // Written before anything is made, so a crash from here on is cleaned up on start.
+        self.records.create(&record)?;
+        match self.build(record.clone(), &req, &handler, &resolved) {
+            Ok(r) => {
+                self.publish(EventType::Created, &r);
+                Ok(r)
+            }
+            Err(e) => {
+                self.cleanup(&record);
+                Err(e)
+            }
+        }
+    }
+
+    fn build(&self, mut record: ContainerRecord, req: &CreateSpec, handler: &HandlerConfig, resolved: &Resolved) -> Result<ContainerRecord> {
+        let started = Instant::now();
+        let state_dir = self.state_dir(&record.id);
+        let bundle = self.bundle(&record.id);
+        let rootfs = self.rootfs(&record.id);
+        std::fs::create_dir_all(&rootfs).map_err(EngineError::io(format!("creating {}", rootfs.display())))?;
+        let parent = chain_ids(resolved.config.rootfs().diff_ids()).pop();
+        let labels = BTreeMap::from([("io.skiff.container".to_string(), record.id.clone())]);
+        let mounts = self.unpacker.snapshotter().prepare(&record.snapshot_key, parent.as_deref(), labels)?;
+        mount::mount_all(&mounts, &rootfs)?;
+        let rootfs_ready = started.elapsed();
+
+        let (passwd, group) = rootfs::account_files(&rootfs);
+        let facts = Facts { passwd, group, oom_score_floor: cgroups::own_oom_score_adj() };
+        let mut plan = plan(req, &record, handler, &resolved.config, &facts);
+        let volume_mounts = volumes::prepare(self.config.image_volumes, &plan.image_volumes, &plan.run.mounts, &rootfs, &state_dir)?;
+        plan.run.mounts.extend(volume_mounts);
+        volumes::sort_by_depth(&mut plan.run.mounts);
+        let built = build_spec(&plan, &resolved.config, &resolved.annotations, &facts, self.config.policy(handler))?;
+        let config_json = spec::to_json(&built.spec)?;
+        std::fs::write(bundle.join("config.json"), config_json).map_err(EngineError::io("writing config.json"))?;
+        record.command = built.spec.process().as_ref().and_then(|p| p.args().clone()).unwrap_or_default();
+        record.stop_signal = built.stop_signal.clone();
+        record.annotations = built.annotations;
+
+        let shim_config = ShimConfig {
+            id: record.id.clone(),
+            bundle,
+            log_path: PathBuf::from(&record.log_path),
+            runtime: plan.runtime,
+            stdio: req.stdio.clone(),
+            cgroup_path: plan.run.cgroups_path.clone(),
+            loopback_up: plan.loopback_up,
+        };
+        let bytes = serde_json::to_vec_pretty(&shim_config).map_err(|e| EngineError::Io { context: "encoding the shim config".into(), source: e.into() })?;
+        std::fs::write(state_dir.join(shim::CONFIG_FILE), bytes).map_err(EngineError::io("writing the shim config"))?;
+        let spec_ready = started.elapsed();
+        self.launcher.spawn(&state_dir)?;
+        let shim_ready = started.elapsed();
+        record.pid = self.shim(&record.id).state()?.pid;
+        record.status = Status::Created;
+        self.records.put(&record)?;
+        tracing::info!(
+            id = %record.id, name = %record.name, image = %record.image, runtime = %record.runtime, pid = record.pid,
+            ?rootfs_ready, ?spec_ready, ?shim_ready, total = ?started.elapsed(), "container created"
+        );
+        Ok(record)
+    }
+
+    /// Removes what a create made, in reverse order, then the record; best effort, logged.
+    pub(super) fn cleanup(&self, record: &ContainerRecord) {
+        let state_dir = self.state_dir(&record.id);
+        let client = self.shim(&record.id);
+        if client.alive() {
+            let _ = client.kill_all();
+            let _ = client.delete();
+        } else if let Some(pid) = std::fs::read_to_string(state_dir.join(shim::PID_FILE)).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+            // A shim that no longer answers (killed mid-request): make sure it is gone.
+            if std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with("skiff-shim")) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+        cgroups::remove(&record.id);
+        if let Err(e) = mount::unmount(&self.rootfs(&record.id)) {
+            tracing::warn!(container = %record.id, error = %e, "unmounting the rootfs");
+        }
+        let snapshots = self.unpacker.snapshotter();
+        if snapshots.stat(&record.snapshot_key).is_ok() {
+            if let Err(e) = snapshots.remove(&record.snapshot_key) {
+                tracing::warn!(container = %record.id, error = %e, "removing the container's snapshot");
+            }
+        }
+        if let Err(e) = std::fs::remove_dir_all(&state_dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %state_dir.display(), error = %e, "removing the container's state");
+            }
+        }
+        if let Err(e) = self.records.remove(record) {
+            tracing::error!(container = %record.id, error = %e, "removing the container record");
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! What can be done to a made container: start, signal, stop, exec, resize, wait, delete. Each
+//! asks the state machine first ([`Status::allows`]) and names the state when it refuses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use skiff_runtime::shim::{self, ExitStatus, Stdio};
+use skiff_runtime::spec;
+
+use super::record::ContainerRecord;
+use super::state::{Action, Status};
+use super::{ids, rootfs, Manager};
+use crate::error::{EngineError, Result};
+use crate::events::EventType;
+
+/// What an exec asks for.
+#[derive(Clone, Debug, Default)]
+pub struct ExecSpec {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub stdio: Stdio,
+}
+
+fn check(record: &ContainerRecord, action: Action) -> Result<()> {
+    if record.status.allows(action) {
+        Ok(())
+    } else {
+        Err(EngineError::InvalidState { name: record.name.clone(), state: record.status, action })
+    }
+}
+
+impl Manager {
+    /// Starts a created container and follows it until it exits.
+    pub fn start(self: &Arc<Self>, id_or_name: &str) -> Result<ContainerRecord> {
+        let record = self.records.find(id_or_name)?;
+        check(&record, Action::Start)?;
+        self.shim(&record.id).start()?;
+        let record = self
+            .update(&record.id, |r| {
+                // The init may already have exited and been recorded; never go back from exited.
+                if !r.status.can_become(Status::Running) {
+                    return Ok(false);
+                }
+                r.status = Status::Running;
+                r.started_at = ids::now();
+                Ok(true)
+            })?
+            .ok_or_else(|| EngineError::NoContainer(id_or_name.to_string()))?;
+        self.publish(EventType::Started, &record);
+        self.follow(record.id.clone());
+        Ok(record)
+    }
+
+    /// Blocks until the init (or an exec'd process) exited; records the init's exit.
+    pub fn wait(&self, id_or_name: &str, exec_id: Option<&str>) -> Result<ExitStatus> {
+        let record = self.records.find(id_or_name)?;
+        if exec_id.is_none() {
+            if let Some(exit) = &record.exit {
+                return Ok(exit.clone());
+            }
+        }
+        let client = self.shim(&record.id);
+        let exit = match client.wait(exec_id, None) {
+            Ok(exit) => exit,
+            Err(e) if exec_id.is_none() => shim::read_exit_file(client.state_dir()).ok_or(e)?,
+            Err(e) => return Err(e.into()),
+        };
+        if exec_id.is_none() {
+            self.record_exit(&record.id, &exit)?;
+        }
+        Ok(exit)
+    }
+
+    /// Stores an exit in the record, once; publishes `oom` (when the OOM killer ended it) and
+    /// `exited` the first time.
+    pub fn record_exit(&self, id: &str, exit: &ExitStatus) -> Result<()> {
+        let mut first = false;
+        let record = self.update(id, |r| {
+            if r.exit.is_some() || !r.status.can_become(Status::Exited) {
+                return Ok(false);
+            }
+            r.exit = Some(exit.clone());
+            r.status = Status::Exited;
+            first = true;
+            Ok(true)
+        })?;
+        if let (Some(record), true) = (record, first) {
+            tracing::info!(id = %record.id, code = exit.code, reason = exit.reason().as_str(), "container exited");
+            if exit.oom_killed {
+                self.publish(EventType::Oom, &record);
+            }
+            self.publish(EventType::Exited, &record);
+        }
+        Ok(())
+    }
+
+    pub fn kill(&self, id_or_name: &str, signal: i32, all: bool) -> Result<()> {
+        let record = self.records.find(id_or_name)?;
+        check(&record, Action::Signal)?;
+        Ok(self.shim(&record.id).kill(signal, all)?)
+    }
+
+    /// The stop signal, then SIGKILL to every process after `timeout`. A container that is not
+    /// live is left as it is.
+    pub fn stop(&self, id_or_name: &str, timeout: Duration) -> Result<()> {
+        let record = self.records.find(id_or_name)?;
+        if !record.status.can_signal() {
+            return Ok(());
+        }
+        let signal = record.stop_signal.as_deref().and_then(|s| ids::parse_signal(s).ok()).unwrap_or(libc::SIGTERM);
+        let client = self.shim(&record.id);
+        client.kill(signal, false)?;
+        let exit = match client.wait(None, Some(timeout)) {
+            Ok(exit) => exit,
+            Err(_) => client.kill_all()?,
+        };
+        self.record_exit(&record.id, &exit)
+    }
+
+    /// Deletes a container that is not running (with `force`, kills a running one first).
+    pub fn delete(&self, id_or_name: &str, force: bool) -> Result<ContainerRecord> {
+        let record = self.records.find(id_or_name)?;
+        check(&record, if force { Action::ForceDelete } else { Action::Delete })?;
+        let client = self.shim(&record.id);
+        if client.alive() {
+            // The record may lag the shim (an exit not yet recorded): the shim has the last word.
+            if client.state()?.status == shim::Status::Running {
+                if !force {
+                    return Err(EngineError::InvalidState { name: record.name.clone(), state: Status::Running, action: Action::Delete });
+                }
+                let exit = client.kill_all()?;
+                self.record_exit(&record.id, &exit)?;
+            }
+            client.delete()?;
+        }
+        self.cleanup(&record);
+        self.publish(EventType::Deleted, &record);
+        tracing::info!(id = %record.id, name = %record.name, "container deleted");
+        Ok(record)
+    }
+
+    /// Runs a process in a running container; returns its exec id and pid.
+    pub fn exec(&self, id_or_name: &str, req: ExecSpec) -> Result<(String, i32)> {
+        let record = self.records.find(id_or_name)?;
+        check(&record, Action::Exec)?;
+        if req.args.is_empty() {
+            return Err(EngineError::InvalidArgument("exec needs a command".into()));
+        }
+        let spec = self.spec(&record.id)?;
+        let user = match &req.user {
+            Some(u) => {
+                let (passwd, group) = rootfs::account_files(&self.rootfs(&record.id));
+                Some(skiff_runtime::user::resolve(u, &passwd, &group)?)
+            }
+            None => None,
+        };
+        let process = spec::exec_process(&spec["process"], &req.args, &req.env, req.workdir.as_deref(), user.as_ref(), req.stdio.tty)?;
+        let exec_id = ids::random_id()?[..16].to_string();
+        let pid = self.shim(&record.id).exec(&exec_id, process, req.stdio)?;
+        Ok((exec_id, pid))
+    }
+
+    pub fn resize(&self, id_or_name: &str, exec_id: Option<&str>, rows: u16, columns: u16) -> Result<()> {
+        let record = self.records.find(id_or_name)?;
+        check(&record, Action::Resize)?;
+        Ok(self.shim(&record.id).resize(exec_id, rows, columns)?)
+    }
+}

@@ -1,0 +1,162 @@
+//! The container manager: turns a request into a rootfs snapshot, a runtime spec and a running
+//! shim, keeps the records, follows every started container until it exits, and publishes each
+//! lifecycle change on the event bus. It never calls libcontainer itself: every runtime call
+//! happens in the container's skiff-shim, which outlives skiffd; on start the manager reconnects
+//! to live shims and reads the exit files of those that are gone.
+//!
+//! ```text
+//! <root>/containers/<id>/                the shim's state dir (see skiff_runtime::shim)
+//! <root>/containers/<id>/bundle/         config.json and rootfs/ (the snapshot, mounted)
+//! <root>/containers/<id>/container.log   the CRI-format log
+//! <root>/containers/<id>/volumes/        the container's anonymous volumes
+//! ```
+//! Where each part lives: the states and transitions in [`state`], the records and the name
+//! index in [`record`], the pure create plan in [`plan`], the side-effecting create steps and
+//! their undo in `create`, the operations on a made container in `lifecycle`, following exits
+//! and recovery after a restart in `watch`, cgroups in `cgroups`.
+//!
+//! Every method but [`Manager::follow`] blocks (sled writes, shim requests); callers on an async
+//! runtime run them on its blocking pool. Following a container's exit is asynchronous: a
+//! running container costs a socket and a future, not a thread.
+
+mod cgroups;
+mod create;
+mod ids;
+mod lifecycle;
+pub mod logs;
+pub mod plan;
+pub mod record;
+pub mod rootfs;
+pub mod state;
+mod volumes;
+mod watch;
+
+#[cfg(test)]
+mod fake_shim;
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use skiff_image::Platform;
+use skiff_runtime::shim::ShimClient;
+use skiff_snapshot::Unpacker;
+use skiff_store::Store;
+
+pub use create::CreateSpec;
+pub use ids::parse_signal;
+pub use lifecycle::ExecSpec;
+pub use record::{ContainerRecord, Records};
+pub use state::{Action, Status};
+
+use crate::config::RuntimeConfig;
+use crate::error::{EngineError, Result};
+use crate::events::{Event, EventBus, EventType};
+use crate::launcher::Launcher;
+
+pub struct Manager {
+    store: Arc<Store>,
+    unpacker: Arc<Unpacker>,
+    platform: Platform,
+    config: RuntimeConfig,
+    records: Records,
+    dir: PathBuf,
+    launcher: Arc<dyn Launcher>,
+    events: EventBus,
+    /// Serialises read-modify-write of records (an exit recorded while a start writes).
+    updates: Mutex<()>,
+}
+
+/// What the manager is built from; skiffd wires each part explicitly.
+pub struct ManagerParts {
+    pub store: Arc<Store>,
+    pub unpacker: Arc<Unpacker>,
+    /// The platform images are used for when a request names none.
+    pub platform: Platform,
+    pub config: RuntimeConfig,
+    /// The store root; containers live in `<root>/containers`.
+    pub root: PathBuf,
+    pub launcher: Arc<dyn Launcher>,
+    pub events: EventBus,
+}
+
+impl Manager {
+    pub fn new(parts: ManagerParts) -> Result<Arc<Manager>> {
+        let dir = parts.root.join("containers");
+        std::fs::create_dir_all(&dir).map_err(EngineError::io(format!("creating {}", dir.display())))?;
+        Ok(Arc::new(Manager {
+            records: Records::new(parts.store.db().clone()),
+            store: parts.store,
+            unpacker: parts.unpacker,
+            platform: parts.platform,
+            config: parts.config,
+            dir,
+            launcher: parts.launcher,
+            events: parts.events,
+            updates: Mutex::new(()),
+        }))
+    }
+
+    pub fn records(&self) -> &Records {
+        &self.records
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    pub fn stop_timeout(&self) -> Duration {
+        Duration::from_secs(self.config.stop_timeout_secs)
+    }
+
+    fn state_dir(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    fn shim(&self, id: &str) -> ShimClient {
+        ShimClient::new(self.state_dir(id))
+    }
+
+    fn bundle(&self, id: &str) -> PathBuf {
+        self.state_dir(id).join("bundle")
+    }
+
+    fn rootfs(&self, id: &str) -> PathBuf {
+        self.bundle(id).join("rootfs")
+    }
+
+    /// The container's runtime spec (its config.json).
+    pub fn spec(&self, id: &str) -> Result<serde_json::Value> {
+        let path = self.bundle(id).join("config.json");
+        let bytes = std::fs::read(&path).map_err(EngineError::io(format!("reading {}", path.display())))?;
+        serde_json::from_slice(&bytes).map_err(|e| EngineError::CorruptRecord { key: path.display().to_string(), reason: e.to_string() })
+    }
+
+    /// Reads a record, lets `change` edit it, and writes it back when `change` says so; one at a
+    /// time, so concurrent transitions of one container do not lose each other's writes.
+    fn update(&self, id: &str, change: impl FnOnce(&mut ContainerRecord) -> Result<bool>) -> Result<Option<ContainerRecord>> {
+        let _one = self.updates.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(mut record) = self.records.get(id)? else { return Ok(None) };
+        if change(&mut record)? {
+            self.records.put(&record)?;
+        }
+        Ok(Some(record))
+    }
+
+    fn publish(&self, kind: EventType, record: &ContainerRecord) {
+        let (exit_code, reason) = match (&record.exit, kind) {
+            (Some(e), EventType::Exited) => (Some(e.code), Some(e.reason().as_str().to_string())),
+            _ => (None, None),
+        };
+        self.events.publish(Event {
+            kind,
+            container_id: record.id.clone(),
+            container_name: record.name.clone(),
+            time: ids::now(),
+            exit_code,
+            reason,
+        });
+    }
+}

@@ -1,0 +1,196 @@
+//! Container records in the store's `containers` sled tree, and the index of their names.
+//!
+//! ```text
+//! containers  container/<id>    -> ContainerRecord (json)
+//!             name/<name>       -> <id>        written with compare-and-swap: one holder per name
+//! ```
+//! A create reserves its name, then writes its record with status `creating` before anything is
+//! made for the container, so a crash mid-create leaves a record that says what to clean up on
+//! the next start. Removal deletes the record, then releases the name (only if this id holds it).
+//! A name whose holder has no record (a crash between the two steps) is free again.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use skiff_runtime::shim::ExitStatus;
+use skiff_runtime::Effective;
+use skiff_store::Db;
+
+use super::state::Status;
+use crate::error::{EngineError, Result};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub image_digest: String,
+    pub runtime: String,
+    pub snapshot_key: String,
+    pub status: Status,
+    #[serde(default)]
+    pub pid: i32,
+    #[serde(default)]
+    pub exit: Option<ExitStatus>,
+    pub created_at: String,
+    #[serde(default)]
+    pub started_at: String,
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub auto_remove: bool,
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+    /// The annotations config.json got, with sources, and the image annotations dropped.
+    #[serde(default)]
+    pub annotations: Effective,
+    pub log_path: String,
+}
+
+impl ContainerRecord {
+    /// Exit code, reason and time as listings show them.
+    pub fn exit_summary(&self) -> (i32, String, String) {
+        match &self.exit {
+            Some(e) => (e.code, e.reason().as_str().into(), e.exited_at.clone()),
+            None => (0, String::new(), String::new()),
+        }
+    }
+}
+
+const RECORD_PREFIX: &str = "container/";
+const NAME_PREFIX: &str = "name/";
+
+fn record_key(id: &str) -> String {
+    format!("{RECORD_PREFIX}{id}")
+}
+
+fn name_key(name: &str) -> String {
+    format!("{NAME_PREFIX}{name}")
+}
+
+fn decode(key: &[u8], bytes: &[u8]) -> Result<ContainerRecord> {
+    let mut record: ContainerRecord = serde_json::from_slice(bytes)
+        .map_err(|e| EngineError::CorruptRecord { key: String::from_utf8_lossy(key).into_owned(), reason: e.to_string() })?;
+    // Records written before exits had a `lost` flag marked a lost exit with pid 0.
+    if let Some(exit) = record.exit.as_mut() {
+        exit.lost |= exit.pid == 0;
+    }
+    Ok(record)
+}
+
+/// The `containers` tree.
+#[derive(Clone)]
+pub struct Records {
+    db: Db,
+}
+
+impl Records {
+    pub fn new(db: Db) -> Records {
+        Records { db }
+    }
+
+    fn tree(&self) -> &sled::Tree {
+        &self.db.containers
+    }
+
+    /// Writes a record over its previous version (the name stays reserved).
+    pub fn put(&self, record: &ContainerRecord) -> Result<()> {
+        let bytes = serde_json::to_vec(record).map_err(|e| EngineError::Io { context: "encoding a container record".into(), source: e.into() })?;
+        self.tree().insert(record_key(&record.id), bytes)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Reserves the record's name for its id (compare-and-swap: of concurrent creates of one
+    /// name exactly one wins), then writes the record.
+    pub fn create(&self, record: &ContainerRecord) -> Result<()> {
+        let key = name_key(&record.name);
+        let mut expected: Option<sled::IVec> = None;
+        loop {
+            match self.tree().compare_and_swap(&key, expected.clone(), Some(record.id.as_bytes()))? {
+                Ok(()) => break,
+                Err(conflict) => {
+                    let holder = conflict.current.map(|v| String::from_utf8_lossy(&v).into_owned());
+                    match holder {
+                        // Held by a container that has a record: the name is taken.
+                        Some(h) if self.tree().contains_key(record_key(&h))? => {
+                            return Err(EngineError::NameInUse { name: record.name.clone(), holder: h })
+                        }
+                        // Held by an id without a record (a crash between reserving and writing,
+                        // or between removing and releasing): take it over, unless another create
+                        // takes it first (the swap then fails again and we look once more).
+                        stale => expected = stale.map(|h| sled::IVec::from(h.as_bytes())),
+                    }
+                }
+            }
+        }
+        if let Err(e) = self.put(record) {
+            self.release_name(&record.name, &record.id);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn release_name(&self, name: &str, id: &str) {
+        if let Err(e) = self.tree().compare_and_swap(name_key(name), Some(id.as_bytes()), None as Option<&[u8]>) {
+            tracing::warn!(name, id, error = %e, "releasing a container name");
+        }
+    }
+
+    /// Removes the record, then frees its name.
+    pub fn remove(&self, record: &ContainerRecord) -> Result<()> {
+        self.tree().remove(record_key(&record.id))?;
+        self.release_name(&record.name, &record.id);
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every readable record, oldest first; an unreadable one is logged and left out, so one
+    /// corrupt record does not hide the others (looking it up by id reports it as DataLoss).
+    pub fn list(&self) -> Result<Vec<ContainerRecord>> {
+        let mut out = Vec::new();
+        for entry in self.tree().scan_prefix(RECORD_PREFIX) {
+            let (k, v) = entry?;
+            match decode(&k, &v) {
+                Ok(r) => out.push(r),
+                Err(e) => tracing::error!(error = %e, "unreadable container record skipped"),
+            }
+        }
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        Ok(out)
+    }
+
+    /// The record of a full id, if there is one.
+    pub fn get(&self, id: &str) -> Result<Option<ContainerRecord>> {
+        let key = record_key(id);
+        match self.tree().get(&key)? {
+            Some(bytes) => Ok(Some(decode(key.as_bytes(), &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// By full id, name, or unique id prefix; each a key lookup or a prefix scan, never a scan of
+    /// every record.
+    pub fn find(&self, id_or_name: &str) -> Result<ContainerRecord> {
+        if id_or_name.is_empty() {
+            return Err(EngineError::InvalidArgument("container id or name is empty".into()));
+        }
+        if let Some(r) = self.get(id_or_name)? {
+            return Ok(r);
+        }
+        if let Some(id) = self.tree().get(name_key(id_or_name))? {
+            if let Some(r) = self.get(&String::from_utf8_lossy(&id))? {
+                return Ok(r);
+            }
+        }
+        let mut matches = self.tree().scan_prefix(record_key(id_or_name));
+        let first = matches.next().transpose()?;
+        let rest = matches.count();
+        match first {
+            None => Err(EngineError::NoContainer(id_or_name.to_string())),
+            Some((k, v)) if rest == 0 => decode(&k, &v),
+            Some(_) => Err(EngineError::AmbiguousId { prefix: id_or_name.to_string(), count: rest + 1 }),
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The manager against fake shims (the launcher seam): real store, real snapshots and mounts
+//! (root), the real shim client over a real socket; only the runtime is not there.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use skiff_image::import::{import, ImportOptions};
+use skiff_image::NoProgress;
+use skiff_snapshot::{apply::Limits, Backend, FsSnapshotter, Unpacker};
+use skiff_store::{Store, StoreOptions};
+use skiff_testimage::{files_layer, host_platform, write_layout, ImageSpec};
+use skiff_types::{ErrorKind, HasKind};
+use tokio::sync::broadcast;
+
+use super::fake_shim::{FakeLauncher, PID};
+use super::*;
+use crate::events::{Event, EventType};
+
+const IMAGE: &str = "localhost/test/files:1";
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    _runtime: tokio::runtime::Runtime,
+    manager: Arc<Manager>,
+    events: broadcast::Receiver<Event>,
+}
+
+fn fixture(launcher: FakeLauncher) -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let (store, _) = Store::open(&root, &StoreOptions::default()).expect("store");
+    let spec = ImageSpec {
+        name: IMAGE.into(),
+        layers: vec![files_layer(&[("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"), ("bin/sh", b"not really")], true).expect("layer")],
+        platforms: vec![host_platform()],
+        force_index: false,
+        cmd: vec!["/bin/sh".into()],
+        env: vec![],
+        volumes: vec![],
+        index_descriptor_annotations: Default::default(),
+        index_annotations: Default::default(),
+        manifest_descriptor_annotations: Default::default(),
+        manifest_annotations: Default::default(),
+    };
+    write_layout(&spec, &dir.path().join("layout")).expect("layout");
+    import(&store, &dir.path().join("layout"), &ImportOptions::default(), &NoProgress).expect("import");
+    let snapshotter = FsSnapshotter::open(&root, store.db().clone(), Backend::Native).expect("snapshotter");
+    let unpacker = Arc::new(Unpacker::new(Arc::new(snapshotter), Limits { floor: 1 << 30, ratio: 100 }));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let _inside = runtime.enter();
+    let bus = crate::EventBus::default();
+    let events = bus.subscribe();
+    let manager = Manager::new(ManagerParts {
+        store: Arc::new(store),
+        unpacker,
+        platform: skiff_image::Platform::host(),
+        config: Default::default(),
+        root,
+        launcher: Arc::new(launcher),
+        events: bus,
+    })
+    .expect("manager");
+    Fixture { _dir: dir, _runtime: runtime, manager, events }
+}
+
+fn create(m: &Manager, name: &str) -> crate::Result<ContainerRecord> {
+    m.create(CreateSpec { image: IMAGE.into(), name: name.into(), ..Default::default() })
+}
+
+fn next_event(rx: &mut broadcast::Receiver<Event>) -> Event {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match rx.try_recv() {
+            Ok(e) => return e,
+            Err(broadcast::error::TryRecvError::Empty) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => panic!("no event: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_container_goes_through_its_lifecycle_and_every_change_is_an_event() {
+    let mut f = fixture(FakeLauncher::default());
+    let _inside = f._runtime.enter();
+    let m = &f.manager;
+    let created = create(m, "web").expect("create");
+    assert_eq!((created.status, created.pid, created.command.as_slice()), (Status::Created, PID, &["/bin/sh".to_string()][..]));
+    assert_eq!(next_event(&mut f.events).kind, EventType::Created);
+    let spec = m.spec(&created.id).expect("config.json");
+    assert_eq!(spec["annotations"]["io.skiff.container.name"], "web");
+
+    // Illegal transitions are refused, naming the state.
+    let err = m.exec("web", ExecSpec { args: vec!["true".into()], ..Default::default() }).expect_err("exec before start");
+    assert_eq!((err.kind(), err.to_string()), (ErrorKind::FailedPrecondition, "container web is created, not running".to_string()));
+
+    let started = m.start("web").expect("start");
+    assert_eq!(started.status, Status::Running);
+    assert_eq!(next_event(&mut f.events).kind, EventType::Started);
+    let err = m.start("web").expect_err("second start");
+    assert!(err.to_string().contains("container web is running, not created"), "{err}");
+    let err = m.delete("web", false).expect_err("delete running");
+    assert_eq!((err.kind(), err.to_string()), (ErrorKind::FailedPrecondition, "container web is running: stop it first, or force".to_string()));
+    let (_, pid) = m.exec("web", ExecSpec { args: vec!["true".into()], ..Default::default() }).expect("exec");
+    assert_eq!(pid, PID + 1);
+
+    // The follower (a task, not a thread) records the exit the shim reports.
+    m.kill("web", libc::SIGTERM, false).expect("kill");
+    let exited = next_event(&mut f.events);
+    assert_eq!((exited.kind, exited.exit_code, exited.reason.as_deref()), (EventType::Exited, Some(143), Some("Error")));
+    let record = m.records().find("web").expect("record");
+    assert_eq!((record.status, record.exit.as_ref().map(|e| e.code)), (Status::Exited, Some(143)));
+    assert_eq!(m.wait("web", None).expect("wait").code, 143, "wait after the exit answers from the record");
+
+    m.delete("web", false).expect("delete");
+    assert_eq!(next_event(&mut f.events).kind, EventType::Deleted);
+    assert_eq!(m.records().find("web").expect_err("gone").kind(), ErrorKind::NotFound);
+    assert!(!m.state_dir(&created.id).exists(), "state dir removed");
+    assert!(m.unpacker.snapshotter().stat(&created.snapshot_key).is_err(), "snapshot removed");
+    create(m, "web").expect("the name is free again");
+}
+
+#[test]
+fn of_twenty_concurrent_creates_of_one_name_exactly_one_wins() {
+    let f = fixture(FakeLauncher::default());
+    let _inside = f._runtime.enter();
+    let results: Vec<crate::Result<ContainerRecord>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20).map(|_| s.spawn(|| create(&f.manager, "only"))).collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    let winners: Vec<&ContainerRecord> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "one winner");
+    let holder = &winners[0].id;
+    for err in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+        assert_eq!(err.to_string(), format!("container name \"only\" is in use by container {holder}"));
+    }
+    assert_eq!(f.manager.records().list().expect("list").len(), 1, "the losers left no record");
+}
+
+#[test]
+fn a_failed_create_leaves_nothing_and_frees_its_name() {
+    let f = fixture(FakeLauncher { fail_with: Some("runtime said no".into()) });
+    let _inside = f._runtime.enter();
+    let err = create(&f.manager, "doomed").expect_err("launcher fails");
+    assert_eq!((err.kind(), err.to_string()), (ErrorKind::FailedPrecondition, "creating the container failed: runtime said no".to_string()));
+    assert!(f.manager.records().list().expect("list").is_empty());
+    assert!(f.manager.unpacker.snapshotter().list().expect("snapshots").iter().all(|s| !s.key.starts_with("container/")), "no container snapshot");
+    let left: Vec<_> = std::fs::read_dir(&f.manager.dir).expect("containers dir").collect();
+    assert!(left.is_empty(), "no state dir left: {left:?}");
+    assert_eq!(f.manager.records().find("doomed").expect_err("no record").kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn lookups_by_name_prefix_and_id() {
+    let f = fixture(FakeLauncher::default());
+    let _inside = f._runtime.enter();
+    let a = create(&f.manager, "alpha").expect("create");
+    let r = f.manager.records();
+    assert_eq!(r.find(&a.id).expect("id").name, "alpha");
+    assert_eq!(r.find("alpha").expect("name").id, a.id);
+    assert_eq!(r.find(&a.id[..6]).expect("prefix").id, a.id);
+    assert_eq!(r.find("").expect_err("empty").kind(), ErrorKind::InvalidArgument);
+    assert_eq!(r.find("zzz").expect_err("none").to_string(), "no container \"zzz\"");
+    // A corrupt record is DataLoss when asked for, and left out of listings.
+    f.manager.store.db().containers.insert("container/bad", &b"{not json"[..]).expect("insert");
+    assert_eq!(r.find("bad").expect_err("corrupt").kind(), ErrorKind::DataLoss);
+    assert_eq!(r.list().expect("list").len(), 1);
+}

@@ -1,0 +1,110 @@
+//! Following containers until they exit, and finding them again after a restart.
+//!
+//! A follower is a future on the async runtime waiting on the shim's socket for the init's exit,
+//! not a thread: a node with hundreds of running containers costs hundreds of sockets. When the
+//! answer comes (or the shim is gone), the exit is recorded on the blocking pool, published, and
+//! an `--rm` container is deleted.
+
+use std::sync::Arc;
+
+use skiff_runtime::shim::{self, ExitStatus, Request, ShimError};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use super::record::ContainerRecord;
+use super::state::Status;
+use super::{cgroups, ids, Manager};
+use crate::error::Result;
+
+/// Asks the shim for the init's exit and waits for the answer, however long it takes.
+async fn wait_for_exit(client: &shim::ShimClient) -> Result<ExitStatus, ShimError> {
+    let request = Request::Wait { exec_id: None };
+    let (_dir, path) = client.socket_via()?;
+    let unreachable = |source| ShimError::Unreachable { dir: client.state_dir().to_path_buf(), source };
+    let mut stream = tokio::net::UnixStream::connect(&path).await.map_err(unreachable)?;
+    let io = |source| ShimError::Io { op: "wait", source };
+    stream.write_all(&shim::request_line(&request)).await.map_err(io)?;
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).await.map_err(io)?;
+    match shim::parse_answer(&request, &answer)? {
+        shim::Response::Exited(exit) => Ok(exit),
+        other => Err(ShimError::Protocol { op: "wait", message: format!("unexpected answer {other:?}") }),
+    }
+}
+
+impl Manager {
+    /// Follows a started container until it exits (a task on the current async runtime).
+    pub fn follow(self: &Arc<Self>, id: String) {
+        let manager = self.clone();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!(id, "no async runtime to follow the container on; its exit is read when asked");
+            return;
+        };
+        runtime.spawn(async move {
+            let client = manager.shim(&id);
+            let answer = wait_for_exit(&client).await;
+            let blocking = manager.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                let exit = answer.ok().or_else(|| shim::read_exit_file(client.state_dir())).unwrap_or_else(|| {
+                    tracing::warn!(id, "lost the shim before the container exited");
+                    blocking.lost(&id)
+                });
+                blocking.exited(&id, &exit)
+            });
+            if let Ok(Err(e)) = done.await {
+                tracing::error!(error = %e, "recording an exit");
+            }
+        });
+    }
+
+    /// Records an exit; deletes the container if it asked to be removed.
+    fn exited(&self, id: &str, exit: &ExitStatus) -> Result<()> {
+        self.record_exit(id, exit)?;
+        if self.records.get(id)?.is_some_and(|r| r.auto_remove) {
+            self.delete(id, true)?;
+        }
+        Ok(())
+    }
+
+    /// The exit of a container whose shim died without writing one: nothing supervises what may
+    /// still run in its cgroup, so that is killed; the exit is recorded as lost (255, Unknown).
+    fn lost(&self, id: &str) -> ExitStatus {
+        cgroups::remove(id);
+        ExitStatus::lost(ids::now())
+    }
+
+    /// On start: containers a crash left half-made are removed; live shims are followed again;
+    /// the exits of shims that are gone are read from their exit files.
+    pub fn recover(self: &Arc<Self>) -> Result<()> {
+        for record in self.records.list()? {
+            match record.status {
+                Status::Creating => {
+                    tracing::warn!(id = %record.id, "removing a container whose create was interrupted");
+                    self.cleanup(&record);
+                }
+                Status::Created | Status::Running => self.reconnect(&record)?,
+                Status::Exited => {
+                    if record.auto_remove {
+                        self.cleanup(&record);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn reconnect(self: &Arc<Self>, record: &ContainerRecord) -> Result<()> {
+        let client = self.shim(&record.id);
+        if client.alive() {
+            tracing::info!(id = %record.id, name = %record.name, "reconnected to shim");
+            self.follow(record.id.clone());
+            return Ok(());
+        }
+        let exit = shim::read_exit_file(client.state_dir()).unwrap_or_else(|| self.lost(&record.id));
+        tracing::warn!(id = %record.id, code = exit.code, "shim is gone; container recorded as exited");
+        self.record_exit(&record.id, &exit)?;
+        if record.auto_remove {
+            self.cleanup(record);
+        }
+        Ok(())
+    }
+}

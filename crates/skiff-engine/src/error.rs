@@ -1,0 +1,81 @@
+//! The engine's errors, each with its kind beside it.
+
+use skiff_types::{ErrorKind, HasKind};
+
+use crate::containers::state::{Action, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] skiff_store::StoreError),
+    #[error(transparent)]
+    Image(#[from] skiff_image::ImageError),
+    #[error(transparent)]
+    Snapshot(#[from] skiff_snapshot::SnapshotError),
+    #[error("image {image} is stored, but unpacking it failed: {source}")]
+    Unpack { image: String, source: skiff_snapshot::SnapshotError },
+    #[error(transparent)]
+    Runtime(#[from] skiff_runtime::RuntimeError),
+    #[error(transparent)]
+    Shim(#[from] skiff_runtime::shim::ShimError),
+    /// A request that is wrong whatever the state (a bad name, a missing field).
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("no container {0:?}")]
+    NoContainer(String),
+    #[error("{prefix:?} matches {count} containers; give more of the id")]
+    AmbiguousId { prefix: String, count: usize },
+    #[error("container name {name:?} is in use by container {holder}")]
+    NameInUse { name: String, holder: String },
+    #[error("unknown runtime handler {name:?}; configured: {configured}")]
+    UnknownHandler { name: String, configured: String },
+    /// A lifecycle transition the container's state does not allow.
+    #[error("container {name} is {state}{}", action.refusal(*state))]
+    InvalidState { name: String, state: Status, action: Action },
+    /// The image declares something a container cannot be made from.
+    #[error("{0}")]
+    UnusableImage(String),
+    /// The shim could not create the container (the runtime's own error).
+    #[error("creating the container failed: {0}")]
+    CreateFailed(String),
+    #[error("corrupt container record {key:?}: {reason}")]
+    CorruptRecord { key: String, reason: String },
+    #[error("{context}: {source}")]
+    Io { context: String, #[source] source: std::io::Error },
+    #[error("{what} failed: {message}")]
+    Command { what: String, message: String },
+}
+
+impl EngineError {
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> EngineError {
+        let context = context.into();
+        move |source| EngineError::Io { context, source }
+    }
+}
+
+impl HasKind for EngineError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::Store(e) => e.kind(),
+            EngineError::Image(e) => e.kind(),
+            EngineError::Snapshot(e) | EngineError::Unpack { source: e, .. } => e.kind(),
+            EngineError::Runtime(e) => e.kind(),
+            EngineError::Shim(e) => e.kind(),
+            EngineError::InvalidArgument(_) | EngineError::AmbiguousId { .. } | EngineError::UnknownHandler { .. } => ErrorKind::InvalidArgument,
+            EngineError::NoContainer(_) => ErrorKind::NotFound,
+            EngineError::NameInUse { .. } => ErrorKind::AlreadyExists,
+            EngineError::InvalidState { .. } | EngineError::UnusableImage(_) | EngineError::CreateFailed(_) => ErrorKind::FailedPrecondition,
+            EngineError::CorruptRecord { .. } => ErrorKind::DataLoss,
+            EngineError::Io { source, .. } => ErrorKind::of_io(source),
+            EngineError::Command { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+impl From<sled::Error> for EngineError {
+    fn from(e: sled::Error) -> Self {
+        EngineError::Store(skiff_store::StoreError::Db(e))
+    }
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
