@@ -32,6 +32,8 @@ pub enum EngineError {
     /// A lifecycle transition the container's state does not allow.
     #[error("container {name} is {state}{}", action.refusal(*state))]
     InvalidState { name: String, state: Status, action: Action },
+    #[error("image {image} is used by container(s) {containers}: remove them first, or force")]
+    ImageInUse { image: String, containers: String },
     /// The image declares something a container cannot be made from.
     #[error("{0}")]
     UnusableImage(String),
@@ -64,7 +66,7 @@ impl HasKind for EngineError {
             EngineError::InvalidArgument(_) | EngineError::AmbiguousId { .. } | EngineError::UnknownHandler { .. } => ErrorKind::InvalidArgument,
             EngineError::NoContainer(_) => ErrorKind::NotFound,
             EngineError::NameInUse { .. } => ErrorKind::AlreadyExists,
-            EngineError::InvalidState { .. } | EngineError::UnusableImage(_) | EngineError::CreateFailed(_) => ErrorKind::FailedPrecondition,
+            EngineError::InvalidState { .. } | EngineError::ImageInUse { .. } | EngineError::UnusableImage(_) | EngineError::CreateFailed(_) => ErrorKind::FailedPrecondition,
             EngineError::CorruptRecord { .. } => ErrorKind::DataLoss,
             EngineError::Io { source, .. } => ErrorKind::of_io(source),
             EngineError::Command { .. } => ErrorKind::Internal,

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use skiff_store::Db;
+use skiff_store::{now, Db};
 
 use crate::apply::{Target, Whiteouts};
 use crate::error::{Result, SnapshotError};
@@ -28,10 +28,6 @@ pub struct FsSnapshotter {
 
 fn key_of(key: &str) -> Vec<u8> {
     format!("snapshot/{key}").into_bytes()
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
 /// Whether overlayfs can be mounted under `dir` here (tries it).

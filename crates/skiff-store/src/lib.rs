@@ -60,8 +60,8 @@ impl GcLock {
     }
 }
 
-/// The current time as RFC 3339 with nanoseconds, UTC.
-pub(crate) fn now() -> String {
+/// The current time as RFC 3339 with nanoseconds, UTC: how every record of Skiff's stamps time.
+pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 

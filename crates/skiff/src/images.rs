@@ -123,6 +123,10 @@ pub enum ImagesCommand {
     /// Remove images (their content is freed when nothing else uses it).
     #[command(alias = "remove", alias = "delete")]
     Rm {
+        /// Remove images that containers were made from (the containers keep running).
+        #[arg(long, short = 'f')]
+        force: bool,
+        /// Names, ids (or unique id prefixes) or digests.
         #[arg(required = true)]
         names: Vec<String>,
     },
@@ -306,10 +310,10 @@ pub async fn run(ctx: &Ctx, cmd: ImagesCommand) -> Result<()> {
             println!("{}", image.name);
             Ok(())
         }
-        ImagesCommand::Rm { names } => {
+        ImagesCommand::Rm { force, names } => {
             let mut failed = 0;
             for name in names {
-                match client.delete(v1::DeleteImageRequest { name: name.clone() }).await {
+                match client.delete(v1::DeleteImageRequest { name: name.clone(), force }).await {
                     Ok(r) => println!("{}", r.into_inner().image.unwrap_or_default().name),
                     Err(e) => {
                         eprintln!("skiff: {name}: {}", e.message());

@@ -9,10 +9,9 @@ use skiff_image::annotate::{annotate, parse_remove, parse_set, Target};
 use skiff_image::export::{export, ExportFormat, ExportOptions};
 use skiff_image::import::{import, ImportOptions};
 use skiff_image::{inspect::inspect, normalize, Platform};
-use skiff_engine::images::{lookup, platform_of, platform_or};
-use skiff_engine::unpack::{collect, unpack_images};
-use skiff_image::import::ImportReport;
-use skiff_snapshot::Unpacker;
+use skiff_engine::containers::Records;
+use skiff_engine::images::{check_unused, find, lookup, platform_of, platform_or};
+use skiff_engine::unpack::collect;
 use skiff_store::Store;
 use tokio::sync::mpsc;
 use tokio::io::AsyncWriteExt;
@@ -30,22 +29,11 @@ pub struct ImagesService {
     pub import_parallelism: usize,
     pub registry: crate::config::RegistryConfig,
     pub unpacker: Arc<skiff_snapshot::Unpacker>,
+    /// The containers' records, to refuse removing an image they were made from.
+    pub containers: Records,
 }
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-/// Unpacks what an import or pull stored (unless `no_unpack`) and describes both for the client.
-pub fn finish(store: &Store, unpacker: &Unpacker, stored: &ImportReport, no_unpack: bool, default: &Platform) -> Result<v1::ImportResult, ApiError> {
-    let (layers_unpacked, layers_present) = if no_unpack { (0, 0) } else { unpack_images(store, unpacker, &stored.images, default)? };
-    Ok(v1::ImportResult {
-        images: stored.images.iter().map(convert::image).collect(),
-        blobs_written: stored.blobs_written as u32,
-        blobs_present: stored.blobs_present as u32,
-        bytes_written: stored.bytes_written,
-        layers_unpacked,
-        layers_present,
-    })
-}
 
 fn absolute(path: &str) -> Result<PathBuf, ApiError> {
     let p = PathBuf::from(path);
@@ -90,7 +78,7 @@ impl ImagesService {
             let result = (|| {
                 let r = import(&store, &path, &opts, &progress)?;
                 tracing::info!(images = r.images.len(), blobs = r.blobs_written, bytes = r.bytes_written, "imported");
-                finish(&store, &unpacker, &r, no_unpack, &default)
+                crate::stored::finish(&store, &unpacker, &r, no_unpack, &default)
             })();
             if remove_after {
                 let _ = std::fs::remove_file(&path);
@@ -247,14 +235,32 @@ impl Images for ImagesService {
 
     async fn delete(&self, req: Request<v1::DeleteImageRequest>) -> Result<Response<v1::DeleteImageResponse>, Status> {
         let req = req.into_inner();
-        let (store, unpacker, default) = (self.store.clone(), self.unpacker.clone(), self.platform.clone());
+        let (store, unpacker, default, containers) = (self.store.clone(), self.unpacker.clone(), self.platform.clone(), self.containers.clone());
         let image = blocking(move || {
-            let record = lookup(&store, &req.name)?;
-            let removed = store.images().delete(&record.name)?;
+            let records = match find(&store, &req.name)? {
+                found if found.is_empty() => vec![lookup(&store, &req.name)?],
+                found => found,
+            };
+            if records.len() > 1 && !req.force {
+                let names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
+                return Err(ApiError::BadRequest(format!(
+                    "{} names {} images ({}): remove them by name, or force",
+                    req.name,
+                    names.len(),
+                    names.join(", ")
+                )));
+            }
+            if !req.force {
+                check_unused(&store, &containers, &records[0])?;
+            }
+            let mut removed = Vec::new();
+            for record in &records {
+                removed.push(store.images().delete(&record.name)?);
+            }
             // Like containerd's GC after an image delete: free what only this image used.
             let (content, snapshots) = collect(&store, &unpacker, &default)?;
-            tracing::info!(image = %removed.name, blobs = content.removed.len(), snapshots = snapshots.len(), "image removed");
-            Ok(removed)
+            tracing::info!(images = removed.len(), blobs = content.removed.len(), snapshots = snapshots.len(), "image removed");
+            Ok(removed.swap_remove(0))
         })
         .await?;
         Ok(Response::new(v1::DeleteImageResponse { image: Some(convert::image(&image)) }))

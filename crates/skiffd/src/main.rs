@@ -11,6 +11,7 @@ mod events;
 mod registry;
 mod snapshots;
 mod status;
+mod stored;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -151,6 +152,7 @@ async fn serve() -> Result<()> {
         import_parallelism: cfg.images.import_parallelism,
         registry: cfg.registry.clone(),
         unpacker: unpacker.clone(),
+        containers: skiff_engine::containers::Records::new(store.db().clone()),
     };
     let content = content::ContentService { store: store.clone(), unpacker: unpacker.clone(), platform: cfg.platform()? };
     let snapshots = snapshots::SnapshotsService { unpacker: unpacker.clone(), backend };

@@ -101,7 +101,7 @@ pub fn start_pull(
         let msg = (|| {
             let r = pull(&store, &req.reference, &client, &opts, &progress)?;
             tracing::info!(reference = %req.reference, blobs = r.blobs_written, bytes = r.bytes_written, elapsed = ?started.elapsed(), "pulled");
-            let result = crate::images::finish(&store, &unpacker, &r, req.no_unpack, &default)?;
+            let result = crate::stored::finish(&store, &unpacker, &r, req.no_unpack, &default)?;
             Ok::<_, ApiError>(v1::PullImageEvent { event: Some(PullEvent::Result(result)) })
         })()
         .map_err(Status::from);

@@ -3,14 +3,9 @@
 use std::fs::File;
 use std::io::Read;
 
-use chrono::{SecondsFormat, Utc};
-
 use crate::error::{EngineError, Result};
 
-/// Now, RFC 3339 with nanoseconds (what records and events carry).
-pub fn now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true)
-}
+pub use skiff_store::now;
 
 /// 64 hex digits from the kernel's random source, as docker's and containerd's ids.
 pub fn random_id() -> Result<String> {
