@@ -192,9 +192,9 @@ fn stdin_chunks(req: v1::ImportImageRequest) -> tokio_stream::wrappers::Receiver
 }
 
 /// Prints what an import or pull stored: each image, then (unless quiet) a summary on stderr.
-pub fn print_stored(r: &v1::ImportResult, blob_verb: &str, quiet: bool) {
+pub fn print_stored(r: &v1::ImportResult, blob_verb: &str, quiet: bool) -> Result<()> {
     for i in &r.images {
-        println!("{} {}", i.name, i.target.as_ref().map_or("", |t| t.digest.as_str()));
+        outln!("{} {}", i.name, i.target.as_ref().map_or("", |t| t.digest.as_str()))?;
     }
     if !quiet {
         eprintln!(
@@ -207,6 +207,7 @@ pub fn print_stored(r: &v1::ImportResult, blob_verb: &str, quiet: bool) {
             r.layers_present
         );
     }
+    Ok(())
 }
 
 pub async fn run(ctx: &Ctx, cmd: ImagesCommand) -> Result<()> {
@@ -216,7 +217,9 @@ pub async fn run(ctx: &Ctx, cmd: ImagesCommand) -> Result<()> {
             let mut images = client.list(v1::ListImagesRequest {}).await.map_err(status)?.into_inner().images;
             images.sort_by(|a, b| a.name.cmp(&b.name));
             if quiet {
-                images.iter().for_each(|i| println!("{}", i.name));
+                for i in &images {
+                    outln!("{}", i.name)?;
+                }
                 return Ok(());
             }
             print_rows(&images.iter().map(row).collect::<Vec<_>>(), ctx.output)
@@ -243,8 +246,7 @@ pub async fn run(ctx: &Ctx, cmd: ImagesCommand) -> Result<()> {
                 None => Step::Other,
             })
             .await?;
-            print_stored(&r, "written", quiet);
-            Ok(())
+            print_stored(&r, "written", quiet)
         }
         ImagesCommand::Export { out, names, format, platform, quiet } => {
             let req = v1::ExportImageRequest {
@@ -274,8 +276,8 @@ pub async fn run(ctx: &Ctx, cmd: ImagesCommand) -> Result<()> {
             let json = client.inspect(req).await.map_err(status)?.into_inner().json;
             let doc: serde_json::Value = serde_json::from_slice(&json)?;
             match format {
-                Some(t) => println!("{}", template::render(&t, &doc)?),
-                None => println!("{}", serde_json::to_string_pretty(&doc)?),
+                Some(t) => outln!("{}", template::render(&t, &doc)?)?,
+                None => outln!("{}", serde_json::to_string_pretty(&doc)?)?,
             }
             Ok(())
         }
@@ -285,7 +287,7 @@ pub async fn run(ctx: &Ctx, cmd: ImagesCommand) -> Result<()> {
             }
             let req = v1::AnnotateImageRequest { source, destination, set, remove, target, platform: platform.unwrap_or_default() };
             let image = client.annotate(req).await.map_err(status)?.into_inner().image.unwrap_or_default();
-            println!("{} {}", image.name, image.target.map(|t| t.digest).unwrap_or_default());
+            outln!("{} {}", image.name, image.target.map(|t| t.digest).unwrap_or_default())?;
             Ok(())
         }
         ImagesCommand::Pull { reference, content, registry, quiet } => {
@@ -303,14 +305,14 @@ pub async fn run(ctx: &Ctx, cmd: ImagesCommand) -> Result<()> {
         }
         ImagesCommand::Tag { source, destination } => {
             let image = client.tag(v1::TagImageRequest { source, destination }).await.map_err(status)?.into_inner().image.unwrap_or_default();
-            println!("{}", image.name);
+            outln!("{}", image.name)?;
             Ok(())
         }
         ImagesCommand::Rm { names } => {
             let mut failed = 0;
             for name in names {
                 match client.delete(v1::DeleteImageRequest { name: name.clone() }).await {
-                    Ok(r) => println!("{}", r.into_inner().image.unwrap_or_default().name),
+                    Ok(r) => outln!("{}", r.into_inner().image.unwrap_or_default().name)?,
                     Err(e) => {
                         eprintln!("skiff: {name}: {}", e.message());
                         failed += 1;

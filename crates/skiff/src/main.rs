@@ -1,9 +1,11 @@
 //! skiff: the command-line client of skiffd.
 
+// First, for the `outln!` macro the others use.
+#[macro_use]
+mod output;
 mod containers;
 mod content;
 mod images;
-mod output;
 mod progress;
 mod registry;
 mod snapshots;
@@ -156,6 +158,11 @@ async fn main() {
     match run(cli).await {
         Ok(None) => {}
         Ok(Some(code)) => std::process::exit(code),
+        // The reader of our output is gone (`skiff images ls | head -1`): a quiet success, as
+        // ripgrep does. Rust ignores SIGPIPE; restoring its default (death by signal, status 141,
+        // as coreutils) would also kill us on a write to skiffd's socket or a container's FIFO
+        // whose reader went away, which must be reported instead.
+        Err(e) if output::is_stdout_closed(&e) => {}
         Err(e) => {
             eprintln!("skiff: {e:#}");
             std::process::exit(1);

@@ -68,8 +68,7 @@ pub async fn pull(channel: Channel, req: v1::PullImageRequest, quiet: bool) -> R
     })
     .await;
     let _ = multi.clear();
-    crate::images::print_stored(&result?, "fetched", quiet);
-    Ok(())
+    crate::images::print_stored(&result?, "fetched", quiet)
 }
 
 pub async fn push(channel: Channel, name: String, destination: Option<String>, platform: Option<String>, flags: &RegistryFlags, quiet: bool) -> Result<()> {

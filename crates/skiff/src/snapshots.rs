@@ -91,7 +91,7 @@ pub async fn run(ctx: &Ctx, cmd: SnapshotsCommand) -> Result<()> {
         SnapshotsCommand::Rm { keys } => {
             for key in keys {
                 client.remove(v1::RemoveSnapshotRequest { key: key.clone() }).await.map_err(status)?;
-                println!("{key}");
+                outln!("{key}")?;
             }
             Ok(())
         }

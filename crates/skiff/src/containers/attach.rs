@@ -66,13 +66,14 @@ impl Attach {
         Ok(Attach { dir, paths, holders, stdin: stdin_file })
     }
 
-    /// Once the shim opened its ends: start copying. The returned threads end at the process's EOF.
-    pub fn copy(mut self) -> Result<Vec<JoinHandle<()>>> {
+    /// Once the shim opened its ends: start copying. The threads end at the process's EOF.
+    pub fn copy(mut self) -> Result<Copying> {
         let mut threads = Vec::new();
+        let (closed, stdout_closed) = tokio::sync::oneshot::channel();
         // Fresh read-only fds, so EOF arrives when the shim closes its write ends.
-        threads.push(copy_thread(open_reader(&self.paths.stdout)?, std::io::stdout()));
+        threads.push(copy_thread(open_reader(&self.paths.stdout)?, std::io::stdout(), Some(closed)));
         if !self.paths.stderr.is_empty() {
-            threads.push(copy_thread(open_reader(&self.paths.stderr)?, std::io::stderr()));
+            threads.push(copy_thread(open_reader(&self.paths.stderr)?, std::io::stderr(), None));
         }
         self.holders.clear();
         if let Some(mut fifo) = self.stdin.take() {
@@ -82,8 +83,16 @@ impl Attach {
             });
         }
         let _ = std::fs::remove_dir_all(&self.dir);
-        Ok(threads)
+        Ok(Copying { threads, stdout_closed })
     }
+}
+
+/// The threads copying an attached process's output to ours.
+pub struct Copying {
+    pub threads: Vec<JoinHandle<()>>,
+    /// Fires when our stdout's reader went away (`skiff run ... | head -1`); closed unfired when
+    /// the output simply ended.
+    pub stdout_closed: tokio::sync::oneshot::Receiver<()>,
 }
 
 impl Drop for Attach {
@@ -103,14 +112,19 @@ fn open_reader(path: &str) -> Result<File> {
     Ok(file)
 }
 
-fn copy_thread(mut from: File, mut to: impl Write + Send + 'static) -> JoinHandle<()> {
+fn copy_thread(mut from: File, mut to: impl Write + Send + 'static, mut on_closed: Option<tokio::sync::oneshot::Sender<()>>) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 32 * 1024];
         loop {
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if to.write_all(&buf[..n]).and_then(|_| to.flush()).is_err() {
+                    if let Err(e) = to.write_all(&buf[..n]).and_then(|_| to.flush()) {
+                        if e.kind() == std::io::ErrorKind::BrokenPipe {
+                            if let Some(tx) = on_closed.take() {
+                                let _ = tx.send(());
+                            }
+                        }
                         break;
                     }
                 }

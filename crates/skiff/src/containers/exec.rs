@@ -4,7 +4,8 @@ use anyhow::Result;
 use clap::Args;
 use skiff_api::v1::{self, containers_client::ContainersClient};
 
-use super::attach::{Attach, RawTerminal, ResizeForwarder};
+use super::attach::{Attach, Copying, RawTerminal, ResizeForwarder};
+use crate::output::StdoutClosed;
 use crate::{status, Ctx};
 
 #[derive(Args)]
@@ -40,13 +41,19 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<i32> {
     };
     let started = client.exec(req).await.map_err(status)?.into_inner();
     let Some(attach) = attach else {
-        println!("{}", started.pid);
+        outln!("{}", started.pid)?;
         return Ok(0);
     };
     let raw = RawTerminal::enter(args.tty && args.interactive);
-    let threads = attach.copy()?;
+    let Copying { threads, mut stdout_closed } = attach.copy()?;
     let _resize = ResizeForwarder::start(ctx, args.tty, &args.container, &started.exec_id);
-    let exit = client.wait(v1::WaitContainerRequest { id: args.container.clone(), exec_id: started.exec_id }).await;
+    let wait = v1::WaitContainerRequest { id: args.container.clone(), exec_id: started.exec_id };
+    let exit = tokio::select! {
+        exit = client.wait(wait) => exit,
+        // Nobody reads our output any more: end quietly, as docker's CLI does; the process runs
+        // on (skiffd has no RPC to signal an exec'd process alone).
+        Ok(()) = &mut stdout_closed => return Err(StdoutClosed.into()),
+    };
     for t in threads {
         let _ = t.join();
     }

@@ -15,10 +15,10 @@ pub async fn inspect(ctx: &Ctx, ids: Vec<String>, format: Option<String>) -> Res
     match format {
         Some(t) => {
             for doc in &docs {
-                println!("{}", crate::template::render(&t, doc)?);
+                outln!("{}", crate::template::render(&t, doc)?)?;
             }
         }
-        None => println!("{}", serde_json::to_string_pretty(&docs)?),
+        None => outln!("{}", serde_json::to_string_pretty(&docs)?)?,
     }
     Ok(())
 }

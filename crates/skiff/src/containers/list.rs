@@ -47,7 +47,7 @@ pub async fn ps(ctx: &Ctx, all: bool, quiet: bool) -> Result<()> {
     let list = client.list(v1::ListContainersRequest { all }).await.map_err(status)?.into_inner();
     if quiet {
         for c in &list.containers {
-            println!("{}", c.id);
+            outln!("{}", c.id)?;
         }
         return Ok(());
     }

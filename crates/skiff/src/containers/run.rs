@@ -4,8 +4,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use skiff_api::v1::{self, containers_client::ContainersClient};
 
-use super::attach::{Attach, RawTerminal, ResizeForwarder};
+use super::attach::{Attach, Copying, RawTerminal, ResizeForwarder};
 use super::flags::{key_values, parse_memory, parse_volume};
+use crate::output::StdoutClosed;
 use crate::registry::RegistryFlags;
 use crate::{status, Ctx};
 
@@ -113,15 +114,29 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
     let mut client = ContainersClient::new(ctx.channel.clone());
     let Some(attach) = attach else {
         client.start(v1::StartContainerRequest { id: container.id.clone() }).await.map_err(status)?;
-        println!("{}", container.id);
+        outln!("{}", container.id)?;
         return Ok(0);
     };
     let raw = RawTerminal::enter(args.tty && args.interactive);
-    let threads = attach.copy()?;
+    let Copying { threads, mut stdout_closed } = attach.copy()?;
     let _resize = ResizeForwarder::start(ctx, args.tty, &container.id, "");
     let started = client.start(v1::StartContainerRequest { id: container.id.clone() }).await;
+    let wait = v1::WaitContainerRequest { id: container.id.clone(), exec_id: String::new() };
     let outcome = match started {
-        Ok(_) => client.wait(v1::WaitContainerRequest { id: container.id.clone(), exec_id: String::new() }).await,
+        Ok(_) => tokio::select! {
+            exit = client.wait(wait) => exit,
+            Ok(()) = &mut stdout_closed => {
+                // Nobody reads our output any more: end quietly as docker's CLI does, leaving the
+                // container running with its output in its log. Signalling it would not work: as
+                // its pid namespace's init, it ignores SIGPIPE unless it handles it. With --rm the
+                // container is ours to remove, and no one wants its output: it goes now.
+                drop(raw);
+                if args.rm {
+                    client.delete(v1::DeleteContainerRequest { id: container.id.clone(), force: true }).await.map_err(status)?;
+                }
+                return Err(StdoutClosed.into());
+            }
+        },
         Err(s) => Err(s),
     };
     for t in threads {
