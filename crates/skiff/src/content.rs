@@ -10,7 +10,8 @@ use serde::Serialize;
 use skiff_api::v1::{self, content_client::ContentClient};
 use tokio_stream::StreamExt;
 
-use crate::output::{human_size, print_rows, Row};
+use crate::humanize::human_size;
+use crate::output::{print_rows, ListFormat, Row};
 use crate::{status, Ctx};
 
 /// Marks content imported by hand as a garbage-collection root, so `prune` keeps it.
@@ -26,6 +27,8 @@ pub enum ContentCommand {
         filter: Vec<String>,
         #[arg(short, long)]
         quiet: bool,
+        #[command(flatten)]
+        list: ListFormat,
     },
     /// Show a blob's record.
     Info { digest: String },
@@ -106,16 +109,16 @@ async fn copy_blob(client: &mut ContentClient<tonic::transport::Channel>, digest
 pub async fn run(ctx: &Ctx, cmd: ContentCommand) -> Result<()> {
     let mut client = ContentClient::new(ctx.channel.clone()).max_decoding_message_size(64 << 20);
     match cmd {
-        ContentCommand::Ls { filter, quiet } => {
-            let mut list = client.list(v1::ListContentRequest { filters: filter }).await.map_err(status)?.into_inner().content;
-            list.sort_by(|a, b| a.digest.cmp(&b.digest));
+        ContentCommand::Ls { filter, quiet, list } => {
+            let mut blobs = client.list(v1::ListContentRequest { filters: filter }).await.map_err(status)?.into_inner().content;
+            blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
             if quiet {
-                for c in &list {
+                for c in &blobs {
                     outln!("{}", c.digest)?;
                 }
                 return Ok(());
             }
-            print_rows(&list.into_iter().map(row).collect::<Vec<_>>(), ctx.output)
+            print_rows(&blobs.into_iter().map(row).collect::<Vec<_>>(), &list)
         }
         ContentCommand::Info { digest } => {
             let info = client.info(v1::ContentInfoRequest { digest }).await.map_err(status)?.into_inner();

@@ -1,4 +1,4 @@
-//! Everything the CLI prints on stdout, and listings as aligned tables or JSON (`--output table|json`).
+//! Everything the CLI prints on stdout, and listings as tables, JSON or `--format` templates.
 //!
 //! `println!` panics when stdout is a closed pipe (`skiff images ls | head -1`); every line goes
 //! through [`line`] or [`Stdout`] instead, which return the error. A closed pipe comes back as
@@ -10,11 +10,25 @@ use anyhow::Result;
 use clap::ValueEnum;
 use serde::Serialize;
 
+use crate::template;
+
 #[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq, Eq)]
 pub enum Output {
     #[default]
     Table,
     Json,
+}
+
+/// How a listing prints: the flags every listing takes.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ListFormat {
+    /// A table, or all rows as one JSON array.
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
+    pub output: Output,
+    /// A Go template applied to each row (e.g. '{{.Name}}'), `json` for one JSON object a line,
+    /// `table` or 'table {{.Name}}\t{{.ID}}' for a table of the template's tab-separated cells.
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 /// The reader of our stdout went away: nothing more can be shown, and nothing is wrong.
@@ -63,21 +77,97 @@ macro_rules! outln {
     };
 }
 
-/// A row of a table listing.
+/// A row of a listing.
 pub trait Row: Serialize {
     const HEADERS: &'static [&'static str];
     fn cells(&self) -> Vec<String>;
+
+    /// The row as `--format` sees it: its JSON fields named Go style (`created_at` is `CreatedAt`,
+    /// `id` is `ID`), as docker's listing templates name theirs.
+    fn template_doc(&self) -> Result<serde_json::Value> {
+        Ok(go_fields(serde_json::to_value(self)?))
+    }
 }
 
-pub fn print_rows<R: Row>(rows: &[R], output: Output) -> Result<()> {
-    match output {
-        Output::Json => Ok(outln!("{}", serde_json::to_string_pretty(rows)?)?),
-        Output::Table => {
-            let mut lines = vec![R::HEADERS.iter().map(|h| h.to_string()).collect()];
-            lines.extend(rows.iter().map(Row::cells));
-            aligned(&lines)
+/// Top-level keys of an object from snake_case to Go's exported-field style; values are kept.
+pub fn go_fields(v: serde_json::Value) -> serde_json::Value {
+    let serde_json::Value::Object(map) = v else { return v };
+    let pascal = |k: &str| -> String {
+        k.split('_')
+            .map(|w| {
+                let mut chars = w.chars();
+                match chars.next() {
+                    _ if w == "id" => "ID".to_string(),
+                    Some(first) => first.to_uppercase().collect::<String>() + chars.as_str(),
+                    None => String::new(),
+                }
+            })
+            .collect()
+    };
+    serde_json::Value::Object(map.into_iter().map(|(k, v)| (pascal(&k), v)).collect())
+}
+
+/// Prints a listing: `--format` when given (a Go template per row, as docker applies its listing
+/// templates), else as `--output` says.
+pub fn print_rows<R: Row>(rows: &[R], how: &ListFormat) -> Result<()> {
+    let Some(format) = how.format.as_deref() else {
+        return match how.output {
+            Output::Json => Ok(outln!("{}", serde_json::to_string_pretty(rows)?)?),
+            Output::Table => {
+                let mut lines = vec![R::HEADERS.iter().map(|h| h.to_string()).collect()];
+                lines.extend(rows.iter().map(Row::cells));
+                aligned(&lines)
+            }
+        };
+    };
+    // As docker does for listings, `\t` and `\n` typed in the format are a tab and a newline.
+    let format = format.replace("\\t", "\t").replace("\\n", "\n");
+    match format.trim() {
+        "json" => {
+            for row in rows {
+                outln!("{}", serde_json::to_string(&row.template_doc()?)?)?;
+            }
+            Ok(())
         }
+        "table" => print_rows(rows, &ListFormat::default()),
+        t => match t.strip_prefix("table").filter(|rest| rest.starts_with(char::is_whitespace)) {
+            Some(cells) => {
+                let cells = cells.trim_start_matches(' ');
+                let mut lines = vec![cells.split('\t').map(header).collect::<Vec<_>>()];
+                for row in rows {
+                    let text = template::render(cells, &row.template_doc()?)?;
+                    lines.push(text.split('\t').map(str::to_string).collect());
+                }
+                aligned(&lines)
+            }
+            None => {
+                for row in rows {
+                    outln!("{}", template::render(&format, &row.template_doc()?)?)?;
+                }
+                Ok(())
+            }
+        },
     }
+}
+
+/// A `table` column's header: its template's first field, in words (`{{.CreatedSince}}` is
+/// `CREATED SINCE`).
+fn header(cell: &str) -> String {
+    let Some(at) = cell.match_indices('.').map(|(i, _)| i + 1).find(|&i| cell[i..].starts_with(|c: char| c.is_ascii_uppercase())) else {
+        return String::new();
+    };
+    let name: String = cell[at..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+    let mut out = String::new();
+    let chars: Vec<char> = name.chars().collect();
+    for (i, c) in chars.iter().enumerate() {
+        // A word starts at an upper-case letter after a lower-case one, or before one ("IDLabel").
+        let starts = i > 0 && c.is_uppercase() && (chars[i - 1].is_lowercase() || chars.get(i + 1).is_some_and(|n| n.is_lowercase()));
+        if starts {
+            out.push(' ');
+        }
+        out.extend(c.to_uppercase());
+    }
+    out
 }
 
 /// Lines of cells in columns three spaces apart; the last column is not padded.
@@ -100,14 +190,22 @@ fn aligned(lines: &[Vec<String>]) -> Result<()> {
     Ok(())
 }
 
-/// Bytes for people: 1.2 MiB.
-pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_fields_are_named_go_style() {
+        let doc = go_fields(serde_json::json!({"id": 1, "created_at": "t", "media_type": "m", "labels": {"a_b": "c"}}));
+        assert_eq!(doc, serde_json::json!({"ID": 1, "CreatedAt": "t", "MediaType": "m", "Labels": {"a_b": "c"}}));
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+
+    #[test]
+    fn table_headers_come_from_each_cell_s_first_field() {
+        assert_eq!(header("{{.CreatedSince}}"), "CREATED SINCE");
+        assert_eq!(header("{{.ID}}"), "ID");
+        assert_eq!(header(r#"{{index .Annotations "k"}}"#), "ANNOTATIONS");
+        assert_eq!(header("{{.Name}} on {{.Platform}}"), "NAME");
+        assert_eq!(header("literal"), "");
+    }
 }

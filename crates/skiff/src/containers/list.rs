@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde::Serialize;
 use skiff_api::v1::{self, containers_client::ContainersClient};
 
-use crate::output::{print_rows, Row};
+use crate::output::{print_rows, ListFormat, Row};
 use crate::{status, Ctx};
 
 #[derive(Serialize)]
@@ -42,16 +42,16 @@ impl Row for ContainerRow {
     }
 }
 
-pub async fn ps(ctx: &Ctx, all: bool, quiet: bool) -> Result<()> {
+pub async fn ps(ctx: &Ctx, all: bool, quiet: bool, list: &ListFormat) -> Result<()> {
     let mut client = ContainersClient::new(ctx.channel.clone());
-    let list = client.list(v1::ListContainersRequest { all }).await.map_err(status)?.into_inner();
+    let listed = client.list(v1::ListContainersRequest { all }).await.map_err(status)?.into_inner();
     if quiet {
-        for c in &list.containers {
+        for c in &listed.containers {
             outln!("{}", c.id)?;
         }
         return Ok(());
     }
-    let rows: Vec<ContainerRow> = list
+    let rows: Vec<ContainerRow> = listed
         .containers
         .into_iter()
         .map(|c| ContainerRow {
@@ -70,5 +70,5 @@ pub async fn ps(ctx: &Ctx, all: bool, quiet: bool) -> Result<()> {
             labels: c.labels,
         })
         .collect();
-    print_rows(&rows, ctx.output)
+    print_rows(&rows, list)
 }

@@ -13,10 +13,11 @@ mod run;
 use anyhow::Result;
 use clap::Subcommand;
 
+use crate::output::ListFormat;
 use crate::Ctx;
 
 pub use exec::{exec, ExecArgs};
-pub use inspect::inspect;
+pub use inspect::{inspect, inspect_doc, print_docs};
 pub use lifecycle::{kill, rm, start, stop};
 pub use list::ps;
 pub use logs::logs;
@@ -33,6 +34,8 @@ pub enum ContainersCommand {
         /// Only ids.
         #[arg(long, short = 'q')]
         quiet: bool,
+        #[command(flatten)]
+        list: ListFormat,
     },
     /// The container's record, runtime annotations (with sources) and runtime spec, as JSON.
     Inspect {
@@ -54,7 +57,7 @@ pub enum ContainersCommand {
 
 pub async fn containers(ctx: &Ctx, cmd: ContainersCommand) -> Result<()> {
     match cmd {
-        ContainersCommand::Ls { all, quiet } => ps(ctx, all, quiet).await,
+        ContainersCommand::Ls { all, quiet, list } => ps(ctx, all, quiet, &list).await,
         ContainersCommand::Inspect { format, containers } => inspect(ctx, containers, format).await,
         ContainersCommand::Rm { force, containers } => rm(ctx, containers, force).await,
     }
