@@ -72,6 +72,9 @@ async fn create(ctx: &Ctx, req: v1::CreateContainerRequest, registry: &RegistryF
     let mut client = ContainersClient::new(ctx.channel.clone());
     match client.create(req.clone()).await {
         Ok(r) => r.into_inner().container.context("skiffd answered no container"),
+        // NotFound alone does not say the image is missing: a stored image's missing blob, a
+        // platform it lacks or a failed unpack ("image X is stored, but unpacking...") answer
+        // NotFound too. Until skiffd names the missing kind in the status, the text decides.
         Err(s) if s.code() == tonic::Code::NotFound && s.message().contains("image") => {
             // Not stored yet: pull it, as `docker run` does.
             let pull = v1::PullImageRequest { reference: req.image.clone(), registry: Some(registry.options()?), ..Default::default() };
