@@ -14,6 +14,9 @@ pub enum EngineError {
     Snapshot(#[from] skiff_snapshot::SnapshotError),
     #[error("image {image} is stored, but unpacking it failed: {source}")]
     Unpack { image: String, source: skiff_snapshot::SnapshotError },
+    /// A stored image whose own content cannot be read (a blob it names is gone).
+    #[error("image {image} is stored, but its content is damaged: {source}")]
+    Damaged { image: String, source: skiff_image::ImageError },
     #[error(transparent)]
     Runtime(#[from] skiff_runtime::RuntimeError),
     #[error(transparent)]
@@ -60,7 +63,11 @@ impl HasKind for EngineError {
         match self {
             EngineError::Store(e) => e.kind(),
             EngineError::Image(e) => e.kind(),
-            EngineError::Snapshot(e) | EngineError::Unpack { source: e, .. } => e.kind(),
+            EngineError::Snapshot(e) => e.kind(),
+            // A create answers NotFound only when the image (or its platform) is not stored, so
+            // that a client can pull it: what a stored image lacks is lost data.
+            EngineError::Unpack { source, .. } => stored_content(source.kind()),
+            EngineError::Damaged { source, .. } => stored_content(source.kind()),
             EngineError::Runtime(e) => e.kind(),
             EngineError::Shim(e) => e.kind(),
             EngineError::InvalidArgument(_) | EngineError::AmbiguousId { .. } | EngineError::UnknownHandler { .. } => ErrorKind::InvalidArgument,
@@ -71,6 +78,14 @@ impl HasKind for EngineError {
             EngineError::Io { source, .. } => ErrorKind::of_io(source),
             EngineError::Command { .. } => ErrorKind::Internal,
         }
+    }
+}
+
+/// The kind of a failure reading what a stored image holds.
+fn stored_content(kind: ErrorKind) -> ErrorKind {
+    match kind {
+        ErrorKind::NotFound => ErrorKind::DataLoss,
+        other => other,
     }
 }
 

@@ -10,7 +10,8 @@ use serde::Serialize;
 use skiff_api::v1::{self, content_client::ContentClient};
 use tokio_stream::StreamExt;
 
-use crate::output::{human_size, print_rows, Row};
+use crate::humanize::human_size;
+use crate::output::{print_rows, ListFormat, Row};
 use crate::{status, Ctx};
 
 /// Marks content imported by hand as a garbage-collection root, so `prune` keeps it.
@@ -26,6 +27,8 @@ pub enum ContentCommand {
         filter: Vec<String>,
         #[arg(short, long)]
         quiet: bool,
+        #[command(flatten)]
+        list: ListFormat,
     },
     /// Show a blob's record.
     Info { digest: String },
@@ -106,24 +109,26 @@ async fn copy_blob(client: &mut ContentClient<tonic::transport::Channel>, digest
 pub async fn run(ctx: &Ctx, cmd: ContentCommand) -> Result<()> {
     let mut client = ContentClient::new(ctx.channel.clone()).max_decoding_message_size(64 << 20);
     match cmd {
-        ContentCommand::Ls { filter, quiet } => {
-            let mut list = client.list(v1::ListContentRequest { filters: filter }).await.map_err(status)?.into_inner().content;
-            list.sort_by(|a, b| a.digest.cmp(&b.digest));
+        ContentCommand::Ls { filter, quiet, list } => {
+            let mut blobs = client.list(v1::ListContentRequest { filters: filter }).await.map_err(status)?.into_inner().content;
+            blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
             if quiet {
-                list.iter().for_each(|c| println!("{}", c.digest));
+                for c in &blobs {
+                    outln!("{}", c.digest)?;
+                }
                 return Ok(());
             }
-            print_rows(&list.into_iter().map(row).collect::<Vec<_>>(), ctx.output)
+            print_rows(&blobs.into_iter().map(row).collect::<Vec<_>>(), &list)
         }
         ContentCommand::Info { digest } => {
             let info = client.info(v1::ContentInfoRequest { digest }).await.map_err(status)?.into_inner();
-            println!("{}", serde_json::to_string_pretty(&row(info))?);
+            outln!("{}", serde_json::to_string_pretty(&row(info))?)?;
             Ok(())
         }
-        ContentCommand::Get { digest } => copy_blob(&mut client, digest, &mut std::io::stdout().lock()).await,
+        ContentCommand::Get { digest } => copy_blob(&mut client, digest, &mut crate::output::Stdout).await,
         ContentCommand::Export { digest, out } => {
             if out.as_os_str() == "-" {
-                return copy_blob(&mut client, digest, &mut std::io::stdout().lock()).await;
+                return copy_blob(&mut client, digest, &mut crate::output::Stdout).await;
             }
             let tmp = PathBuf::from(format!("{}.partial", out.display()));
             let mut file = std::fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
@@ -137,7 +142,7 @@ pub async fn run(ctx: &Ctx, cmd: ContentCommand) -> Result<()> {
         ContentCommand::Rm { digests } => {
             for digest in digests {
                 client.delete(v1::DeleteContentRequest { digest: digest.clone() }).await.map_err(status)?;
-                println!("{digest}");
+                outln!("{digest}")?;
             }
             Ok(())
         }
@@ -150,13 +155,13 @@ pub async fn run(ctx: &Ctx, cmd: ContentCommand) -> Result<()> {
             if !bad.is_empty() {
                 bail!("{} of {} blob(s) failed verification", bad.len(), results.len());
             }
-            println!("verified {} blob(s)", results.len());
+            outln!("verified {} blob(s)", results.len())?;
             Ok(())
         }
         ContentCommand::Prune => {
             let r = client.prune(v1::PruneContentRequest {}).await.map_err(status)?.into_inner();
             for d in &r.removed {
-                println!("{d}");
+                outln!("{d}")?;
             }
             eprintln!("removed {} blob(s), {}", r.removed.len(), human_size(r.bytes));
             Ok(())
@@ -187,7 +192,7 @@ pub async fn run(ctx: &Ctx, cmd: ContentCommand) -> Result<()> {
             });
             let info = client.write(tokio_stream::wrappers::ReceiverStream::new(rx)).await.map_err(status)?.into_inner();
             reading.await??;
-            println!("{}", info.digest);
+            outln!("{}", info.digest)?;
             Ok(())
         }
         ContentCommand::Label { digest, labels } => {
@@ -201,7 +206,7 @@ pub async fn run(ctx: &Ctx, cmd: ContentCommand) -> Result<()> {
                 }
             }
             let info = client.update_labels(v1::UpdateLabelsRequest { digest, set, remove }).await.map_err(status)?.into_inner();
-            println!("{}", serde_json::to_string_pretty(&row(info))?);
+            outln!("{}", serde_json::to_string_pretty(&row(info))?)?;
             Ok(())
         }
     }

@@ -64,7 +64,7 @@ pub async fn run(ctx: &Ctx, args: EventsArgs) -> Result<()> {
     let req = request(&args.filter)?;
     let mut stream = EventsClient::new(ctx.channel.clone()).subscribe(req).await.map_err(status)?.into_inner();
     while let Some(event) = stream.message().await.map_err(status)? {
-        println!("{}", line(&event)?);
+        outln!("{}", line(&event)?)?;
     }
     Ok(())
 }

@@ -1,10 +1,15 @@
 //! skiff: the command-line client of skiffd.
 
+// First, for the `outln!` macro the others use.
+#[macro_use]
+mod output;
 mod containers;
 mod content;
 mod events;
+mod humanize;
 mod images;
-mod output;
+mod info;
+mod inspect;
 mod progress;
 mod registry;
 mod snapshots;
@@ -16,7 +21,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tonic::transport::Channel;
 
-use output::Output;
+use output::ListFormat;
 
 /// Manage Skiff images, content and containers through skiffd.
 #[derive(Parser)]
@@ -25,20 +30,20 @@ struct Cli {
     /// skiffd's socket.
     #[arg(long, global = true, env = "SKIFF_ADDRESS", default_value = skiff_api::DEFAULT_SOCKET)]
     address: PathBuf,
-    /// Output format of listings.
-    #[arg(long, short = 'o', global = true, value_enum, default_value = "table")]
-    output: Output,
     #[command(subcommand)]
     command: Command,
 }
 
+/// `skiff NOUN VERB`, plus the top-level verbs docker, nerdctl and podman users type.
 #[derive(Subcommand)]
 enum Command {
-    /// Images: list, import, export, inspect, annotate, tag, remove.
-    #[command(alias = "image", alias = "i")]
+    /// Images: list (the default, as `docker images`), import, export, inspect, annotate, tag, remove.
+    #[command(alias = "image", alias = "i", args_conflicts_with_subcommands = true)]
     Images {
+        #[command(flatten)]
+        list: images::LsArgs,
         #[command(subcommand)]
-        command: images::ImagesCommand,
+        command: Option<images::ImagesCommand>,
     },
     /// Content-addressed blobs.
     Content {
@@ -69,6 +74,8 @@ enum Command {
         /// Only ids.
         #[arg(long, short = 'q')]
         quiet: bool,
+        #[command(flatten)]
+        list: ListFormat,
     },
     /// A container's output (from its log).
     Logs {
@@ -110,11 +117,28 @@ enum Command {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// A container's or image's document: a container whose id, id prefix or name matches, else an image.
+    Inspect(inspect::InspectArgs),
+    /// Pull an image from a registry (images pull).
+    Pull(registry::PullArgs),
+    /// Push a stored image to a registry (images push).
+    Push(registry::PushArgs),
+    /// Remove images (images rm).
+    Rmi(images::RmArgs),
+    /// Name an existing image DST too (images tag).
+    Tag(images::TagArgs),
+    /// Store the images of an archive from stdin or -i FILE (images import).
+    Load(images::LoadArgs),
+    /// Write images to an oci-archive, -o FILE (images export).
+    Save(images::SaveArgs),
+    /// What skiffd holds: containers by status, images, snapshots and their disk use, content.
+    Info(info::InfoArgs),
+    /// The client's version (skiffd's API does not report the daemon's).
+    Version(info::VersionArgs),
 }
 
 pub struct Ctx {
     pub channel: Channel,
-    pub output: Output,
 }
 
 /// A status from skiffd as an error carrying its message.
@@ -132,24 +156,38 @@ pub fn absolute(path: &Path) -> Result<PathBuf> {
 
 /// Runs the command; Some(code) when the process should exit with a container's exit code.
 async fn run(cli: Cli) -> Result<Option<i32>> {
+    if let Command::Version(args) = cli.command {
+        return info::version(args).map(|()| None);
+    }
     let channel = skiff_api::connect(&cli.address)
         .await
         .with_context(|| format!("connect to skiffd at {} (is it running? see --address)", cli.address.display()))?;
-    let ctx = Ctx { channel, output: cli.output };
+    let ctx = Ctx { channel };
+    let ch = || ctx.channel.clone();
     let done = match cli.command {
-        Command::Images { command } => images::run(&ctx, command).await,
+        Command::Images { list, command: None } => images::ls(ch(), list).await,
+        Command::Images { command: Some(command), .. } => images::run(&ctx, command).await,
         Command::Content { command } => content::run(&ctx, command).await,
         Command::Snapshots { command } => snapshots::run(&ctx, command).await,
         Command::Containers { command } => containers::containers(&ctx, command).await,
         Command::Run(args) => return containers::run(&ctx, args).await.map(Some),
         Command::Exec(args) => return containers::exec(&ctx, args).await.map(Some),
-        Command::Ps { all, quiet } => containers::ps(&ctx, all, quiet).await,
+        Command::Ps { all, quiet, list } => containers::ps(&ctx, all, quiet, &list).await,
         Command::Logs { follow, tail, container } => containers::logs(&ctx, container, follow, tail).await,
         Command::Start { containers } => containers::start(&ctx, containers).await,
         Command::Stop { time, containers } => containers::stop(&ctx, containers, time).await,
         Command::Kill { signal, containers } => containers::kill(&ctx, containers, signal).await,
         Command::Rm { force, containers } => containers::rm(&ctx, containers, force).await,
         Command::Events(args) => events::run(&ctx, args).await,
+        Command::Inspect(args) => inspect::inspect(&ctx, args).await,
+        Command::Pull(args) => registry::pull_image(ch(), args).await,
+        Command::Push(args) => registry::push(ch(), args).await,
+        Command::Rmi(args) => images::rm(ch(), args).await,
+        Command::Tag(args) => images::tag(ch(), args).await,
+        Command::Load(args) => images::load(ch(), args).await,
+        Command::Save(args) => images::save(ch(), args).await,
+        Command::Info(args) => info::info(&ctx, &cli.address, args).await,
+        Command::Version(args) => info::version(args),
     };
     done.map(|()| None)
 }
@@ -160,6 +198,11 @@ async fn main() {
     match run(cli).await {
         Ok(None) => {}
         Ok(Some(code)) => std::process::exit(code),
+        // The reader of our output is gone (`skiff images ls | head -1`): a quiet success, as
+        // ripgrep does. Rust ignores SIGPIPE; restoring its default (death by signal, status 141,
+        // as coreutils) would also kill us on a write to skiffd's socket or a container's FIFO
+        // whose reader went away, which must be reported instead.
+        Err(e) if output::is_stdout_closed(&e) => {}
         Err(e) => {
             eprintln!("skiff: {e:#}");
             std::process::exit(1);

@@ -1,4 +1,5 @@
-//! `skiff images pull|push`: registry transfers through skiffd, with per-layer progress bars.
+//! `skiff images pull|push` (and `skiff pull|push`): registry transfers through skiffd, with
+//! per-layer progress bars.
 
 use std::collections::HashMap;
 
@@ -7,7 +8,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use skiff_api::v1::{self, images_client::ImagesClient, pull_image_event::Event as PullEvent, push_image_event::Event as PushEvent};
 use tonic::transport::Channel;
 
-use crate::output::human_size;
+use crate::humanize::human_size;
+use crate::images::ContentFlags;
 use crate::progress::Step;
 use crate::{progress, status};
 
@@ -20,6 +22,30 @@ pub struct RegistryFlags {
     /// Credentials, USER:PASSWORD (over skiffd's configured ones).
     #[arg(long, short = 'u')]
     pub user: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct PullArgs {
+    reference: String,
+    #[command(flatten)]
+    content: ContentFlags,
+    #[command(flatten)]
+    registry: RegistryFlags,
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+pub struct PushArgs {
+    name: String,
+    destination: Option<String>,
+    /// Push only this platform's manifest (with the index).
+    #[arg(long)]
+    platform: Option<String>,
+    #[command(flatten)]
+    registry: RegistryFlags,
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 impl RegistryFlags {
@@ -45,6 +71,17 @@ fn layer_bar(multi: &MultiProgress, digest: &str, size: u64) -> ProgressBar {
     pb
 }
 
+pub async fn pull_image(channel: Channel, a: PullArgs) -> Result<()> {
+    let req = v1::PullImageRequest {
+        reference: a.reference,
+        platform: a.content.platform.unwrap_or_default(),
+        all_platforms: a.content.all_platforms,
+        registry: Some(a.registry.options()?),
+        no_unpack: a.content.no_unpack,
+    };
+    pull(channel, req, a.quiet).await
+}
+
 pub async fn pull(channel: Channel, req: v1::PullImageRequest, quiet: bool) -> Result<()> {
     let mut client = ImagesClient::new(channel);
     let mut stream = client.pull(req).await.map_err(status)?.into_inner();
@@ -68,17 +105,17 @@ pub async fn pull(channel: Channel, req: v1::PullImageRequest, quiet: bool) -> R
     })
     .await;
     let _ = multi.clear();
-    crate::images::print_stored(&result?, "fetched", quiet);
-    Ok(())
+    crate::images::print_stored(&result?, "fetched", quiet)
 }
 
-pub async fn push(channel: Channel, name: String, destination: Option<String>, platform: Option<String>, flags: &RegistryFlags, quiet: bool) -> Result<()> {
+pub async fn push(channel: Channel, a: PushArgs) -> Result<()> {
     let mut client = ImagesClient::new(channel);
+    let quiet = a.quiet;
     let req = v1::PushImageRequest {
-        name,
-        destination: destination.unwrap_or_default(),
-        platform: platform.unwrap_or_default(),
-        registry: Some(flags.options()?),
+        name: a.name,
+        destination: a.destination.unwrap_or_default(),
+        platform: a.platform.unwrap_or_default(),
+        registry: Some(a.registry.options()?),
     };
     let mut stream = client.push(req).await.map_err(status)?.into_inner();
     let pb = progress::bar("pushing", quiet);

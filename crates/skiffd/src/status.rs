@@ -98,6 +98,11 @@ mod tests {
             (EngineError::NameInUse { name: "web".into(), holder: "abc".into() }.into(), Code::AlreadyExists),
             (EngineError::CorruptRecord { key: "container/x".into(), reason: "eof".into() }.into(), Code::DataLoss),
             (skiff_runtime::RuntimeError::NoCommand.into(), Code::InvalidArgument),
+            // Only a missing image is NotFound for a create; a blob a stored image lacks is lost data.
+            (
+                EngineError::Damaged { image: "x".into(), source: StoreError::NotFound { kind: "blob", name: "sha256:ab".into() }.into() }.into(),
+                Code::DataLoss,
+            ),
             (
                 EngineError::from(skiff_runtime::shim::ShimError::Failed {
                     op: "exec",

@@ -23,7 +23,8 @@ use crate::events::EventType;
 use crate::images::{lookup, platform_of};
 
 impl Manager {
-    /// Makes the container; its process waits for `start`.
+    /// Makes the container; its process waits for `start`. NotFound means the image (or its
+    /// platform) is not stored, and nothing else.
     pub fn create(&self, req: CreateSpec) -> Result<ContainerRecord> {
         if !req.name.is_empty() {
             ids::check_name(&req.name)?;
@@ -34,7 +35,11 @@ impl Manager {
         let (handler_name, handler) = self.config.handler(&req.runtime)?;
         let image = lookup(&self.store, &req.image)?;
         let platform = platform_of(&image, &self.platform)?;
-        let resolved = resolve(self.store.content(), &Desc::from_store(&image.target), &platform)?;
+        let resolved = resolve(self.store.content(), &Desc::from_store(&image.target), &platform).map_err(|e| match e {
+            // Not stored for this platform: pulling it would help.
+            e @ skiff_image::ImageError::NoMatchingPlatform { .. } => EngineError::Image(e),
+            e => EngineError::Damaged { image: image.name.clone(), source: e },
+        })?;
         // Lazily unpack: a --no-unpack import or pull is unpacked by its first container.
         self.unpacker.unpack(&self.store, &resolved).map_err(|e| EngineError::Unpack { image: image.name.clone(), source: e })?;
 

@@ -1,0 +1,64 @@
+//! `skiff run|ps|logs|exec|start|stop|kill|rm` and `skiff containers ...`: standalone containers,
+//! one file per command (the attach plumbing `run` and `exec` share is in `attach`).
+
+mod attach;
+mod exec;
+mod flags;
+mod inspect;
+mod lifecycle;
+mod list;
+mod logs;
+mod run;
+
+use anyhow::Result;
+use clap::Subcommand;
+
+use crate::output::ListFormat;
+use crate::Ctx;
+
+pub use exec::{exec, ExecArgs};
+pub use inspect::{inspect, inspect_doc, print_docs};
+pub use lifecycle::{kill, rm, start, stop};
+pub use list::ps;
+pub use logs::logs;
+pub use run::{run, RunArgs};
+
+#[derive(Subcommand)]
+pub enum ContainersCommand {
+    /// List containers.
+    #[command(alias = "list", alias = "ps")]
+    Ls {
+        /// Include containers that are not running.
+        #[arg(long, short = 'a')]
+        all: bool,
+        /// Only ids.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+        #[command(flatten)]
+        list: ListFormat,
+    },
+    /// The container's record, runtime annotations (with sources) and runtime spec, as JSON.
+    Inspect {
+        /// A Go template over each container's document, e.g. '{{json .Spec.annotations}}'.
+        #[arg(long, short = 'f')]
+        format: Option<String>,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove containers.
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(long, short = 'f')]
+        force: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+}
+
+pub async fn containers(ctx: &Ctx, cmd: ContainersCommand) -> Result<()> {
+    match cmd {
+        ContainersCommand::Ls { all, quiet, list } => ps(ctx, all, quiet, &list).await,
+        ContainersCommand::Inspect { format, containers } => inspect(ctx, containers, format).await,
+        ContainersCommand::Rm { force, containers } => rm(ctx, containers, force).await,
+    }
+}
