@@ -16,6 +16,8 @@ mod error;
 pub mod gc;
 mod images;
 mod lease;
+#[cfg(feature = "testing")]
+pub mod testsuite;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
