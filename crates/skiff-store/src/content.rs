@@ -228,17 +228,38 @@ impl LocalContentStore {
         }
     }
 
-    fn record(&self, info: &ContentInfo, lease: Option<(&LeaseId, bool)>) -> Result<()> {
-        (&self.db.content, &self.db.leases)
+    /// Records `digest` and its lease reference in one transaction: a new record, or `labels` merged
+    /// over the one already there. The merge happens inside the transaction because a concurrent
+    /// commit of the same bytes may have recorded them since the caller looked; writing a whole
+    /// record read earlier would drop that commit's labels. The lease marks the blob `new` only
+    /// when this call created the record. Returns the record as stored.
+    fn record(&self, digest: &Digest, size: u64, labels: &BTreeMap<String, String>, lease: Option<&LeaseId>) -> Result<ContentInfo> {
+        let key = content_key(digest);
+        let info = (&self.db.content, &self.db.leases)
             .transaction(|(content, leases)| {
-                content.insert(content_key(&info.digest), encode(info))?;
-                if let Some((id, new)) = lease {
-                    leases.insert(lease_content_key(id, &info.digest), if new { &b"new"[..] } else { b"existing" })?;
+                let (info, new) = match content.get(&key)? {
+                    Some(v) => {
+                        let mut info: ContentInfo = decode(&key, &v).map_err(ConflictableTransactionError::Abort)?;
+                        if !labels.is_empty() {
+                            info.labels.extend(labels.clone());
+                            info.updated_at = now();
+                        }
+                        (info, false)
+                    }
+                    None => {
+                        let ts = now();
+                        (ContentInfo { digest: digest.clone(), size, created_at: ts.clone(), updated_at: ts, labels: labels.clone() }, true)
+                    }
+                };
+                content.insert(key.as_slice(), encode(&info))?;
+                if let Some(id) = lease {
+                    leases.insert(lease_content_key(id, digest), if new { &b"new"[..] } else { b"existing" })?;
                 }
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
+                Ok::<_, ConflictableTransactionError<StoreError>>(info)
             })
             .map_err(StoreError::from)?;
-        self.db.flush()
+        self.db.flush()?;
+        Ok(info)
     }
 }
 
@@ -356,8 +377,7 @@ impl ContentStore for LocalContentStore {
     fn lease_existing(&self, digest: &Digest, lease: &LeaseId) -> Result<ContentInfo> {
         let _gc = self.gc.read();
         let info = self.info(digest)?;
-        self.record(&info, Some((lease, false)))?;
-        Ok(info)
+        self.record(digest, info.size, &BTreeMap::new(), Some(lease))
     }
 }
 

@@ -9,7 +9,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::{expected_name, sync_dir, CommitOptions, ContentInfo, ContentStore as _, ContentWriter, LocalContentStore};
 use crate::error::{Result, StoreError};
-use crate::{now, Digest};
+use crate::Digest;
 
 /// An ingest into a temp file under `<root>/ingest`, hashing as it writes; dropping it uncommitted
 /// removes the temp file.
@@ -47,30 +47,16 @@ impl ContentWriter for LocalWriter<'_> {
         }
         let store = self.store;
         let _gc = store.gc.read();
-        if let Ok(mut info) = store.info(&actual) {
+        if store.info(&actual).is_ok() {
             // Already stored: keep the existing file, merge labels, add the lease reference.
-            if !opts.labels.is_empty() {
-                info.labels.extend(opts.labels);
-                info.updated_at = now();
-            }
-            store.record(&info, opts.lease.as_ref().map(|l| (l, false)))?;
-            return Ok(info);
+            return store.record(&actual, self.written, &opts.labels, opts.lease.as_ref());
         }
         file.sync_all().map_err(StoreError::io("fsync blob"))?;
         drop(file);
         let dest = store.blob_path(&actual);
         fs::rename(&self.tmp, &dest).map_err(StoreError::io(format!("rename into {}", dest.display())))?;
         sync_dir(&store.root.join("blobs/sha256"))?;
-        let ts = now();
-        let info = ContentInfo {
-            digest: actual,
-            size: self.written,
-            created_at: ts.clone(),
-            updated_at: ts,
-            labels: opts.labels,
-        };
-        store.record(&info, opts.lease.as_ref().map(|l| (l, true)))?;
-        Ok(info)
+        store.record(&actual, self.written, &opts.labels, opts.lease.as_ref())
     }
 }
 
