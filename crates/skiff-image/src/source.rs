@@ -221,7 +221,7 @@ impl Source for TarSource {
 /// A source that serves blobs the store already holds from the store, and the rest from `inner`:
 /// a re-pull or a resumed pull then fetches only what is missing, manifests and configs included.
 pub struct StoreFirst<'a> {
-    pub store: &'a skiff_store::LocalContentStore,
+    pub store: &'a dyn skiff_store::ContentStore,
     pub inner: &'a dyn Source,
 }
 
@@ -235,7 +235,6 @@ impl Source for StoreFirst<'_> {
     }
 
     fn open_blob(&self, desc: &Desc) -> Result<Option<(Box<dyn Read + Send + '_>, u64)>> {
-        use skiff_store::ContentStore as _;
         match self.store.info(&desc.digest) {
             Ok(info) => Ok(Some((Box::new(self.store.open(&desc.digest)?), info.size))),
             Err(_) => self.inner.open_blob(desc),

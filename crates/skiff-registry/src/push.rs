@@ -78,11 +78,10 @@ fn upload_blob(store: &Store, client: &Client, desc: &Desc) -> Result<Sent> {
     let upload = location(&resp, &base, client, &d)?;
     let sep = if upload.contains('?') { '&' } else { '?' };
     let put_url = format!("{upload}{sep}digest={}", desc.digest);
-    let path = store.content().blob_path(&desc.digest);
     let size = desc.size;
     client.send(|c| c.push, &d, &|http, _| {
         // Reopened per attempt so a retry sends the whole blob again.
-        let body = std::fs::File::open(&path).map_or_else(|_| Body::from(Vec::new()), |f| Body::sized(f, size));
+        let body = store.content().open(&desc.digest).map_or_else(|_| Body::from(Vec::new()), |blob| Body::sized(blob, size));
         http.put(put_url.as_str()).header(CONTENT_TYPE, "application/octet-stream").body(body)
     })?;
     Ok(Sent::Uploaded)

@@ -351,8 +351,8 @@ pub fn apply(reader: impl Read, layer: &str, compressed_size: u64, target: &Targ
 
 /// Opens a layer blob's stream, decompressed according to its media type. Compressed layers are
 /// inflated on a thread of their own, so decompression and writing files overlap.
-pub fn decompress(file: File, media_type: &str, layer: &str) -> Result<Box<dyn Read + Send>> {
-    let buffered = io::BufReader::with_capacity(1 << 20, file);
+pub fn decompress(blob: impl Read + Send + 'static, media_type: &str, layer: &str) -> Result<Box<dyn Read + Send>> {
+    let buffered = io::BufReader::with_capacity(1 << 20, blob);
     if media_type.ends_with("+gzip") || media_type.ends_with(".tar.gzip") {
         Ok(Box::new(Pipelined::spawn(flate2::read::GzDecoder::new(buffered))))
     } else if media_type.ends_with("+zstd") {

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use skiff_store::{now, Db};
 
@@ -24,6 +25,10 @@ pub struct FsSnapshotter {
     root: PathBuf,
     db: Db,
     backend: Backend,
+    /// Creating a snapshot holds it shared from the parent check to the record; commit and remove
+    /// hold it exclusive from their checks to their record change. So a parent cannot be removed
+    /// while a child is being made on it, nor two commits both find a name free.
+    changes: RwLock<()>,
 }
 
 fn key_of(key: &str) -> Vec<u8> {
@@ -60,9 +65,17 @@ impl FsSnapshotter {
     pub fn open(root: &Path, db: Db, backend: Backend) -> Result<FsSnapshotter> {
         let root = root.join("snapshots");
         fs::create_dir_all(&root).map_err(SnapshotError::io(format!("create {}", root.display())))?;
-        let s = FsSnapshotter { root, db, backend };
+        let s = FsSnapshotter { root, db, backend, changes: RwLock::new(()) };
         s.recover()?;
         Ok(s)
+    }
+
+    fn creating(&self) -> RwLockReadGuard<'_, ()> {
+        self.changes.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn changing(&self) -> RwLockWriteGuard<'_, ()> {
+        self.changes.write().unwrap_or_else(|p| p.into_inner())
     }
 
     fn dir(&self, id: u64) -> PathBuf {
@@ -116,6 +129,7 @@ impl FsSnapshotter {
         if key.is_empty() {
             return Err(SnapshotError::InvalidArgument(format!("bad snapshot key {key:?}")));
         }
+        let _creating = self.creating();
         if self.get(key)?.is_some() {
             return Err(SnapshotError::AlreadyExists(key.to_string()));
         }
@@ -212,6 +226,7 @@ impl Snapshotter for FsSnapshotter {
     }
 
     fn commit(&self, name: &str, key: &str) -> Result<Info> {
+        let _changing = self.changing();
         let mut info = self.get(key)?.ok_or_else(|| SnapshotError::NotFound(key.to_string()))?;
         if info.kind != Kind::Active {
             return Err(SnapshotError::FailedPrecondition { key: key.to_string(), reason: "only an active snapshot can be committed".into() });
@@ -231,12 +246,14 @@ impl Snapshotter for FsSnapshotter {
     }
 
     fn remove(&self, key: &str) -> Result<()> {
+        let changing = self.changing();
         let info = self.get(key)?.ok_or_else(|| SnapshotError::NotFound(key.to_string()))?;
         if let Some(child) = self.list()?.into_iter().find(|i| i.parent.as_deref() == Some(key)) {
             return Err(SnapshotError::FailedPrecondition { key: key.to_string(), reason: format!("snapshot {:?} is built on it", child.key) });
         }
         self.db.snapshots.remove(key_of(key)).map_err(skiff_store::StoreError::from)?;
         self.db.flush()?;
+        drop(changing);
         // Record first, then data: a crash in between leaves a directory `recover` removes.
         let doomed = self.root.join(format!("{}-removing", info.id));
         fs::rename(self.dir(info.id), &doomed).map_err(SnapshotError::io("rename snapshot for removal"))?;

@@ -11,6 +11,8 @@ pub mod apply;
 mod error;
 pub mod mount;
 mod fs_snapshotter;
+#[cfg(feature = "testing")]
+pub mod testsuite;
 pub mod unpack;
 
 use std::collections::BTreeMap;

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +21,9 @@ use crate::db::{decode, encode, Db};
 use crate::error::{Result, StoreError};
 use crate::lease::{lease_content_key, LeaseId};
 use crate::{now, Digest, GcLock, LabelSelector};
+
+mod writer;
+use writer::LocalWriter;
 
 /// What the store knows of one blob.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,16 +45,52 @@ pub struct CommitOptions {
     pub lease: Option<LeaseId>,
 }
 
-/// The content store seam: what the image layer and the daemon need from blob storage.
+/// A stored blob opened for streaming; seekable, so a reader can serve a range.
+pub trait BlobReader: Read + Seek + Send {}
+
+impl<T: Read + Seek + Send> BlobReader for T {}
+
+/// An open ingest. Write the bytes, then `commit`; dropping it uncommitted discards what was written.
+pub trait ContentWriter: Write + Send {
+    /// Bytes written so far.
+    fn written(&self) -> u64;
+    /// Checks the promised size and digest, makes the blob durable and records it. Committing a blob
+    /// that is already stored merges `opts.labels` over its labels and adds the lease reference.
+    fn commit(self: Box<Self>, opts: CommitOptions) -> Result<ContentInfo>;
+}
+
+/// The content store seam: what the image layer and the daemon need from blob storage. Callers that
+/// only read, write or describe blobs take `&dyn ContentStore`; `LocalContentStore` is the one on disk.
 pub trait ContentStore: Send + Sync {
     /// The record of a stored blob.
     fn info(&self, digest: &Digest) -> Result<ContentInfo>;
     /// Opens a stored blob for streaming. The bytes are not re-verified; use `read_verified` for that.
-    fn open(&self, digest: &Digest) -> Result<File>;
+    fn open(&self, digest: &Digest) -> Result<Box<dyn BlobReader>>;
     /// Reads a whole blob into memory, refusing blobs over `max_size`, and checks its digest.
     fn read_verified(&self, digest: &Digest, max_size: u64) -> Result<Vec<u8>>;
     /// Starts writing a blob. `expected` and `expected_size` are checked at commit when given.
-    fn writer(&self, expected: Option<Digest>, expected_size: Option<u64>) -> Result<ContentWriter<'_>>;
+    fn writer(&self, expected: Option<Digest>, expected_size: Option<u64>) -> Result<Box<dyn ContentWriter + '_>>;
+    /// Writes everything `reader` yields as one blob and commits it; a source longer than
+    /// `expected_size` is refused as soon as it passes it.
+    fn ingest(&self, reader: &mut dyn Read, expected: Option<Digest>, expected_size: Option<u64>, opts: CommitOptions) -> Result<ContentInfo> {
+        let mut w = self.writer(expected.clone(), expected_size)?;
+        let mut buf = vec![0u8; BUF];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(StoreError::io("read blob source")(e)),
+            };
+            if let Some(limit) = expected_size {
+                if w.written() + n as u64 > limit {
+                    return Err(StoreError::SizeMismatch { digest: expected_name(expected.as_ref()), expected: limit, actual: w.written() + n as u64 });
+                }
+            }
+            w.write_all(&buf[..n]).map_err(StoreError::io("write blob"))?;
+        }
+        w.commit(opts)
+    }
     /// Calls `f` with each record whose labels match every selector, in digest order.
     fn walk(&self, selectors: &[LabelSelector], f: &mut dyn FnMut(ContentInfo) -> Result<()>) -> Result<()>;
     /// All records whose labels match every selector.
@@ -71,6 +110,11 @@ pub trait ContentStore: Send + Sync {
     fn verify(&self, digest: &Digest) -> Result<()>;
     /// Adds a stored blob to a lease without writing it (it is already here).
     fn lease_existing(&self, digest: &Digest, lease: &LeaseId) -> Result<ContentInfo>;
+}
+
+/// How errors name a blob whose digest may not be known yet.
+fn expected_name(expected: Option<&Digest>) -> String {
+    expected.map_or_else(|| "blob".to_string(), Digest::to_string)
 }
 
 /// The on-disk content store.
@@ -134,40 +178,18 @@ impl LocalContentStore {
         }
     }
 
+    /// The file of a recorded blob.
+    fn open_file(&self, digest: &Digest) -> Result<File> {
+        self.info(digest)?;
+        File::open(self.blob_path(digest)).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::not_found("content", digest),
+            _ => StoreError::io(format!("open blob {digest}"))(e),
+        })
+    }
+
     /// Where a blob's bytes live.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.root.join("blobs/sha256").join(digest.hex())
-    }
-
-    /// Writes everything `reader` yields as one blob and commits it.
-    pub fn ingest(
-        &self,
-        reader: &mut dyn Read,
-        expected: Option<Digest>,
-        expected_size: Option<u64>,
-        opts: CommitOptions,
-    ) -> Result<ContentInfo> {
-        let mut w = self.writer(expected, expected_size)?;
-        let mut buf = vec![0u8; BUF];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(StoreError::io("read blob source")(e)),
-            };
-            if let Some(limit) = expected_size {
-                if w.written + n as u64 > limit {
-                    return Err(StoreError::SizeMismatch {
-                        digest: w.expected_name(),
-                        expected: limit,
-                        actual: w.written + n as u64,
-                    });
-                }
-            }
-            w.write_all(&buf[..n]).map_err(StoreError::io("write blob"))?;
-        }
-        w.commit(opts)
     }
 
     /// Digests of the blob files on disk (including ones without a record).
@@ -206,17 +228,38 @@ impl LocalContentStore {
         }
     }
 
-    fn record(&self, info: &ContentInfo, lease: Option<(&LeaseId, bool)>) -> Result<()> {
-        (&self.db.content, &self.db.leases)
+    /// Records `digest` and its lease reference in one transaction: a new record, or `labels` merged
+    /// over the one already there. The merge happens inside the transaction because a concurrent
+    /// commit of the same bytes may have recorded them since the caller looked; writing a whole
+    /// record read earlier would drop that commit's labels. The lease marks the blob `new` only
+    /// when this call created the record. Returns the record as stored.
+    fn record(&self, digest: &Digest, size: u64, labels: &BTreeMap<String, String>, lease: Option<&LeaseId>) -> Result<ContentInfo> {
+        let key = content_key(digest);
+        let info = (&self.db.content, &self.db.leases)
             .transaction(|(content, leases)| {
-                content.insert(content_key(&info.digest), encode(info))?;
-                if let Some((id, new)) = lease {
-                    leases.insert(lease_content_key(id, &info.digest), if new { &b"new"[..] } else { b"existing" })?;
+                let (info, new) = match content.get(&key)? {
+                    Some(v) => {
+                        let mut info: ContentInfo = decode(&key, &v).map_err(ConflictableTransactionError::Abort)?;
+                        if !labels.is_empty() {
+                            info.labels.extend(labels.clone());
+                            info.updated_at = now();
+                        }
+                        (info, false)
+                    }
+                    None => {
+                        let ts = now();
+                        (ContentInfo { digest: digest.clone(), size, created_at: ts.clone(), updated_at: ts, labels: labels.clone() }, true)
+                    }
+                };
+                content.insert(key.as_slice(), encode(&info))?;
+                if let Some(id) = lease {
+                    leases.insert(lease_content_key(id, digest), if new { &b"new"[..] } else { b"existing" })?;
                 }
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
+                Ok::<_, ConflictableTransactionError<StoreError>>(info)
             })
             .map_err(StoreError::from)?;
-        self.db.flush()
+        self.db.flush()?;
+        Ok(info)
     }
 }
 
@@ -233,12 +276,8 @@ impl ContentStore for LocalContentStore {
         }
     }
 
-    fn open(&self, digest: &Digest) -> Result<File> {
-        self.info(digest)?;
-        File::open(self.blob_path(digest)).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => StoreError::not_found("content", digest),
-            _ => StoreError::io(format!("open blob {digest}"))(e),
-        })
+    fn open(&self, digest: &Digest) -> Result<Box<dyn BlobReader>> {
+        Ok(Box::new(self.open_file(digest)?))
     }
 
     fn read_verified(&self, digest: &Digest, max_size: u64) -> Result<Vec<u8>> {
@@ -250,7 +289,7 @@ impl ContentStore for LocalContentStore {
             )));
         }
         let mut bytes = Vec::with_capacity(info.size as usize);
-        self.open(digest)?
+        self.open_file(digest)?
             .take(max_size + 1)
             .read_to_end(&mut bytes)
             .map_err(StoreError::io(format!("read blob {digest}")))?;
@@ -261,11 +300,11 @@ impl ContentStore for LocalContentStore {
         Ok(bytes)
     }
 
-    fn writer(&self, expected: Option<Digest>, expected_size: Option<u64>) -> Result<ContentWriter<'_>> {
+    fn writer(&self, expected: Option<Digest>, expected_size: Option<u64>) -> Result<Box<dyn ContentWriter + '_>> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let tmp = self.root.join("ingest").join(format!("{}-{seq}", std::process::id()));
         let file = File::create(&tmp).map_err(StoreError::io(format!("create {}", tmp.display())))?;
-        Ok(ContentWriter {
+        Ok(Box::new(LocalWriter {
             store: self,
             file: Some(file),
             tmp,
@@ -273,7 +312,7 @@ impl ContentStore for LocalContentStore {
             written: 0,
             expected,
             expected_size,
-        })
+        }))
     }
 
     fn walk(&self, selectors: &[LabelSelector], f: &mut dyn FnMut(ContentInfo) -> Result<()>) -> Result<()> {
@@ -324,7 +363,7 @@ impl ContentStore for LocalContentStore {
 
     fn verify(&self, digest: &Digest) -> Result<()> {
         let info = self.info(digest)?;
-        let mut file = buffered(self.open(digest)?);
+        let mut file = buffered(self.open_file(digest)?);
         let (actual, size) = Digest::of_reader(&mut file).map_err(StoreError::io(format!("read blob {digest}")))?;
         if size != info.size {
             return Err(StoreError::SizeMismatch { digest: digest.to_string(), expected: info.size, actual: size });
@@ -338,96 +377,11 @@ impl ContentStore for LocalContentStore {
     fn lease_existing(&self, digest: &Digest, lease: &LeaseId) -> Result<ContentInfo> {
         let _gc = self.gc.read();
         let info = self.info(digest)?;
-        self.record(&info, Some((lease, false)))?;
-        Ok(info)
+        self.record(digest, info.size, &BTreeMap::new(), Some(lease))
     }
 }
 
-/// An open ingest. Write the bytes, then `commit`; dropping it uncommitted removes the temp file.
-pub struct ContentWriter<'a> {
-    store: &'a LocalContentStore,
-    file: Option<File>,
-    tmp: PathBuf,
-    hasher: Sha256,
-    written: u64,
-    expected: Option<Digest>,
-    expected_size: Option<u64>,
-}
-
-impl ContentWriter<'_> {
-    fn expected_name(&self) -> String {
-        self.expected.as_ref().map_or_else(|| "blob".to_string(), Digest::to_string)
-    }
-
-    /// Checks size and digest, makes the blob durable and records it.
-    pub fn commit(mut self, opts: CommitOptions) -> Result<ContentInfo> {
-        let file = self.file.take().ok_or_else(|| StoreError::InvalidArgument("writer already closed".into()))?;
-        if let Some(expected) = self.expected_size {
-            if expected != self.written {
-                return Err(StoreError::SizeMismatch {
-                    digest: self.expected_name(),
-                    expected,
-                    actual: self.written,
-                });
-            }
-        }
-        let actual = Digest::from_hasher(std::mem::take(&mut self.hasher));
-        if let Some(expected) = &self.expected {
-            if expected != &actual {
-                return Err(StoreError::DigestMismatch { expected: expected.clone(), actual });
-            }
-        }
-        let store = self.store;
-        let _gc = store.gc.read();
-        if let Ok(mut info) = store.info(&actual) {
-            // Already stored: keep the existing file, merge labels, add the lease reference.
-            if !opts.labels.is_empty() {
-                info.labels.extend(opts.labels);
-                info.updated_at = now();
-            }
-            store.record(&info, opts.lease.as_ref().map(|l| (l, false)))?;
-            return Ok(info);
-        }
-        file.sync_all().map_err(StoreError::io("fsync blob"))?;
-        drop(file);
-        let dest = store.blob_path(&actual);
-        fs::rename(&self.tmp, &dest).map_err(StoreError::io(format!("rename into {}", dest.display())))?;
-        sync_dir(&store.root.join("blobs/sha256"))?;
-        let ts = now();
-        let info = ContentInfo {
-            digest: actual,
-            size: self.written,
-            created_at: ts.clone(),
-            updated_at: ts,
-            labels: opts.labels,
-        };
-        store.record(&info, opts.lease.as_ref().map(|l| (l, true)))?;
-        Ok(info)
-    }
-}
-
-impl Write for ContentWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let file = self.file.as_mut().ok_or_else(|| io::Error::other("writer closed"))?;
-        let n = file.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for ContentWriter<'_> {
-    fn drop(&mut self) {
-        // After a successful rename the temp path no longer exists; NotFound is expected then.
-        let _ = fs::remove_file(&self.tmp);
-    }
-}
-
-/// Reads a file through a large buffer; used when streaming blobs out.
-pub fn buffered(file: File) -> BufReader<File> {
-    BufReader::with_capacity(BUF, file)
+/// Reads a blob through a large buffer; used when streaming blobs out.
+pub fn buffered<R: Read>(blob: R) -> BufReader<R> {
+    BufReader::with_capacity(BUF, blob)
 }

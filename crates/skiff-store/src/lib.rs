@@ -16,12 +16,14 @@ mod error;
 pub mod gc;
 mod images;
 mod lease;
+#[cfg(feature = "testing")]
+pub mod testsuite;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-pub use content::{buffered, CommitOptions, ContentInfo, ContentStore, ContentWriter, IngestClaim, LocalContentStore};
+pub use content::{buffered, BlobReader, CommitOptions, ContentInfo, ContentStore, ContentWriter, IngestClaim, LocalContentStore};
 pub use db::{Db, SCHEMA_VERSION};
 pub use digest::Digest;
 pub use error::{Result, StoreError};
