@@ -4,10 +4,10 @@
 //! containers  container/<id>    -> ContainerRecord (json)
 //!             name/<name>       -> <id>        written with compare-and-swap: one holder per name
 //! ```
-//! A create reserves its name, then writes its record with status `creating` before anything is
-//! made for the container, so a crash mid-create leaves a record that says what to clean up on
-//! the next start. Removal deletes the record, then releases the name (only if this id holds it).
-//! A name whose holder has no record (a crash between the two steps) is free again.
+//! A create writes its record with status `creating` before anything is made for the container,
+//! so a crash mid-create leaves a record that says what to clean up on the next start; then it
+//! reserves the name. Removal deletes the record, then releases the name (only if this id holds
+//! it). A name whose holder has no record (a crash between those two steps) is free again.
 
 use std::collections::BTreeMap;
 
@@ -102,34 +102,39 @@ impl Records {
         Ok(())
     }
 
-    /// Reserves the record's name for its id (compare-and-swap: of concurrent creates of one
-    /// name exactly one wins), then writes the record.
+    /// Writes the record, then reserves its name for its id with compare-and-swap: of concurrent
+    /// creates of one name exactly one wins; the others remove their record and are told who
+    /// holds the name. The record comes first so that a holder always has one: a name whose
+    /// holder has no record is stale (a crash between removing a record and releasing its name)
+    /// and is taken over.
     pub fn create(&self, record: &ContainerRecord) -> Result<()> {
+        self.put(record)?;
+        if let Err(e) = self.reserve_name(record) {
+            self.tree().remove(record_key(&record.id))?;
+            self.db.flush()?;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn reserve_name(&self, record: &ContainerRecord) -> Result<()> {
         let key = name_key(&record.name);
         let mut expected: Option<sled::IVec> = None;
         loop {
             match self.tree().compare_and_swap(&key, expected.clone(), Some(record.id.as_bytes()))? {
-                Ok(()) => break,
+                Ok(()) => return Ok(self.db.flush()?),
                 Err(conflict) => {
                     let holder = conflict.current.map(|v| String::from_utf8_lossy(&v).into_owned());
                     match holder {
-                        // Held by a container that has a record: the name is taken.
                         Some(h) if self.tree().contains_key(record_key(&h))? => {
                             return Err(EngineError::NameInUse { name: record.name.clone(), holder: h })
                         }
-                        // Held by an id without a record (a crash between reserving and writing,
-                        // or between removing and releasing): take it over, unless another create
-                        // takes it first (the swap then fails again and we look once more).
+                        // Stale, or released meanwhile: swap again against what is there now.
                         stale => expected = stale.map(|h| sled::IVec::from(h.as_bytes())),
                     }
                 }
             }
         }
-        if let Err(e) = self.put(record) {
-            self.release_name(&record.name, &record.id);
-            return Err(e);
-        }
-        Ok(())
     }
 
     fn release_name(&self, name: &str, id: &str) {

@@ -123,18 +123,22 @@ fn a_container_goes_through_its_lifecycle_and_every_change_is_an_event() {
 fn of_twenty_concurrent_creates_of_one_name_exactly_one_wins() {
     let f = fixture(FakeLauncher::default());
     let _inside = f._runtime.enter();
-    let results: Vec<crate::Result<ContainerRecord>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..20).map(|_| s.spawn(|| create(&f.manager, "only"))).collect();
-        handles.into_iter().map(|h| h.join().expect("thread")).collect()
-    });
-    let winners: Vec<&ContainerRecord> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
-    assert_eq!(winners.len(), 1, "one winner");
-    let holder = &winners[0].id;
-    for err in results.iter().filter_map(|r| r.as_ref().err()) {
-        assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
-        assert_eq!(err.to_string(), format!("container name \"only\" is in use by container {holder}"));
+    for round in 0..5 {
+        let name = format!("only-{round}");
+        let results: Vec<crate::Result<ContainerRecord>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..20).map(|_| s.spawn(|| create(&f.manager, &name))).collect();
+            handles.into_iter().map(|h| h.join().expect("thread")).collect()
+        });
+        let winners: Vec<&ContainerRecord> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        let errors: Vec<String> = results.iter().filter_map(|r| r.as_ref().err()).map(|e| e.to_string()).collect();
+        assert_eq!(winners.len(), 1, "one winner; errors: {errors:?}");
+        let holder = &winners[0].id;
+        for err in results.iter().filter_map(|r| r.as_ref().err()) {
+            assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+            assert_eq!(err.to_string(), format!("container name \"{name}\" is in use by container {holder}"));
+        }
     }
-    assert_eq!(f.manager.records().list().expect("list").len(), 1, "the losers left no record");
+    assert_eq!(f.manager.records().list().expect("list").len(), 5, "the losers left no record");
 }
 
 #[test]
