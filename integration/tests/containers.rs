@@ -155,7 +155,9 @@ fn exit_codes_stdio_tty_and_oom() {
     let oom_id = doc["Id"].as_str().expect("id").to_string();
 
     // Logs are kept in the CRI format and read back per stream.
-    let id = s.cli(&["run", "-d", "--name", "logger", IMAGE, "sh", "-c", "echo one; echo two >&2; printf partial"]).ok().trim().to_string();
+    // stdout and stderr are copied into the log by two threads: their lines are ordered only when
+    // written apart in time, and `--tail 1` must find the last stdout line last.
+    let id = s.cli(&["run", "-d", "--name", "logger", IMAGE, "sh", "-c", "echo two >&2; sleep 0.2; echo one; printf partial"]).ok().trim().to_string();
     assert_eq!(s.cli(&["logs", "-f", "logger"]).ok(), "one\npartial\n");
     let raw = std::fs::read_to_string(state_dir(&s, &id).join("container.log")).expect("log");
     let lines: Vec<&str> = raw.lines().collect();

@@ -10,6 +10,7 @@ use serde::Serialize;
 use skiff_api::v1::{self, content_client::ContentClient};
 use tokio_stream::StreamExt;
 
+use crate::containers::key_values;
 use crate::humanize::human_size;
 use crate::output::{print_rows, ListFormat, Row};
 use crate::{status, Ctx};
@@ -88,15 +89,6 @@ fn row(i: v1::ContentInfo) -> ContentRow {
     ContentRow { digest: i.digest, size: i.size, created_at: i.created_at, labels: i.labels.into_iter().collect() }
 }
 
-fn parse_labels(list: &[String]) -> Result<HashMap<String, String>> {
-    list.iter()
-        .map(|l| match l.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => bail!("label {l:?} must be KEY=VALUE"),
-        })
-        .collect()
-}
-
 async fn copy_blob(client: &mut ContentClient<tonic::transport::Channel>, digest: String, out: &mut dyn Write) -> Result<()> {
     let mut stream = client.read(v1::ReadContentRequest { digest }).await.map_err(status)?.into_inner();
     while let Some(chunk) = stream.next().await {
@@ -167,7 +159,7 @@ pub async fn run(ctx: &Ctx, cmd: ContentCommand) -> Result<()> {
             Ok(())
         }
         ContentCommand::Import { file, digest, label } => {
-            let mut labels = parse_labels(&label)?;
+            let mut labels = key_values(&label, "label")?;
             labels.entry(LABEL_GC_ROOT.into()).or_insert_with(|| "content-import".into());
             let mut reader: Box<dyn Read + Send> = if file.as_os_str() == "-" {
                 Box::new(std::io::stdin())
@@ -198,7 +190,7 @@ pub async fn run(ctx: &Ctx, cmd: ContentCommand) -> Result<()> {
         ContentCommand::Label { digest, labels } => {
             let mut set = HashMap::new();
             let mut remove = Vec::new();
-            for (k, v) in parse_labels(&labels)? {
+            for (k, v) in key_values(&labels, "label")? {
                 if v.is_empty() {
                     remove.push(k);
                 } else {

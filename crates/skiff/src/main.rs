@@ -13,6 +13,7 @@ mod inspect;
 mod progress;
 mod registry;
 mod snapshots;
+mod stored;
 mod template;
 
 use std::path::{Path, PathBuf};

@@ -9,7 +9,7 @@ use skiff_api::v1::{self, images_client::ImagesClient, pull_image_event::Event a
 use tonic::transport::Channel;
 
 use crate::humanize::human_size;
-use crate::images::ContentFlags;
+use crate::stored::{print_stored, ContentFlags};
 use crate::progress::Step;
 use crate::{progress, status};
 
@@ -105,7 +105,7 @@ pub async fn pull(channel: Channel, req: v1::PullImageRequest, quiet: bool) -> R
     })
     .await;
     let _ = multi.clear();
-    crate::images::print_stored(&result?, "fetched", quiet)
+    print_stored(&result?, "fetched", quiet)
 }
 
 pub async fn push(channel: Channel, a: PushArgs) -> Result<()> {

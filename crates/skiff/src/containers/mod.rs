@@ -17,6 +17,7 @@ use crate::output::ListFormat;
 use crate::Ctx;
 
 pub use exec::{exec, ExecArgs};
+pub use flags::key_values;
 pub use inspect::{inspect, inspect_doc, print_docs};
 pub use lifecycle::{kill, rm, start, stop};
 pub use list::ps;

@@ -9,28 +9,14 @@ use clap::ValueEnum;
 use skiff_api::v1::{self, images_client::ImagesClient};
 use tonic::transport::Channel;
 
-use crate::humanize::human_size;
 use crate::progress::{self, Step};
+use crate::stored::{print_stored, summary, ContentFlags};
 use crate::{absolute, status};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum ExportFormat {
     Layout,
     OciArchive,
-}
-
-/// Which content an import or pull stores, and whether it is unpacked.
-#[derive(clap::Args)]
-pub struct ContentFlags {
-    /// Platform whose manifest to take, os/arch[/variant] (default: the daemon's).
-    #[arg(long)]
-    pub platform: Option<String>,
-    /// Take every platform's content.
-    #[arg(long)]
-    pub all_platforms: bool,
-    /// Store the content only; do not unpack the layers into snapshots.
-    #[arg(long)]
-    pub no_unpack: bool,
 }
 
 #[derive(clap::Args)]
@@ -126,28 +112,6 @@ fn stdin_chunks(req: v1::ImportImageRequest) -> tokio_stream::wrappers::Receiver
 }
 
 /// Prints what an import or pull stored: each image, then (unless quiet) a summary on stderr.
-pub fn print_stored(r: &v1::ImportResult, blob_verb: &str, quiet: bool) -> Result<()> {
-    for i in &r.images {
-        outln!("{} {}", i.name, i.target.as_ref().map_or("", |t| t.digest.as_str()))?;
-    }
-    summary(r, blob_verb, quiet);
-    Ok(())
-}
-
-fn summary(r: &v1::ImportResult, blob_verb: &str, quiet: bool) {
-    if !quiet {
-        eprintln!(
-            "{} image(s): {} blob(s) {blob_verb} ({}), {} already stored; {} layer(s) unpacked, {} already unpacked",
-            r.images.len(),
-            r.blobs_written,
-            human_size(r.bytes_written),
-            r.blobs_present,
-            r.layers_unpacked,
-            r.layers_present
-        );
-    }
-}
-
 async fn import_from(channel: Channel, path: Option<PathBuf>, name: Option<String>, base_name: Option<String>, content: ContentFlags, quiet: bool) -> Result<v1::ImportResult> {
     let mut client = ImagesClient::new(channel).max_decoding_message_size(64 << 20);
     let req = v1::ImportImageRequest {

@@ -12,7 +12,7 @@ use tonic::transport::Channel;
 use crate::registry::{PullArgs, PushArgs};
 use crate::{status, template, Ctx};
 
-pub use archive::{load, print_stored, save, ContentFlags, LoadArgs, SaveArgs};
+pub use archive::{load, save, LoadArgs, SaveArgs};
 pub use list::{ls, LsArgs};
 
 #[derive(Subcommand)]
