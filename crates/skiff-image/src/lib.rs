@@ -17,7 +17,9 @@ pub mod platform;
 mod progress;
 pub mod reference;
 pub mod resolve;
+pub mod select;
 pub mod source;
+pub mod stored;
 
 pub use error::{ImageError, Result};
 pub use platform::Platform;
