@@ -9,7 +9,7 @@ use serde_json::Value;
 use skiff_store::{ContentStore, Digest};
 
 use crate::error::{ImageError, Result};
-use crate::media::{Kind, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
+use crate::media::{is_schema1, kind_of, Kind, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
 use crate::model::{available, parse_config, parse_index, parse_manifest, select, Desc};
 use crate::platform::Platform;
 use crate::resolve::{config_platform, read_json};
@@ -98,7 +98,10 @@ impl Walk<'_> {
             self.push_blob(c);
         }
         self.push_blob(desc);
-        self.out.platforms.insert(platform.to_string());
+        // A config that names no platform adds none (and does not block any).
+        if !platform.os.is_empty() && !platform.architecture.is_empty() {
+            self.out.platforms.insert(platform.to_string());
+        }
         Ok(true)
     }
 
@@ -125,6 +128,12 @@ impl Walk<'_> {
                 let index = parse_index(&bytes, desc)?;
                 let mut kept = Vec::new();
                 for (i, entry) in index.manifests.iter().enumerate() {
+                    // An entry Skiff cannot take (an artifact, schema 1) was never imported: it is
+                    // left out like any other entry whose content is not here.
+                    if !matches!(kind_of(&entry.media_type), Some(Kind::Index | Kind::Manifest)) || is_schema1(&entry.media_type) {
+                        self.out.missing.push(entry.clone());
+                        continue;
+                    }
                     if let Some(d) = self.keep(entry, depth + 1)? {
                         kept.push((i, d));
                     }
@@ -205,10 +214,13 @@ pub fn stored_platform(content: &dyn ContentStore, target: &Desc, platform: &Pla
                     });
                 }
                 // An entry without a platform (or an image that is one manifest) says it in its config.
-                if current.platform.is_none() {
-                    let own = walk.out.platforms.iter().next().cloned().unwrap_or_default();
+                if let Some(own) = walk.out.platforms.iter().next().filter(|_| current.platform.is_none()) {
                     if !own.parse::<Platform>().is_ok_and(|p| platform.matches(&p)) {
-                        return Err(ImageError::NoMatchingPlatform { platform: platform.to_string(), digest: target.digest.to_string(), available: own });
+                        return Err(ImageError::NoMatchingPlatform {
+                            platform: platform.to_string(),
+                            digest: target.digest.to_string(),
+                            available: own.clone(),
+                        });
                     }
                 }
                 return Ok(walk.out.with_top(current));

@@ -186,6 +186,40 @@ fn an_archive_naming_two_images_alike_is_refused() {
     assert_empty(&store);
 }
 
+#[test]
+fn an_index_entry_skiff_cannot_take_is_left_out_not_fatal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(dir.path());
+    let layout = dir.path().join("l");
+    let built = write_layout(&spec("example.com/art:1", &["linux/amd64", "linux/arm64"]), &layout).expect("layout");
+    // Add an artifact entry (as signing tools attach) to the index, and rename everything to match.
+    let old = built.top["digest"].as_str().expect("digest").to_string();
+    let blobs = layout.join("blobs/sha256");
+    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(blobs.join(old.trim_start_matches("sha256:"))).expect("index")).expect("json");
+    index["manifests"].as_array_mut().expect("manifests").push(serde_json::json!({
+        "mediaType": "application/vnd.example.signature.v1+json",
+        "digest": format!("sha256:{}", "e".repeat(64)),
+        "size": 10,
+    }));
+    let bytes = serde_json::to_vec(&index).expect("json");
+    let digest = skiff_testimage::sha256(&bytes);
+    std::fs::write(blobs.join(digest.trim_start_matches("sha256:")), &bytes).expect("write index");
+    let mut top = built.top.clone();
+    top["digest"] = serde_json::Value::String(digest.clone());
+    top["size"] = serde_json::Value::from(bytes.len());
+    let layout_index = serde_json::json!({"schemaVersion": 2, "manifests": [top]});
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&layout_index).expect("json")).expect("index.json");
+
+    let rec = import_as(&store, &layout, Some("linux/amd64")).expect("import one platform").remove(0);
+    assert_eq!(rec.platforms, set(&["linux/amd64"]));
+    let part = stored(store.content(), &Desc::from_store(&rec.target)).expect("stored");
+    assert_eq!(part.missing.len(), 2, "arm64 and the artifact");
+    let out = dir.path().join("out");
+    export(&store, &[rec], &out, ExportFormat::Layout, &ExportOptions::default(), &NoProgress).expect("export");
+    let other = store_at(dir.path(), "other");
+    import_as(&other, &out, None).expect("the export holds what it names");
+}
+
 fn store_at(dir: &Path, name: &str) -> Store {
     store(&dir.join(name))
 }
