@@ -22,9 +22,8 @@ use crate::model::{available, index_labels, manifest_labels, parse_config, parse
 use crate::platform::Platform;
 use crate::progress::{Counting, Progress};
 use crate::reference::normalize;
-use crate::resolve::resolve;
 use crate::source::{open_source, Source};
-use crate::stored::stored;
+use crate::record::image_record;
 
 /// Annotation naming an image, as containerd and Docker write it in `index.json`.
 pub const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";
@@ -309,39 +308,6 @@ pub fn commit_plan(
             Err(e)
         }
     }
-}
-
-/// The record an import or pull writes for `name`. Its platform set is what is stored of `target`
-/// now, so it grows with each platform pulled. When the image already had this target, it keeps
-/// the platform its annotations were collected for (while that is still stored): adding a platform
-/// must not change what an existing record says.
-fn image_record(store: &Store, name: &str, target: &Desc, opts: &ImportOptions) -> Result<ImageRecord> {
-    let platforms = stored(store.content(), target)?.platforms;
-    let previous = match store.images().get(name) {
-        Ok(old) => Some(old),
-        Err(e) if e.is_not_found() => None,
-        Err(e) => return Err(e.into()),
-    };
-    let kept = previous
-        .filter(|old| old.target.digest == target.digest && platforms.contains(&old.platform))
-        .and_then(|old| old.platform.parse::<Platform>().ok());
-    let primary = kept.unwrap_or_else(|| opts.platform.clone());
-    let (annotations, platform) = match resolve(store.content(), target, &primary) {
-        Ok(r) => (r.annotations, primary.to_string()),
-        // An --all-platforms import of an image with no manifest for this host.
-        Err(ImageError::NoMatchingPlatform { .. }) if opts.all_platforms => Default::default(),
-        Err(e) => return Err(e),
-    };
-    Ok(ImageRecord {
-        name: name.to_string(),
-        target: target.to_store(),
-        created_at: String::new(),
-        updated_at: String::new(),
-        labels: BTreeMap::new(),
-        platform,
-        platforms,
-        annotations,
-    })
 }
 
 fn ingest_plan(

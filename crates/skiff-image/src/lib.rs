@@ -15,6 +15,7 @@ pub mod media;
 pub mod model;
 pub mod platform;
 mod progress;
+mod record;
 pub mod reference;
 pub mod resolve;
 pub mod select;
