@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 pub mod faults;
+pub mod layout;
 pub mod registry;
 
 /// Directory holding the workspace's binaries (`target/<profile>`).

@@ -249,6 +249,7 @@ pub fn annotate(store: &Store, src: &ImageRecord, dst: &str, edits: &[Edit], pla
             updated_at: String::new(),
             labels: src.labels.clone(),
             platform: platform.to_string(),
+            platforms: crate::stored::stored(store.content(), &new_target)?.platforms,
             annotations: resolved.annotations,
         };
         Ok(store.images().put(record, Some(&lease.id))?)

@@ -1,5 +1,7 @@
 //! Exporting images as an OCI layout directory or an oci-archive tar. Blobs are copied byte for
-//! byte from the store, so a round trip through export and import keeps every digest.
+//! byte from the store, so a round trip through export and import keeps every digest — except an
+//! index that names platforms not stored here, which is exported rewritten to list only those that
+//! are, so that the archive holds every blob it names.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
@@ -10,13 +12,13 @@ use skiff_store::{buffered, ContentStore, ImageRecord, Store};
 
 use crate::error::{ImageError, Result};
 use crate::import::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
-use crate::source::blob_path;
-use crate::media::{Kind, MAX_MANIFEST_SIZE, OCI_INDEX, OCI_LAYOUT_VERSION};
-use crate::model::{parse_index, parse_manifest, Desc};
+use crate::media::{OCI_INDEX, OCI_LAYOUT_VERSION};
+use crate::model::Desc;
 use crate::platform::Platform;
 use crate::progress::{Counting, Progress};
 use crate::reference::Reference;
-use crate::resolve::read_json;
+use crate::source::blob_path;
+use crate::stored::{stored, stored_platform, Stored};
 
 /// The export's shape on disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,91 +32,67 @@ pub enum ExportFormat {
 /// Which platforms to export.
 #[derive(Clone, Debug, Default)]
 pub struct ExportOptions {
-    /// Only this platform's manifest (with the index that lists it). Default: every manifest whose
-    /// content is in the store.
+    /// Only this platform's manifest, which becomes the image's `index.json` entry. Default: every
+    /// manifest whose content is in the store, under an index that lists only those.
     pub platform: Option<Platform>,
 }
 
-/// Collects the blobs below `desc` that the export needs, children before parents.
-fn collect(store: &dyn ContentStore, desc: &Desc, opts: &ExportOptions, required: bool, out: &mut Vec<Desc>) -> Result<bool> {
-    let present = |d: &Desc| store.info(&d.digest).is_ok();
-    match desc.kind("manifest")? {
-        Kind::Index => {
-            let index = parse_index(&read_json(store, desc, MAX_MANIFEST_SIZE)?, desc)?;
-            let mut any = false;
-            for m in &index.manifests {
-                let wanted = match (&opts.platform, &m.platform) {
-                    (Some(want), Some(p)) => want.matches(p),
-                    (Some(_), None) => false,
-                    (None, _) => true,
-                };
-                if wanted {
-                    any |= collect(store, m, opts, opts.platform.is_some(), out)?;
-                }
-            }
-            if !any {
-                return Err(ImageError::MissingBlob {
-                    what: "manifest",
-                    digest: format!("for {} in {}", opts.platform.as_ref().map_or("any platform".into(), |p| p.to_string()), desc.digest),
-                    source_name: "the content store".into(),
-                });
-            }
-            out.push(desc.clone());
-            Ok(true)
-        }
-        Kind::Manifest => {
-            if !present(desc) && !required {
-                return Ok(false);
-            }
-            let manifest = parse_manifest(&read_json(store, desc, MAX_MANIFEST_SIZE)?, desc)?;
-            let children: Vec<&Desc> = std::iter::once(&manifest.config).chain(&manifest.layers).collect();
-            if let Some(missing) = children.iter().find(|c| !present(c)) {
-                if !required {
-                    tracing::debug!(manifest = %desc.digest, missing = %missing.digest, "skipping manifest whose content is not stored");
-                    return Ok(false);
-                }
-                return Err(ImageError::MissingBlob {
-                    what: "blob",
-                    digest: missing.digest.to_string(),
-                    source_name: "the content store".into(),
-                });
-            }
-            out.extend(children.into_iter().cloned());
-            out.push(desc.clone());
-            Ok(true)
-        }
-        other => Err(ImageError::malformed("image", &desc.digest, format!("cannot export a {other:?}"))),
+/// The stored part of `record` that an export writes, per `opts`.
+fn part(store: &dyn ContentStore, record: &ImageRecord, opts: &ExportOptions) -> Result<Stored> {
+    let target = Desc::from_store(&record.target);
+    let part = match &opts.platform {
+        Some(p) => stored_platform(store, &target, p)?,
+        None => stored(store, &target)?,
+    };
+    if !part.missing.is_empty() {
+        tracing::info!(image = %record.name, missing = %part.missing_platforms(), index = %part.top.digest,
+            "exporting an index of the stored platforms only");
     }
+    Ok(part)
 }
 
-/// The stored blobs of the image at `target`, children before parents: what export writes and
-/// push uploads. Manifests of other platforms whose content is not stored are left out.
-pub fn image_blobs(store: &dyn ContentStore, target: &Desc, opts: &ExportOptions) -> Result<Vec<Desc>> {
-    let mut out = Vec::new();
-    collect(store, target, opts, true, &mut out)?;
-    let mut seen = HashSet::new();
-    out.retain(|b| seen.insert(b.digest.clone()));
-    Ok(out)
+/// What `org.opencontainers.image.ref.name` says for each record. OCI tools pick an image of a
+/// layout by this name, so it must tell the images apart: the tag alone, as containerd and Docker
+/// write it, where no other image in the export has that tag; else (and for an image named by
+/// digest) the full reference, which the OCI grammar for ref.name also allows.
+fn ref_names(records: &[&ImageRecord]) -> Vec<String> {
+    let tags: Vec<Option<String>> = records.iter().map(|r| r.name.parse::<Reference>().ok().and_then(|r| r.tag)).collect();
+    tags.iter()
+        .zip(records)
+        .map(|(tag, r)| match tag {
+            Some(t) if tags.iter().filter(|o| o.as_ref() == Some(t)).count() == 1 => t.clone(),
+            _ => r.name.clone(),
+        })
+        .collect()
 }
 
-/// The `index.json` entry for an image: its target with name annotations.
-fn index_entry(record: &ImageRecord) -> serde_json::Value {
+/// The `index.json` entry for an image: the top of its stored part, with the record's descriptor
+/// annotations (under the manifest entry's own, for one platform) and the name annotations.
+fn index_entry(record: &ImageRecord, part: &Stored, ref_name: &str) -> serde_json::Value {
     let mut annotations: BTreeMap<String, String> = record.target.annotations.clone();
-    annotations.insert(ANNOTATION_IMAGE_NAME.into(), record.name.clone());
-    if let Ok(r) = record.name.parse::<Reference>() {
-        if let Some(tag) = r.tag {
-            annotations.insert(ANNOTATION_REF_NAME.into(), tag);
-        }
+    if part.top.digest != record.target.digest {
+        annotations.extend(part.top.annotations.clone());
     }
-    serde_json::json!({
-        "mediaType": record.target.media_type,
-        "digest": record.target.digest.to_string(),
-        "size": record.target.size,
+    annotations.insert(ANNOTATION_IMAGE_NAME.into(), record.name.clone());
+    annotations.insert(ANNOTATION_REF_NAME.into(), ref_name.to_string());
+    let mut entry = serde_json::json!({
+        "mediaType": part.top.media_type,
+        "digest": part.top.digest.to_string(),
+        "size": part.top.size,
         "annotations": annotations,
-    })
+    });
+    if let Some(p) = &part.top.platform {
+        let mut platform = serde_json::json!({"architecture": p.architecture, "os": p.os});
+        if let Some(v) = &p.variant {
+            platform["variant"] = serde_json::Value::String(v.clone());
+        }
+        entry["platform"] = platform;
+    }
+    entry
 }
 
-/// Writes `records` to `dest`. The result appears at `dest` only when complete.
+/// Writes `records` to `dest`. The result appears at `dest` only when complete, and every
+/// descriptor in it names a blob it holds.
 pub fn export(
     store: &Store,
     records: &[ImageRecord],
@@ -123,23 +101,26 @@ pub fn export(
     opts: &ExportOptions,
     progress: &dyn Progress,
 ) -> Result<u64> {
+    let mut names = HashSet::new();
+    let records: Vec<&ImageRecord> = records.iter().filter(|r| names.insert(r.name.clone())).collect();
     if records.is_empty() {
         return Err(ImageError::InvalidArgument("no images to export".into()));
     }
     if dest.exists() {
         return Err(ImageError::InvalidArgument(format!("{} already exists", dest.display())));
     }
-    let mut blobs = Vec::new();
-    for r in records {
-        blobs.extend(image_blobs(store.content(), &Desc::from_store(&r.target), opts)?);
+    let mut blobs = Blobs::default();
+    let mut entries = Vec::new();
+    for (r, ref_name) in records.iter().zip(ref_names(&records)) {
+        let part = part(store.content(), r, opts)?;
+        entries.push(index_entry(r, &part, &ref_name));
+        blobs.add(part);
     }
-    let mut seen = HashSet::new();
-    blobs.retain(|b| seen.insert(b.digest.clone()));
-    progress.total(blobs.iter().map(|b| b.size).sum());
+    progress.total(blobs.stored.iter().map(|b| b.size).sum::<u64>() + blobs.made.iter().map(|(d, _)| d.size).sum::<u64>());
     let index = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
-        "manifests": records.iter().map(index_entry).collect::<Vec<_>>(),
+        "manifests": entries,
     });
     let index_bytes = serde_json::to_vec(&index).map_err(|e| ImageError::InvalidArgument(e.to_string()))?;
     let layout = format!("{{\"imageLayoutVersion\":\"{OCI_LAYOUT_VERSION}\"}}");
@@ -155,20 +136,51 @@ pub fn export(
         let _ = fs::remove_dir_all(&tmp).or_else(|_| fs::remove_file(&tmp));
         return Err(e);
     }
-    Ok(blobs.len() as u64)
+    Ok(blobs.len())
 }
 
-fn write_layout(store: &Store, blobs: &[Desc], dir: &Path, layout: &[u8], index: &[u8], progress: &dyn Progress) -> Result<u64> {
+/// The blobs of an export, each once: from the store, and indexes made for it.
+#[derive(Default)]
+struct Blobs {
+    stored: Vec<Desc>,
+    made: Vec<(Desc, Vec<u8>)>,
+    seen: HashSet<skiff_store::Digest>,
+}
+
+impl Blobs {
+    fn add(&mut self, part: Stored) {
+        for b in part.blobs {
+            if self.seen.insert(b.digest.clone()) {
+                self.stored.push(b);
+            }
+        }
+        for (d, bytes) in part.made {
+            if self.seen.insert(d.digest.clone()) {
+                self.made.push((d, bytes));
+            }
+        }
+    }
+
+    fn len(&self) -> u64 {
+        (self.stored.len() + self.made.len()) as u64
+    }
+}
+
+fn write_layout(store: &Store, blobs: &Blobs, dir: &Path, layout: &[u8], index: &[u8], progress: &dyn Progress) -> Result<u64> {
     let io_err = |what: &str| ImageError::io(format!("write {what} under {}", dir.display()));
     fs::create_dir_all(dir.join("blobs/sha256")).map_err(io_err("blobs/sha256"))?;
-    for b in blobs {
+    for b in &blobs.stored {
         let mut src = Counting::new(buffered(store.content().open(&b.digest)?), progress);
         let mut out = File::create(dir.join(blob_path(b))).map_err(io_err(&blob_path(b)))?;
         io::copy(&mut src, &mut out).map_err(io_err(&blob_path(b)))?;
     }
+    for (d, bytes) in &blobs.made {
+        fs::write(dir.join(blob_path(d)), bytes).map_err(io_err(&blob_path(d)))?;
+        progress.advance(d.size);
+    }
     fs::write(dir.join("oci-layout"), layout).map_err(io_err("oci-layout"))?;
     fs::write(dir.join("index.json"), index).map_err(io_err("index.json"))?;
-    Ok(blobs.len() as u64)
+    Ok(blobs.len())
 }
 
 fn header(size: u64, mode: u32, kind: tar::EntryType) -> tar::Header {
@@ -182,7 +194,7 @@ fn header(size: u64, mode: u32, kind: tar::EntryType) -> tar::Header {
     h
 }
 
-fn write_archive(store: &Store, blobs: &[Desc], path: &Path, layout: &[u8], index: &[u8], progress: &dyn Progress) -> Result<u64> {
+fn write_archive(store: &Store, blobs: &Blobs, path: &Path, layout: &[u8], index: &[u8], progress: &dyn Progress) -> Result<u64> {
     let io_err = || ImageError::io(format!("write {}", path.display()));
     let file = File::create(path).map_err(io_err())?;
     let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, file));
@@ -190,13 +202,17 @@ fn write_archive(store: &Store, blobs: &[Desc], path: &Path, layout: &[u8], inde
     for dir in ["blobs/", "blobs/sha256/"] {
         tar.append_data(&mut header(0, 0o755, tar::EntryType::Directory), dir, io::empty()).map_err(io_err())?;
     }
-    for b in blobs {
+    for b in &blobs.stored {
         let src = Counting::new(buffered(store.content().open(&b.digest)?), progress);
         tar.append_data(&mut header(b.size, 0o644, tar::EntryType::Regular), blob_path(b), src.take(b.size)).map_err(io_err())?;
+    }
+    for (d, bytes) in &blobs.made {
+        tar.append_data(&mut header(d.size, 0o644, tar::EntryType::Regular), blob_path(d), &bytes[..]).map_err(io_err())?;
+        progress.advance(d.size);
     }
     tar.append_data(&mut header(index.len() as u64, 0o644, tar::EntryType::Regular), "index.json", index).map_err(io_err())?;
     let mut out = tar.into_inner().map_err(io_err())?;
     out.flush().map_err(io_err())?;
     out.get_ref().sync_all().map_err(io_err())?;
-    Ok(blobs.len() as u64)
+    Ok(blobs.len())
 }

@@ -22,8 +22,8 @@ use crate::model::{available, index_labels, manifest_labels, parse_config, parse
 use crate::platform::Platform;
 use crate::progress::{Counting, Progress};
 use crate::reference::normalize;
-use crate::resolve::resolve;
 use crate::source::{open_source, Source};
+use crate::record::image_record;
 
 /// Annotation naming an image, as containerd and Docker write it in `index.json`.
 pub const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";
@@ -245,6 +245,20 @@ fn plan_oci(src: &dyn Source, opts: &ImportOptions) -> Result<Plan> {
         let mut target = entry.clone();
         target.annotations.remove(ANNOTATION_IMAGE_NAME);
         target.annotations.remove(ANNOTATION_REF_NAME);
+        // Two entries that name different images the same (two repositories' `v1` under one
+        // --base-name): storing both would leave whichever came last, silently.
+        if let Some((_, other)) = plan.images.iter().find(|(n, t)| *n == name && t.digest != target.digest) {
+            return Err(ImageError::InvalidArchive {
+                path: src.name().into(),
+                reason: format!(
+                    "two images are both named {name} ({} and {}); their index.json names (io.containerd.image.name or a full org.opencontainers.image.ref.name) must tell them apart",
+                    other.digest, target.digest
+                ),
+            });
+        }
+        if plan.images.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
         plan.images.push((name, target));
     }
     Ok(plan)
@@ -273,28 +287,13 @@ pub fn commit_plan(
     };
     match ingest_plan(store, src, &plan, &lease.id, opts, progress) {
         Ok(mut report) => {
-            let mut records = Vec::new();
-            for (name, target) in &plan.images {
-                let resolved = resolve(store.content(), target, &opts.platform);
-                let (annotations, platform) = match resolved {
-                    Ok(r) => (r.annotations, opts.platform.to_string()),
-                    // An --all-platforms import of an image with no manifest for this host.
-                    Err(ImageError::NoMatchingPlatform { .. }) if opts.all_platforms => Default::default(),
-                    Err(e) => {
-                        store.release_lease(&lease.id)?;
-                        return Err(e);
-                    }
-                };
-                records.push(ImageRecord {
-                    name: name.clone(),
-                    target: target.to_store(),
-                    created_at: String::new(),
-                    updated_at: String::new(),
-                    labels: BTreeMap::new(),
-                    platform,
-                    annotations,
-                });
-            }
+            let records = match plan.images.iter().map(|(name, target)| image_record(store, name, target, opts)).collect::<Result<Vec<_>>>() {
+                Ok(records) => records,
+                Err(e) => {
+                    store.release_lease(&lease.id)?;
+                    return Err(e);
+                }
+            };
             report.images = store.images().put_all(records, Some(&lease.id))?;
             Ok(report)
         }

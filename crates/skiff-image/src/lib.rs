@@ -15,9 +15,12 @@ pub mod media;
 pub mod model;
 pub mod platform;
 mod progress;
+mod record;
 pub mod reference;
 pub mod resolve;
+pub mod select;
 pub mod source;
+pub mod stored;
 
 pub use error::{ImageError, Result};
 pub use platform::Platform;

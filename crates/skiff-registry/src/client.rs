@@ -17,6 +17,7 @@ use skiff_store::Digest;
 use crate::auth::{parse_challenge, AuthConfig, Credentials};
 use crate::error::{RegistryError, Result, Target};
 use crate::hosts::{Capabilities, Endpoint, Hosts};
+use crate::tls::{answered_plain_http, PLAIN_HTTP_ANSWER};
 
 /// Media types a manifest request accepts (schema 1 only so that it can be refused by name).
 pub const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
@@ -177,6 +178,8 @@ impl Client {
                 req = req.header(AUTHORIZATION, h.as_str());
             }
             let failure = match req.send() {
+                // Not retried: the registry will answer in HTTP every time.
+                Err(e) if answered_plain_http(&e) => return Err(target.protocol(format!("request to {}: {PLAIN_HTTP_ANSWER}", remote.endpoint.base))),
                 Err(e) => target.transport(format!("request to {}", remote.endpoint.base), e),
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
                 Ok(resp) if resp.status().as_u16() == 401 && !answered_challenge => {
@@ -224,7 +227,13 @@ impl Client {
         if let Some(c) = &self.credentials {
             req = req.basic_auth(&c.username, Some(&c.password));
         }
-        let resp = req.send().map_err(|e| target.transport(format!("token request to {realm}"), e))?;
+        let resp = req.send().map_err(|e| {
+            if answered_plain_http(&e) {
+                target.protocol(format!("token request to {realm}: {PLAIN_HTTP_ANSWER}"))
+            } else {
+                target.transport(format!("token request to {realm}"), e)
+            }
+        })?;
         if !resp.status().is_success() {
             let status = resp.status().as_u16();
             return Err(target.http(if status == 403 { 403 } else { 401 }, format!("token service {realm}: {}", body_message(resp))));

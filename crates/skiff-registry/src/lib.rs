@@ -12,6 +12,7 @@ pub mod hosts;
 pub mod pull;
 pub mod push;
 pub mod source;
+mod tls;
 
 pub use auth::{AuthConfig, Credentials};
 pub use client::{Access, Client, ClientOptions};

@@ -1,13 +1,13 @@
-//! Push: upload the blobs a registry does not have (HEAD first; a cross-repository mount when the
-//! blob came from another repository of the same host), then the manifests, children first, the
-//! image's own manifest or index last under its tag.
+//! Push: check that everything to send is stored, then upload the blobs a registry does not have
+//! (HEAD first; a cross-repository mount when the blob came from another repository of the same
+//! host), then the manifests, children first, the image's own manifest or index last under its tag.
 
 use reqwest::blocking::Body;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
-use skiff_image::export::{image_blobs, ExportOptions};
 use skiff_image::media::{kind_of, Kind, MAX_MANIFEST_SIZE};
-use skiff_image::model::Desc;
-use skiff_image::{Platform, Progress, Reference};
+use skiff_image::model::{parse_index, Desc};
+use skiff_image::stored::{stored, stored_platform, Stored};
+use skiff_image::{ImageError, Platform, Progress, Reference};
 use skiff_store::{ContentStore, ImageRecord, Store};
 
 use crate::client::{Access, Client, ClientOptions};
@@ -87,6 +87,71 @@ fn upload_blob(store: &Store, client: &Client, desc: &Desc) -> Result<Sent> {
     Ok(Sent::Uploaded)
 }
 
+/// What a push sends, decided before anything is sent. With a platform, that platform's manifest
+/// alone goes under the tag (as `ctr push --platform` and `skopeo copy` do); without one, the whole
+/// image, which needs every platform of its index stored: a registry refuses an index whose
+/// manifests it lacks, and would be left with the blobs and no tag.
+pub fn push_plan(store: &Store, record: &ImageRecord, platform: Option<&Platform>) -> skiff_image::Result<Stored> {
+    let target = Desc::from_store(&record.target);
+    let part = match platform {
+        Some(p) => stored_platform(store.content(), &target, p)?,
+        None => stored(store.content(), &target)?,
+    };
+    if !part.missing.is_empty() {
+        return Err(ImageError::MissingBlob {
+            what: "content",
+            digest: format!("of {} for {}", record.name, part.missing_platforms()),
+            source_name: format!(
+                "the content store (a registry refuses an index whose manifests it lacks): pull every platform first \
+                 (skiff images pull --all-platforms {}) or push one with --platform",
+                record.name
+            ),
+        });
+    }
+    Ok(part)
+}
+
+/// The image a push of `name` sends when `name` is `REPO@sha256:…`: the image of that repository
+/// (else any) whose target has the digest, or a platform manifest listed by such an image's index.
+/// The record returned is named `name`, so that by default the push goes by digest, untagged.
+/// `None` when `name` has no digest or names a record as it is.
+pub fn push_source(store: &Store, name: &str) -> skiff_image::Result<Option<ImageRecord>> {
+    let Ok(reference) = name.parse::<Reference>() else { return Ok(None) };
+    let Some(digest) = reference.digest.clone() else { return Ok(None) };
+    let full = reference.to_string();
+    match store.images().get(&full) {
+        Ok(_) => return Ok(None),
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut records = store.images().list()?;
+    // Prefer the images of the same repository.
+    records.sort_by_key(|r| r.name.parse::<Reference>().map_or(true, |o| o.name() != reference.name()));
+    let as_source = |mut r: ImageRecord, target: skiff_store::Descriptor, platforms| {
+        r.name = full.clone();
+        r.target = target;
+        r.platforms = platforms;
+        r
+    };
+    if let Some(r) = records.iter().find(|r| r.target.digest == digest) {
+        return Ok(Some(as_source(r.clone(), r.target.clone(), r.platforms.clone())));
+    }
+    for r in &records {
+        let target = Desc::from_store(&r.target);
+        if kind_of(&target.media_type) != Some(Kind::Index) || store.content().info(&target.digest).is_err() {
+            continue;
+        }
+        let index = parse_index(&store.content().read_verified(&target.digest, MAX_MANIFEST_SIZE)?, &target)?;
+        if let Some(entry) = index.manifests.iter().find(|m| m.digest == digest) {
+            let platforms = entry.platform.iter().map(|p| p.to_string()).collect();
+            let mut desc = entry.to_store();
+            desc.annotations.clear();
+            return Ok(Some(as_source(r.clone(), desc, platforms)));
+        }
+    }
+    Err(skiff_store::StoreError::NotFound { kind: "image with digest", name: full }.into())
+}
+
 /// Pushes the stored image `record` as `destination`.
 pub fn push(
     store: &Store,
@@ -97,16 +162,21 @@ pub fn push(
     progress: &dyn Progress,
 ) -> skiff_image::Result<PushReport> {
     let reference = destination.parse::<Reference>()?.with_default_tag();
+    let part = push_plan(store, record, platform.as_ref())?;
+    if let Some(d) = reference.digest.as_ref().filter(|d| **d != part.top.digest) {
+        return Err(ImageError::InvalidArgument(format!(
+            "destination {reference} names digest {d}, but what {} pushes is {}",
+            record.name, part.top.digest
+        )));
+    }
     let client = Client::new(&reference, client_opts, Access::Push)?;
-    let target = Desc::from_store(&record.target);
-    let blobs = image_blobs(store.content(), &target, &ExportOptions { platform })?;
-    progress.total(blobs.iter().map(|b| b.size).sum());
+    progress.total(part.blobs.iter().map(|b| b.size).sum());
     let mut report = PushReport::default();
-    for b in &blobs {
+    for b in &part.blobs {
         match kind_of(&b.media_type) {
             Some(Kind::Index | Kind::Manifest) => {
                 let bytes = store.content().read_verified(&b.digest, MAX_MANIFEST_SIZE)?;
-                let object = match (&reference.tag, b.digest == target.digest) {
+                let object = match (&reference.tag, b.digest == part.top.digest) {
                     (Some(tag), true) => tag.clone(),
                     _ => b.digest.to_string(),
                 };

@@ -1,8 +1,10 @@
 //! Image annotations into the runtime spec — Skiff's headline feature.
 //!
-//! Merged lowest precedence first: index → manifest-descriptor → manifest (the image levels) →
-//! request annotations (CLI `--annotation`, later CRI pod/container annotations) → keys the manager
-//! sets itself. Values pass through byte for byte. From the image, reserved keys (the manager's own
+//! Merged lowest precedence first: index-descriptor (the OCI layout's `index.json` entry) → index →
+//! manifest-descriptor → manifest (the image levels) → request annotations (CLI `--annotation`, later
+//! CRI pod/container annotations) → keys the manager sets itself. The layout's naming keys
+//! (`io.containerd.image.name`, `org.opencontainers.image.ref.name`) name the image, not the
+//! container, and are never carried. Values pass through byte for byte. From the image, reserved keys (the manager's own
 //! `io.kubernetes.cri.*` and `io.skiff.*`) are always dropped, and so, by default, are prefixes that
 //! low-level runtimes read as privileged options; the policy's allow/deny globs filter the rest, and
 //! `enabled = false` takes no image annotations at all. Every drop is logged.
@@ -17,6 +19,9 @@ use crate::error::{Result, RuntimeError};
 /// Key prefixes only the manager may set.
 pub const RESERVED_PREFIXES: &[&str] = &["io.kubernetes.cri.", "io.skiff."];
 
+/// Keys an OCI layout's `index.json` entry uses to name the image (containerd's and the OCI one).
+pub const NAMING_KEYS: &[&str] = &["io.containerd.image.name", "org.opencontainers.image.ref.name"];
+
 /// Prefixes that runtimes interpret as privileged options, never taken from an image by default.
 pub const DEFAULT_DENY_PREFIXES: &[&str] = &["org.systemd.property.", "run.oci.", "io.kubernetes.cri-o.", "io.katacontainers.config."];
 
@@ -24,6 +29,7 @@ pub const DEFAULT_DENY_PREFIXES: &[&str] = &["org.systemd.property.", "run.oci."
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Source {
+    IndexDescriptor,
     Index,
     ManifestDescriptor,
     Manifest,
@@ -96,11 +102,18 @@ pub fn merge(
     let allow = patterns(&policy.allow)?;
     let deny = patterns(&policy.deny)?;
     let mut out = Effective::default();
-    let levels = [(Source::Index, &image.index), (Source::ManifestDescriptor, &image.manifest_descriptor), (Source::Manifest, &image.manifest)];
+    let levels = [
+        (Source::IndexDescriptor, &image.index_descriptor),
+        (Source::Index, &image.index),
+        (Source::ManifestDescriptor, &image.manifest_descriptor),
+        (Source::Manifest, &image.manifest),
+    ];
     for (source, map) in levels {
         for (key, value) in map {
             let refusal = if !policy.enabled {
                 Some("image annotations are disabled for this runtime".to_string())
+            } else if NAMING_KEYS.contains(&key.as_str()) {
+                Some("names the image in an OCI layout; not a container annotation".to_string())
             } else if reserved(key) {
                 Some("reserved for the manager; an image may not set it".to_string())
             } else if policy.default_deny && DEFAULT_DENY_PREFIXES.iter().any(|p| key.starts_with(p)) {
@@ -161,7 +174,14 @@ mod tests {
 
     fn image() -> ImageAnnotations {
         ImageAnnotations {
-            index_descriptor: map(&[("outer", "not carried")]),
+            index_descriptor: map(&[
+                ("outer", "carried"),
+                ("level", "index-descriptor"),
+                ("only.id", "id"),
+                ("io.containerd.image.name", "docker.io/library/x:1"),
+                ("org.opencontainers.image.ref.name", "1"),
+                ("io.skiff.from-layout", "spoofed"),
+            ]),
             index: map(&[("level", "index"), ("only.index", "i"), ("com.urunc.unikernel.type", "from-index")]),
             manifest_descriptor: map(&[("level", "manifest-descriptor"), ("only.md", "md")]),
             manifest: map(&[
@@ -189,15 +209,55 @@ mod tests {
         assert!(!e.annotations.contains_key("io.skiff.image.name"));
         assert!(!e.annotations.contains_key("org.systemd.property.CPUWeight"));
         assert!(!e.annotations.contains_key("run.oci.seccomp.receiver"));
-        assert!(!e.annotations.contains_key("outer"), "the layout's index-descriptor level is not an image level here");
+        assert_eq!(e.annotations["outer"], "carried");
+        assert_eq!(e.sources["outer"], Source::IndexDescriptor);
         let dropped: Vec<&str> = e.dropped.iter().map(|d| d.key.as_str()).collect();
-        for k in ["io.kubernetes.cri.container-type", "io.skiff.image.name", "org.systemd.property.CPUWeight", "run.oci.seccomp.receiver"] {
+        for k in [
+            "io.kubernetes.cri.container-type",
+            "io.skiff.image.name",
+            "org.systemd.property.CPUWeight",
+            "run.oci.seccomp.receiver",
+            "io.skiff.from-layout",
+            "io.containerd.image.name",
+            "org.opencontainers.image.ref.name",
+        ] {
             assert!(dropped.contains(&k), "{k} dropped: {dropped:?}");
+        }
+        for k in NAMING_KEYS {
+            assert!(!e.annotations.contains_key(*k), "{k} is never carried");
         }
         // A request cannot spoof reserved keys either.
         let spoof = map(&[("io.skiff.image.name", "x")]);
         let e = merge(&ImageAnnotations::default(), &spoof, &BTreeMap::new(), &ImageAnnotationPolicy::default()).expect("merge");
         assert!(e.annotations.is_empty());
+    }
+
+    #[test]
+    fn index_descriptor_is_the_lowest_image_level() {
+        // The levels up to `top` all set "k"; the highest of them must win.
+        let upto = |top: usize| {
+            let mut i = ImageAnnotations::default();
+            let maps = [&mut i.index_descriptor, &mut i.index, &mut i.manifest_descriptor, &mut i.manifest];
+            for (n, m) in maps.into_iter().enumerate().take(top + 1) {
+                m.insert("k".into(), n.to_string());
+            }
+            i
+        };
+        let order = [Source::IndexDescriptor, Source::Index, Source::ManifestDescriptor, Source::Manifest];
+        for (top, want) in order.iter().enumerate() {
+            let e = merge(&upto(top), &BTreeMap::new(), &BTreeMap::new(), &ImageAnnotationPolicy::default()).expect("merge");
+            assert_eq!((e.sources["k"], e.annotations["k"].as_str()), (*want, top.to_string().as_str()));
+        }
+        let request = merge(&upto(0), &map(&[("k", "r")]), &BTreeMap::new(), &ImageAnnotationPolicy::default()).expect("merge");
+        assert_eq!(request.sources["k"], Source::Request);
+        // The same deny list and policy apply to it.
+        let image = ImageAnnotations { index_descriptor: map(&[("run.oci.x", "1"), ("a.b", "1")]), ..Default::default() };
+        let e = merge(&image, &BTreeMap::new(), &BTreeMap::new(), &ImageAnnotationPolicy { deny: vec!["a.*".into()], ..Default::default() })
+            .expect("merge");
+        assert!(e.annotations.is_empty(), "{:?}", e.annotations);
+        assert!(e.dropped.iter().all(|d| d.source == Source::IndexDescriptor) && e.dropped.len() == 2);
+        let json = serde_json::to_string(&Source::IndexDescriptor).expect("json");
+        assert_eq!(json, r#""index-descriptor""#);
     }
 
     #[test]

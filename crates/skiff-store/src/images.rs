@@ -1,6 +1,7 @@
-//! Image records: a name pointing at a target descriptor, plus the annotations met while resolving it.
+//! Image records: a name pointing at a target descriptor, the platforms whose content is stored, and
+//! the annotations met while resolving it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, Transactional};
@@ -32,11 +33,30 @@ pub struct ImageRecord {
     pub updated_at: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    /// The platform the annotations were collected for (`os/arch[/variant]`).
+    /// The platform the annotations were collected for (`os/arch[/variant]`); empty when none of the
+    /// stored platforms was resolved (an `--all-platforms` import without the host's platform).
     #[serde(default)]
     pub platform: String,
+    /// Every platform whose manifest, config and layers are stored (`os/arch[/variant]`). Which of
+    /// them a container uses is decided when it is made, not by the last pull or import.
+    #[serde(default)]
+    pub platforms: BTreeSet<String>,
     #[serde(default)]
     pub annotations: ImageAnnotations,
+}
+
+impl ImageRecord {
+    /// Records written before `platforms` existed knew one platform, the one in `platform`.
+    fn upgrade(mut self) -> ImageRecord {
+        if self.platforms.is_empty() && !self.platform.is_empty() {
+            self.platforms.insert(self.platform.clone());
+        }
+        self
+    }
+}
+
+fn decode_record(key: &[u8], bytes: &[u8]) -> Result<ImageRecord> {
+    decode::<ImageRecord>(key, bytes).map(ImageRecord::upgrade)
 }
 
 fn image_key(name: &str) -> Vec<u8> {
@@ -56,7 +76,7 @@ impl Images {
     pub fn get(&self, name: &str) -> Result<ImageRecord> {
         let key = image_key(name);
         match self.db.images.get(&key)? {
-            Some(v) => decode(&key, &v),
+            Some(v) => decode_record(&key, &v),
             None => Err(StoreError::not_found("image", name)),
         }
     }
@@ -64,7 +84,7 @@ impl Images {
     pub fn list(&self) -> Result<Vec<ImageRecord>> {
         self.db.images.scan_prefix("image/").map(|kv| {
             let (k, v) = kv?;
-            decode(&k, &v)
+            decode_record(&k, &v)
         }).collect()
     }
 
@@ -90,7 +110,7 @@ impl Images {
                 let mut out = Vec::with_capacity(records.len());
                 for record in &records {
                     let key = image_key(&record.name);
-                    let mut rec = record.clone();
+                    let mut rec = record.clone().upgrade();
                     rec.updated_at = ts.clone();
                     rec.created_at = match images.get(&key)? {
                         Some(old) => decode::<ImageRecord>(&key, &old).map_err(ConflictableTransactionError::Abort)?.created_at,
@@ -114,6 +134,25 @@ impl Images {
         let key = image_key(name);
         let old = self.db.images.remove(&key)?.ok_or_else(|| StoreError::not_found("image", name))?;
         self.db.flush()?;
-        decode(&key, &old)
+        decode_record(&key, &old)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_old_record_reads_its_platform_as_the_one_stored() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let old = format!(
+            r#"{{"name":"x/y:1","target":{{"mediaType":"m","digest":"{digest}","size":1}},"created_at":"t","updated_at":"t","platform":"linux/amd64"}}"#
+        );
+        let rec = decode_record(b"image/x/y:1", old.as_bytes()).expect("old record");
+        assert_eq!(rec.platforms, BTreeSet::from(["linux/amd64".to_string()]));
+        let none = old.replace(r#","platform":"linux/amd64""#, "");
+        assert!(decode_record(b"image/x/y:1", none.as_bytes()).expect("older record").platforms.is_empty());
+        let new = String::from_utf8(encode(&rec)).expect("utf8");
+        assert!(new.contains(r#""platforms":["linux/amd64"]"#), "{new}");
     }
 }

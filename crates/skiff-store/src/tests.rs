@@ -100,6 +100,7 @@ fn gc_follows_images_labels_leases_and_roots() {
                 updated_at: String::new(),
                 labels: BTreeMap::new(),
                 platform: "linux/amd64".into(),
+                platforms: ["linux/amd64".to_string()].into(),
                 annotations: ImageAnnotations::default(),
             },
             None,
@@ -172,6 +173,7 @@ fn image_put_keeps_created_and_releases_lease_atomically() {
         updated_at: String::new(),
         labels: BTreeMap::new(),
         platform: String::new(),
+        platforms: Default::default(),
         annotations: ImageAnnotations::default(),
     };
     let first = store.images().put(rec.clone(), Some(&lease.id)).expect("put");

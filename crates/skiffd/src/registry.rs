@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use skiff_api::v1::{self, pull_image_event::Event as PullEvent, push_image_event::Event as PushEvent};
 use skiff_image::{Platform, Progress};
+use skiff_registry::push::push_source;
 use skiff_registry::{pull, push, AuthConfig, ClientOptions, Credentials, Hosts, PullOptions};
 use skiff_store::Store;
 use tokio::sync::mpsc;
@@ -126,7 +127,11 @@ pub fn start_push(
             event: Some(PushEvent::Progress(v1::Progress { total, done })),
         });
         let result = (|| {
-            let record = lookup(&store, &req.name)?;
+            // `REPO@sha256:…` names stored content by digest: an image's target or one of its platform manifests.
+            let record = match push_source(&store, &req.name)? {
+                Some(r) => r,
+                None => lookup(&store, &req.name)?,
+            };
             let dest = if req.destination.is_empty() { record.name.clone() } else { req.destination.clone() };
             tracing::info!(image = %record.name, destination = %dest, "push");
             Ok::<_, ApiError>(push(&store, &record, &dest, &client, platform, &progress)?)
