@@ -85,6 +85,27 @@ fn pulling_another_platform_adds_it_without_changing_the_image() {
 }
 
 #[test]
+fn run_takes_a_stored_platform_and_pulls_one_that_is_not() {
+    let (host, other) = platforms();
+    // Only the host's platform of a two-platform image is stored, and no registry has it.
+    let s = Skiff::start().expect("skiffd");
+    import(&s, &spec("localhost/model/local:1", &[&host, &other]), &["--platform", &host]);
+    assert_eq!(s.cli(&["run", "--rm", "localhost/model/local:1", "echo", "host"]).ok(), "host\n");
+    s.cli(&["run", "--rm", "--platform", &other, "localhost/model/local:1", "true"]).fails_with(&[
+        &format!("has no {other} content stored (stored: {host})"),
+        &format!("skiff images pull --platform {other} localhost/model/local:1"),
+        "pulling it failed",
+    ]);
+    // From a registry, run --platform pulls the platform it lacks, as docker run does.
+    let (_reg, _a, name) = registry_with(|h| format!("{h}/model/runplat:1"));
+    let b = Skiff::start().expect("skiffd b");
+    b.cli(&["images", "pull", "--plain-http", &name]).ok();
+    assert_eq!(b.cli(&["run", "--rm", "--plain-http", "--platform", &other, &name, "echo", "other"]).ok(), "other\n");
+    assert!(inspect(&b, &name, Some(&other))["Image"]["architecture"].is_string(), "the other platform is stored now");
+    assert_eq!(inspect(&b, &name, None)["Platform"], host.as_str(), "and the image still means the host's");
+}
+
+#[test]
 fn push_sends_only_what_is_stored_and_takes_a_digest_as_source() {
     let (host, other) = platforms();
     let (reg, a, name) = registry_with(|h| format!("{h}/model/push:1"));

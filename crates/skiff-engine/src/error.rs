@@ -18,6 +18,8 @@ pub enum EngineError {
     #[error("image {image} is stored, but its content is damaged: {source}")]
     Damaged { image: String, source: skiff_image::ImageError },
     #[error(transparent)]
+    PlatformNotStored(#[from] skiff_image::select::PlatformNotStored),
+    #[error(transparent)]
     Runtime(#[from] skiff_runtime::RuntimeError),
     #[error(transparent)]
     Shim(#[from] skiff_runtime::shim::ShimError),
@@ -71,7 +73,8 @@ impl HasKind for EngineError {
             EngineError::Runtime(e) => e.kind(),
             EngineError::Shim(e) => e.kind(),
             EngineError::InvalidArgument(_) | EngineError::AmbiguousId { .. } | EngineError::UnknownHandler { .. } => ErrorKind::InvalidArgument,
-            EngineError::NoContainer(_) => ErrorKind::NotFound,
+            // Not stored here: pulling that platform would help, as for an image not stored.
+            EngineError::NoContainer(_) | EngineError::PlatformNotStored(_) => ErrorKind::NotFound,
             EngineError::NameInUse { .. } => ErrorKind::AlreadyExists,
             EngineError::InvalidState { .. } | EngineError::ImageInUse { .. } | EngineError::UnusableImage(_) | EngineError::CreateFailed(_) => ErrorKind::FailedPrecondition,
             EngineError::CorruptRecord { .. } => ErrorKind::DataLoss,

@@ -78,3 +78,33 @@ pub fn platform_or(requested: &str, fallback: &Platform) -> Result<Platform> {
 pub fn platform_of(record: &ImageRecord, default: &Platform) -> Result<Platform> {
     platform_or(&record.platform, default)
 }
+
+/// The stored platform a container of `record` runs: the one requested (`""`: the daemon's
+/// default), as long as it is stored; otherwise an error naming what is stored and how to pull
+/// the one wanted. Pulling another platform never changes what this picks.
+pub fn platform_to_run(record: &ImageRecord, requested: &str, default: &Platform) -> Result<Platform> {
+    let wanted = platform_or(requested, default)?;
+    Ok(skiff_image::select::platform_for(record, &wanted)?)
+}
+
+/// The platform to show or edit of `record` when none is requested: the daemon's default when
+/// it is stored, else the one the record was stored for.
+pub fn platform_to_show(record: &ImageRecord, requested: &str, default: &Platform) -> Result<Platform> {
+    if !requested.is_empty() {
+        return platform_or(requested, default);
+    }
+    match skiff_image::select::platform_for(record, default) {
+        Ok(p) => Ok(p),
+        Err(_) => platform_of(record, default),
+    }
+}
+
+/// Every platform of `record` whose content is stored (the record's own for records that predate
+/// the set).
+pub fn stored_platforms(record: &ImageRecord, default: &Platform) -> Result<Vec<Platform>> {
+    let stored = skiff_image::select::stored_platforms(record);
+    if stored.is_empty() {
+        return Ok(vec![platform_of(record, default)?]);
+    }
+    Ok(stored)
+}

@@ -9,7 +9,7 @@ use skiff_snapshot::{needed_by, Unpacker};
 use skiff_store::{GcReport, ImageRecord, Store};
 
 use crate::error::{EngineError, Result};
-use crate::images::platform_of;
+use crate::images::{platform_of, stored_platforms};
 
 /// Unpacks each image's layers (for the platform it was stored for). Returns (unpacked, present).
 pub fn unpack_images(store: &Store, unpacker: &Unpacker, images: &[ImageRecord], default: &Platform) -> Result<(u32, u32)> {
@@ -34,8 +34,12 @@ pub fn collect(store: &Store, unpacker: &Unpacker, default: &Platform) -> Result
     let content = store.collect_garbage()?;
     let mut needed = HashSet::new();
     for record in store.images().list()? {
-        match platform_of(&record, default).and_then(|p| Ok(resolve(store.content(), &Desc::from_store(&record.target), &p)?)) {
-            Ok(r) => needed.extend(needed_by(&r)),
+        // Every stored platform's layers are kept, not only the default's.
+        let resolved = stored_platforms(&record, default).and_then(|platforms| {
+            platforms.iter().map(|p| Ok(resolve(store.content(), &Desc::from_store(&record.target), p)?)).collect::<Result<Vec<_>>>()
+        });
+        match resolved {
+            Ok(all) => all.iter().for_each(|r| needed.extend(needed_by(r))),
             Err(e) => {
                 // Without knowing what this image needs, removing snapshots could take its layers.
                 tracing::warn!(image = %record.name, error = %e, "cannot resolve image; keeping all snapshots this time");

@@ -79,10 +79,11 @@ pub async fn pull_image(channel: Channel, a: PullArgs) -> Result<()> {
         registry: Some(a.registry.options()?),
         no_unpack: a.content.no_unpack,
     };
-    pull(channel, req, a.quiet).await
+    print_stored(&pull(channel, req, a.quiet).await?, "fetched", a.quiet)
 }
 
-pub async fn pull(channel: Channel, req: v1::PullImageRequest, quiet: bool) -> Result<()> {
+/// Pulls with progress bars on stderr (none when `quiet`); returns what was stored.
+pub async fn pull(channel: Channel, req: v1::PullImageRequest, quiet: bool) -> Result<v1::ImportResult> {
     let mut client = ImagesClient::new(channel);
     let mut stream = client.pull(req).await.map_err(status)?.into_inner();
     let multi = MultiProgress::with_draw_target(if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
@@ -105,7 +106,7 @@ pub async fn pull(channel: Channel, req: v1::PullImageRequest, quiet: bool) -> R
     })
     .await;
     let _ = multi.clear();
-    print_stored(&result?, "fetched", quiet)
+    result
 }
 
 pub async fn push(channel: Channel, a: PushArgs) -> Result<()> {

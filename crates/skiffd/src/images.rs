@@ -10,7 +10,7 @@ use skiff_image::export::{export, ExportFormat, ExportOptions};
 use skiff_image::import::{import, ImportOptions};
 use skiff_image::{inspect::inspect, normalize, Platform};
 use skiff_engine::containers::Records;
-use skiff_engine::images::{check_unused, find, lookup, platform_of, platform_or};
+use skiff_engine::images::{check_unused, find, lookup, platform_or, platform_to_show};
 use skiff_engine::unpack::collect;
 use skiff_store::Store;
 use tokio::sync::mpsc;
@@ -124,8 +124,7 @@ impl Images for ImagesService {
         let req = req.into_inner();
         let json = blocking(move || {
             let record = lookup(&store, &req.name)?;
-            let recorded = platform_of(&record, &default)?;
-            let view = inspect(&store, &record, &platform_or(&req.platform, &recorded)?)?;
+            let view = inspect(&store, &record, &platform_to_show(&record, &req.platform, &default)?)?;
             let mut doc = serde_json::to_value(&view).map_err(|source| ApiError::Encode { what: "the image document", source })?;
             // What a container's config.json would carry from this image under the configured policy.
             let effective = skiff_runtime::merge(&view.levels, &Default::default(), &Default::default(), &policy)?;
@@ -213,7 +212,7 @@ impl Images for ImagesService {
                 edits.push(parse_remove(k, target, only.as_ref())?);
             }
             let src = lookup(&store, &req.source)?;
-            let platform = platform_of(&src, &default)?;
+            let platform = platform_to_show(&src, "", &default)?;
             tracing::info!(source = %src.name, destination = %req.destination, edits = edits.len(), "annotate");
             Ok(annotate(&store, &src, &req.destination, &edits, &platform)?)
         })

@@ -20,7 +20,7 @@ use super::{cgroups, ids, rootfs, volumes, Manager};
 use crate::config::HandlerConfig;
 use crate::error::{EngineError, Result};
 use crate::events::EventType;
-use crate::images::{lookup, platform_of};
+use crate::images::{lookup, platform_to_run};
 
 impl Manager {
     /// Makes the container; its process waits for `start`. NotFound means the image (or its
@@ -34,7 +34,7 @@ impl Manager {
         }
         let (handler_name, handler) = self.config.handler(&req.runtime)?;
         let image = lookup(&self.store, &req.image)?;
-        let platform = platform_of(&image, &self.platform)?;
+        let platform = platform_to_run(&image, &req.platform, &self.platform)?;
         let resolved = resolve(self.store.content(), &Desc::from_store(&image.target), &platform).map_err(|e| match e {
             // Not stored for this platform: pulling it would help.
             e @ skiff_image::ImageError::NoMatchingPlatform { .. } => EngineError::Image(e),

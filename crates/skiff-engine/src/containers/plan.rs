@@ -19,6 +19,8 @@ use crate::error::Result;
 #[derive(Clone, Debug, Default)]
 pub struct CreateSpec {
     pub image: String,
+    /// `os/arch[/variant]` of the image to run; empty: the daemon's default.
+    pub platform: String,
     pub name: String,
     pub run: RunRequest,
     /// Runtime handler; empty: the configured default.

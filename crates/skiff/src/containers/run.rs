@@ -26,6 +26,9 @@ pub struct RunArgs {
     tty: bool,
     #[arg(long)]
     name: Option<String>,
+    /// The image's platform to run, os/arch[/variant] (default: skiffd's); pulled if not stored.
+    #[arg(long)]
+    platform: Option<String>,
     /// KEY=VALUE, over the image's environment.
     #[arg(long, short = 'e')]
     env: Vec<String>,
@@ -76,8 +79,18 @@ async fn create(ctx: &Ctx, req: v1::CreateContainerRequest, registry: &RegistryF
         // what a stored image lacks is DataLoss.
         Err(s) if skiff_api::status::kind_of(&s) == skiff_types::ErrorKind::NotFound => {
             // Not stored yet: pull it, as `docker run` does.
-            let pull = v1::PullImageRequest { reference: req.image.clone(), registry: Some(registry.options()?), ..Default::default() };
-            crate::registry::pull(ctx.channel.clone(), pull, false).await?;
+            let pull = v1::PullImageRequest {
+                reference: req.image.clone(),
+                platform: req.platform.clone(),
+                registry: Some(registry.options()?),
+                ..Default::default()
+            };
+            match crate::registry::pull(ctx.channel.clone(), pull, false).await {
+                // stdout is the container's: what was pulled is told on stderr, as docker run does.
+                Ok(stored) => crate::stored::summary(&stored, "fetched", false),
+                // Both halves: what is missing here, and why fetching it did not work.
+                Err(e) => anyhow::bail!("{}; pulling it failed: {e:#}", s.message()),
+            }
             client.create(req).await.map_err(status)?.into_inner().container.context("skiffd answered no container")
         }
         Err(s) => Err(status(s)),
@@ -110,6 +123,7 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
         memory_limit,
         auto_remove: args.rm && args.detach,
         readonly_rootfs: args.read_only,
+        platform: args.platform.clone().unwrap_or_default(),
     };
     let registry = RegistryFlags { plain_http: args.plain_http, user: None };
     let container = create(ctx, req, &registry).await?;

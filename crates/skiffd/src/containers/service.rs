@@ -85,6 +85,7 @@ fn create_spec(req: v1::CreateContainerRequest) -> Result<CreateSpec, ApiError> 
     };
     Ok(CreateSpec {
         image: req.image,
+        platform: req.platform,
         name: req.name,
         run,
         runtime: req.runtime,
