@@ -98,7 +98,7 @@ fn listings_take_format_per_row_and_json_lines() {
     s.cli(&["tag", IMAGE, "example.com/habits/other:2"]).ok();
     let table = s.cli(&["images"]).ok();
     let mut lines = table.lines();
-    assert_eq!(lines.next().map(|h| h.split_whitespace().collect::<Vec<_>>()), Some(vec!["NAME", "IMAGE", "ID", "TYPE", "PLATFORM", "CREATED"]));
+    assert_eq!(lines.next().map(|h| h.split_whitespace().collect::<Vec<_>>()), Some(vec!["NAME", "IMAGE", "ID", "TYPE", "PLATFORMS", "SIZE", "CREATED"]));
     let row = lines.next().expect("a row");
     let digest = s.cli(&["images", "inspect", IMAGE, "--format", "{{.Target.Digest}}"]).ok();
     let short = &digest.trim().trim_start_matches("sha256:")[..12];

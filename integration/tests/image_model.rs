@@ -78,6 +78,14 @@ fn pulling_another_platform_adds_it_without_changing_the_image() {
     assert_eq!(view["Platform"], host.as_str(), "the last pull's platform does not take over");
     assert_eq!(format!("linux/{}", view["Image"]["architecture"].as_str().unwrap_or("")), host);
     assert_eq!(listed(&b, &name)["platform"], host.as_str());
+    // images ls shows every stored platform, and the size of what the default one uses.
+    let mut both = vec![host.clone(), other.clone()];
+    both.sort();
+    assert_eq!(listed(&b, &name)["platforms"], serde_json::json!(both));
+    assert!(listed(&b, &name)["content_size"].as_u64().is_some_and(|n| n > 1000), "{}", listed(&b, &name));
+    let table = b.cli(&["images", "ls"]).ok();
+    assert!(table.lines().next().is_some_and(|h| h.contains("PLATFORMS") && h.contains("SIZE")), "{table}");
+    assert!(table.contains(&both.join(",")), "{table}");
     let arm = inspect(&b, &name, Some(&other));
     assert_eq!(format!("linux/{}", arm["Image"]["architecture"].as_str().unwrap_or("")), other);
     // A container of it runs the host's manifest.

@@ -99,6 +99,14 @@ pub fn platform_to_show(record: &ImageRecord, requested: &str, default: &Platfor
     }
 }
 
+/// The bytes of content a container of `record` uses on the platform shown by default: its
+/// manifest, config and layers, compressed (what `ctr images ls` shows as SIZE).
+pub fn content_size(store: &Store, record: &ImageRecord, default: &Platform) -> Result<u64> {
+    let platform = platform_to_show(record, "", default)?;
+    let r = skiff_image::resolve::resolve(store.content(), &skiff_image::model::Desc::from_store(&record.target), &platform)?;
+    Ok(r.manifest_desc.size + r.manifest.config.size + r.manifest.layers.iter().map(|l| l.size).sum::<u64>())
+}
+
 /// Every platform of `record` whose content is stored (the record's own for records that predate
 /// the set).
 pub fn stored_platforms(record: &ImageRecord, default: &Platform) -> Result<Vec<Platform>> {

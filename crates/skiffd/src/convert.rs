@@ -20,6 +20,8 @@ pub fn image(r: &ImageRecord) -> v1::Image {
         updated_at: r.updated_at.clone(),
         labels: r.labels.clone().into_iter().collect(),
         platform: r.platform.clone(),
+        platforms: r.platforms.iter().cloned().collect(),
+        size: 0,
     }
 }
 

@@ -10,7 +10,7 @@ use skiff_image::export::{export, ExportFormat, ExportOptions};
 use skiff_image::import::{import, ImportOptions};
 use skiff_image::{inspect::inspect, normalize, Platform};
 use skiff_engine::containers::Records;
-use skiff_engine::images::{check_unused, find, lookup, platform_or, platform_to_show};
+use skiff_engine::images::{check_unused, content_size, find, lookup, platform_or, platform_to_show};
 use skiff_engine::unpack::collect;
 use skiff_store::Store;
 use tokio::sync::mpsc;
@@ -115,8 +115,23 @@ impl Images for ImagesService {
 
     async fn list(&self, _: Request<v1::ListImagesRequest>) -> Result<Response<v1::ListImagesResponse>, Status> {
         let store = self.store.clone();
-        let images = blocking(move || Ok(store.images().list()?)).await?;
-        Ok(Response::new(v1::ListImagesResponse { images: images.iter().map(convert::image).collect() }))
+        let default = self.platform.clone();
+        let images = blocking(move || {
+            let records = store.images().list()?;
+            Ok(records
+                .iter()
+                .map(|r| v1::Image {
+                    // A listing shows what it can: an image it cannot resolve has no size.
+                    size: content_size(&store, r, &default).unwrap_or_else(|e| {
+                        tracing::debug!(image = %r.name, error = %e, "no size for the listing");
+                        0
+                    }),
+                    ..convert::image(r)
+                })
+                .collect())
+        })
+        .await?;
+        Ok(Response::new(v1::ListImagesResponse { images }))
     }
 
     async fn inspect(&self, req: Request<v1::InspectImageRequest>) -> Result<Response<v1::InspectImageResponse>, Status> {

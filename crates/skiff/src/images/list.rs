@@ -7,7 +7,7 @@ use serde::Serialize;
 use skiff_api::v1::{self, images_client::ImagesClient};
 use tonic::transport::Channel;
 
-use crate::humanize::ago;
+use crate::humanize::{ago, human_size};
 use crate::output::{go_fields, print_rows, ListFormat, Row};
 use crate::status;
 
@@ -27,8 +27,13 @@ struct ImageRow {
     id: String,
     media_type: String,
     digest: String,
+    /// The target descriptor's own size.
     size: u64,
+    /// Manifest, config and layers of the platform used by default (compressed), as ctr's SIZE.
+    content_size: u64,
     platform: String,
+    /// Every platform whose content is stored.
+    platforms: Vec<String>,
     created_at: String,
     annotations: BTreeMap<String, String>,
     #[serde(skip)]
@@ -36,10 +41,12 @@ struct ImageRow {
 }
 
 impl Row for ImageRow {
-    const HEADERS: &'static [&'static str] = &["NAME", "IMAGE ID", "TYPE", "PLATFORM", "CREATED"];
+    const HEADERS: &'static [&'static str] = &["NAME", "IMAGE ID", "TYPE", "PLATFORMS", "SIZE", "CREATED"];
     fn cells(&self) -> Vec<String> {
         let kind = if self.media_type.contains("index") || self.media_type.contains("list") { "index" } else { "manifest" };
-        vec![self.name.clone(), self.id.clone(), kind.into(), self.platform.clone(), self.created_since.clone()]
+        let platforms = if self.platforms.is_empty() { self.platform.clone() } else { self.platforms.join(",") };
+        let size = if self.content_size == 0 { "-".to_string() } else { human_size(self.content_size) };
+        vec![self.name.clone(), self.id.clone(), kind.into(), platforms, size, self.created_since.clone()]
     }
 
     /// Also docker's `Repository`, `Tag` and `CreatedSince`.
@@ -76,7 +83,9 @@ fn row(i: &v1::Image, now: chrono::DateTime<chrono::Utc>) -> ImageRow {
         media_type: t.media_type.clone(),
         digest: t.digest.clone(),
         size: t.size,
+        content_size: i.size,
         platform: i.platform.clone(),
+        platforms: i.platforms.clone(),
         created_at: i.created_at.clone(),
         annotations: t.annotations.into_iter().collect(),
         created_since: ago(&i.created_at, now),
