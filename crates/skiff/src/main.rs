@@ -22,7 +22,6 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tonic::transport::Channel;
 
-use output::ListFormat;
 
 /// Manage Skiff images, content and containers through skiffd.
 #[derive(Parser)]
@@ -68,16 +67,7 @@ enum Command {
     /// Run a command in a running container.
     Exec(containers::ExecArgs),
     /// List containers.
-    Ps {
-        /// Include containers that are not running.
-        #[arg(long, short = 'a')]
-        all: bool,
-        /// Only ids.
-        #[arg(long, short = 'q')]
-        quiet: bool,
-        #[command(flatten)]
-        list: ListFormat,
-    },
+    Ps(containers::PsArgs),
     /// A container's output (from its log).
     Logs {
         /// Keep following until the container exits.
@@ -173,7 +163,7 @@ async fn run(cli: Cli) -> Result<Option<i32>> {
         Command::Containers { command } => containers::containers(&ctx, command).await,
         Command::Run(args) => return containers::run(&ctx, args).await.map(Some),
         Command::Exec(args) => return containers::exec(&ctx, args).await.map(Some),
-        Command::Ps { all, quiet, list } => containers::ps(&ctx, all, quiet, &list).await,
+        Command::Ps(args) => containers::ps(&ctx, args).await,
         Command::Logs { follow, tail, container } => containers::logs(&ctx, container, follow, tail).await,
         Command::Start { containers } => containers::start(&ctx, containers).await,
         Command::Stop { time, containers } => containers::stop(&ctx, containers, time).await,

@@ -67,7 +67,13 @@ pub struct Manager {
     events: EventBus,
     /// Serialises read-modify-write of records (an exit recorded while a start writes).
     updates: Mutex<()>,
+    /// Bounds how many exits are recorded at once on the blocking pool: when hundreds of
+    /// containers end together, their followers queue here instead of each taking a thread.
+    exit_workers: Arc<tokio::sync::Semaphore>,
 }
+
+/// Exits recorded at once (each a few sled writes and, for `--rm`, a delete).
+const EXIT_WORKERS: usize = 4;
 
 /// What the manager is built from; skiffd wires each part explicitly.
 pub struct ManagerParts {
@@ -96,6 +102,7 @@ impl Manager {
             launcher: parts.launcher,
             events: parts.events,
             updates: Mutex::new(()),
+            exit_workers: Arc::new(tokio::sync::Semaphore::new(EXIT_WORKERS)),
         }))
     }
 

@@ -63,6 +63,21 @@ fn fixture(launcher: FakeLauncher) -> Fixture {
     Fixture { _dir: dir, _runtime: runtime, manager, events }
 }
 
+impl Drop for Fixture {
+    /// Containers hold mounts: removing them is what lets the temp root go.
+    fn drop(&mut self) {
+        let _inside = self._runtime.enter();
+        for record in self.manager.records().list().unwrap_or_default() {
+            if let Err(e) = self.manager.delete(&record.id, true) {
+                eprintln!("removing test container {}: {e}", record.name);
+            }
+        }
+        let left = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let root = self._dir.path().display().to_string();
+        assert!(!left.contains(&root) || std::thread::panicking(), "mounts left under {root}");
+    }
+}
+
 fn create(m: &Manager, name: &str) -> crate::Result<ContainerRecord> {
     m.create(CreateSpec { image: IMAGE.into(), name: name.into(), ..Default::default() })
 }

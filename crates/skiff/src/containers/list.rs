@@ -42,7 +42,22 @@ impl Row for ContainerRow {
     }
 }
 
-pub async fn ps(ctx: &Ctx, all: bool, quiet: bool, list: &ListFormat) -> Result<()> {
+/// `skiff ps` and `skiff containers ls`.
+#[derive(clap::Args)]
+pub struct PsArgs {
+    /// Include containers that are not running.
+    #[arg(long, short = 'a')]
+    all: bool,
+    /// Only ids.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    #[command(flatten)]
+    list: ListFormat,
+}
+
+pub async fn ps(ctx: &Ctx, args: PsArgs) -> Result<()> {
+    let PsArgs { all, quiet, list } = args;
+    let list = &list;
     let mut client = ContainersClient::new(ctx.channel.clone());
     let listed = client.list(v1::ListContainersRequest { all }).await.map_err(status)?.into_inner();
     if quiet {

@@ -13,14 +13,13 @@ mod run;
 use anyhow::Result;
 use clap::Subcommand;
 
-use crate::output::ListFormat;
 use crate::Ctx;
 
 pub use exec::{exec, ExecArgs};
 pub use flags::key_values;
 pub use inspect::{inspect, inspect_doc, print_docs};
 pub use lifecycle::{kill, rm, start, stop};
-pub use list::ps;
+pub use list::{ps, PsArgs};
 pub use logs::logs;
 pub use run::{run, RunArgs};
 
@@ -28,16 +27,7 @@ pub use run::{run, RunArgs};
 pub enum ContainersCommand {
     /// List containers.
     #[command(alias = "list", alias = "ps")]
-    Ls {
-        /// Include containers that are not running.
-        #[arg(long, short = 'a')]
-        all: bool,
-        /// Only ids.
-        #[arg(long, short = 'q')]
-        quiet: bool,
-        #[command(flatten)]
-        list: ListFormat,
-    },
+    Ls(PsArgs),
     /// The container's record, runtime annotations (with sources) and runtime spec, as JSON.
     Inspect {
         /// A Go template over each container's document, e.g. '{{json .Spec.annotations}}'.
@@ -58,7 +48,7 @@ pub enum ContainersCommand {
 
 pub async fn containers(ctx: &Ctx, cmd: ContainersCommand) -> Result<()> {
     match cmd {
-        ContainersCommand::Ls { all, quiet, list } => ps(ctx, all, quiet, &list).await,
+        ContainersCommand::Ls(args) => ps(ctx, args).await,
         ContainersCommand::Inspect { format, containers } => inspect(ctx, containers, format).await,
         ContainersCommand::Rm { force, containers } => rm(ctx, containers, force).await,
     }
