@@ -42,20 +42,19 @@ impl Manager {
         runtime.spawn(async move {
             let client = manager.shim(&id);
             let answer = wait_for_exit(&client).await;
-            let blocking = manager.clone();
             // Never closed: acquiring only fails on a closed semaphore.
             let Ok(permit) = manager.exit_workers.clone().acquire_owned().await else { return };
             let done = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 // Deleted meanwhile (rm -f, run --rm): its shim is gone on purpose; nothing to record.
-                if blocking.records.get(&id)?.is_none() {
+                if manager.records.get(&id)?.is_none() {
                     return Ok(());
                 }
                 let exit = answer.ok().or_else(|| shim::read_exit_file(client.state_dir())).unwrap_or_else(|| {
                     tracing::warn!(id, "lost the shim before the container exited");
-                    blocking.lost(&id)
+                    manager.lost(&id)
                 });
-                blocking.exited(&id, &exit)
+                manager.exited(&id, &exit)
             });
             if let Ok(Err(e)) = done.await {
                 tracing::error!(error = %e, "recording an exit");

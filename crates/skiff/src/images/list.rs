@@ -116,11 +116,17 @@ mod tests {
             name: "localhost:5000/a/b:1.2".into(),
             target: Some(v1::Descriptor { digest: "sha256:0123456789abcdef0123".into(), media_type: "application/vnd.oci.image.index.v1+json".into(), ..Default::default() }),
             created_at: "2024-05-01T11:00:00Z".into(),
+            platform: "linux/amd64".into(),
+            platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
+            size: 3 << 20,
             ..Default::default()
         };
         let now = chrono::DateTime::parse_from_rfc3339("2024-05-01T12:00:00Z").expect("now").with_timezone(&chrono::Utc);
         let r = row(&image, now);
-        assert_eq!(r.cells(), vec!["localhost:5000/a/b:1.2", "0123456789ab", "index", "", "About an hour ago"]);
+        assert_eq!(r.cells(), vec!["localhost:5000/a/b:1.2", "0123456789ab", "index", "linux/amd64,linux/arm64", &human_size(3 << 20), "About an hour ago"]);
+        // A record without the set shows its one platform; an unknown size shows as "-".
+        let bare = row(&v1::Image { platforms: vec![], size: 0, ..image.clone() }, now);
+        assert_eq!(bare.cells()[3..5], ["linux/amd64".to_string(), "-".to_string()]);
         let doc = r.template_doc().expect("doc");
         assert_eq!((doc["Repository"].as_str(), doc["Tag"].as_str(), doc["ID"].as_str()), (Some("localhost:5000/a/b"), Some("1.2"), Some("0123456789ab")));
         assert_eq!(doc["CreatedAt"], "2024-05-01T11:00:00Z", "the absolute time stays in the document");
