@@ -11,6 +11,9 @@ pub enum RuntimeError {
     #[error("group {group:?} not found in the image's /etc/group")]
     UnknownGroup { group: String },
 
+    #[error("{what} {id} of user {spec:?} is out of range: ids must be within 0-2147483647 ((uid_t)-1 would leave the process root)")]
+    IdOutOfRange { what: &'static str, id: u64, spec: String },
+
     #[error("annotation {0:?} must be KEY=VALUE")]
     BadAnnotation(String),
 

@@ -34,8 +34,30 @@ fn groups(text: &str) -> impl Iterator<Item = (&str, u32, Vec<&str>)> {
     })
 }
 
+/// The largest id a container may run with, as runc allows: (uid_t)-1 (4294967295) means "do not
+/// change" to setuid(2) and friends, so a process asked to become it stays root.
+pub const MAX_ID: u32 = i32::MAX as u32;
+
+fn checked(what: &'static str, id: u32, spec: &str) -> Result<u32> {
+    if id > MAX_ID {
+        return Err(RuntimeError::IdOutOfRange { what, id: id as u64, spec: spec.to_string() });
+    }
+    Ok(id)
+}
+
 /// Resolves `spec` (empty = root). `passwd` and `group` are the files' contents ("" when absent).
+/// Every id, whether given or found in the image's files, must be within 0–2147483647.
 pub fn resolve(spec: &str, passwd_text: &str, group_text: &str) -> Result<Identity> {
+    let identity = resolve_unchecked(spec, passwd_text, group_text)?;
+    checked("uid", identity.uid, spec)?;
+    checked("gid", identity.gid, spec)?;
+    for g in &identity.additional_gids {
+        checked("supplementary gid", *g, spec)?;
+    }
+    Ok(identity)
+}
+
+fn resolve_unchecked(spec: &str, passwd_text: &str, group_text: &str) -> Result<Identity> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -84,5 +106,21 @@ mod tests {
         assert_eq!(resolve("1234", "", "").expect("no passwd").gid, 0);
         assert!(matches!(resolve("nobody-here", PASSWD, GROUP), Err(RuntimeError::UnknownUser { .. })));
         assert!(matches!(resolve("www:nogroup", PASSWD, GROUP), Err(RuntimeError::UnknownGroup { .. })));
+    }
+
+    #[test]
+    fn ids_past_2147483647_are_refused_wherever_they_come_from() {
+        assert_eq!(resolve("2147483647:2147483647", "", "").expect("the largest id").uid, 2147483647);
+        for spec in ["4294967295", "0:4294967295", "2147483648", "1000:4294967294"] {
+            let err = resolve(spec, PASSWD, GROUP).expect_err(spec);
+            assert!(matches!(err, RuntimeError::IdOutOfRange { .. }), "{spec}: {err}");
+            assert!(err.to_string().contains("0-2147483647"), "{err}");
+        }
+        // From the image's own files: a named user or group whose id is (uid_t)-1.
+        let passwd = "evil:x:4294967295:0::/:/bin/sh\nok:x:10:4294967295::/:/bin/sh\nmember:x:11:11::/:/bin/sh\n";
+        let group = "wheel:x:4294967295:member\n";
+        for spec in ["evil", "ok", "member", "member:wheel"] {
+            assert!(matches!(resolve(spec, passwd, group), Err(RuntimeError::IdOutOfRange { .. })), "{spec}");
+        }
     }
 }

@@ -64,7 +64,7 @@ impl FsSnapshotter {
     /// Opens the snapshotter under `<root>/snapshots`, removing what an interrupted operation left.
     pub fn open(root: &Path, db: Db, backend: Backend) -> Result<FsSnapshotter> {
         let root = root.join("snapshots");
-        fs::create_dir_all(&root).map_err(SnapshotError::io(format!("create {}", root.display())))?;
+        skiff_store::private_dir(&root, skiff_store::PRIVATE_MODE)?;
         let s = FsSnapshotter { root, db, backend, changes: RwLock::new(()) };
         s.recover()?;
         Ok(s)

@@ -62,6 +62,19 @@ impl GcLock {
     }
 }
 
+/// The mode of the store's root: others may pass through it, not list it.
+pub const ROOT_MODE: u32 = 0o711;
+/// The mode of every directory below the root that holds image content or container state.
+pub const PRIVATE_MODE: u32 = 0o700;
+
+/// Creates `dir` (and its parents) if needed and sets its mode, also when it existed before with a
+/// wider one (a store made by an older skiffd, or by hand).
+pub fn private_dir(dir: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).map_err(StoreError::io(format!("create {}", dir.display())))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(StoreError::io(format!("chmod {:o} {}", mode, dir.display())))
+}
+
 /// The current time as RFC 3339 with nanoseconds, UTC: how every record of Skiff's stamps time.
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
@@ -127,7 +140,11 @@ pub struct Store {
 impl Store {
     /// Opens the store at `root`, creating it if needed, and recovers from any interrupted operation.
     pub fn open(root: &Path, opts: &StoreOptions) -> Result<(Store, RecoveryReport)> {
-        std::fs::create_dir_all(root).map_err(StoreError::io(format!("create {}", root.display())))?;
+        // Other users may pass through the root (0711), never list or read what is below it:
+        // image content holds setuid binaries and secrets, container state holds environments.
+        private_dir(root, ROOT_MODE)?;
+        private_dir(&root.join("metadata"), PRIVATE_MODE)?;
+        private_dir(&root.join("content"), PRIVATE_MODE)?;
         let db = Db::open(&root.join("metadata"), opts.cache_capacity)?;
         let gc = GcLock::default();
         let store = Store {

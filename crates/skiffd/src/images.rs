@@ -167,7 +167,7 @@ impl Images for ImagesService {
         let n = SPOOL_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let spool = spool_dir(self.store.root()).join(format!("{}-{n}.tar", std::process::id()));
         let written = async {
-            tokio::fs::create_dir_all(spool_dir(self.store.root())).await?;
+            skiff_store::private_dir(&spool_dir(self.store.root()), skiff_store::PRIVATE_MODE).map_err(std::io::Error::other)?;
             let mut file = tokio::fs::File::create(&spool).await?;
             file.write_all(&first.data).await?;
             while let Some(chunk) = stream.next().await {

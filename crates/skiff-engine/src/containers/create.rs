@@ -22,6 +22,15 @@ use crate::error::{EngineError, Result};
 use crate::events::EventType;
 use crate::images::{lookup, platform_to_run};
 
+/// Writes a file only root may read (0600), whatever the umask.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let context = || format!("writing {}", path.display());
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(EngineError::io(context()))?;
+    file.write_all(bytes).map_err(EngineError::io(context()))
+}
+
 impl Manager {
     /// Makes the container; its process waits for `start`. NotFound means the image (or its
     /// platform) is not stored, and nothing else.
@@ -83,6 +92,7 @@ impl Manager {
         let state_dir = self.state_dir(&record.id);
         let bundle = self.bundle(&record.id);
         let rootfs = self.rootfs(&record.id);
+        skiff_store::private_dir(&state_dir, skiff_store::PRIVATE_MODE)?;
         std::fs::create_dir_all(&rootfs).map_err(EngineError::io(format!("creating {}", rootfs.display())))?;
         let parent = chain_ids(resolved.config.rootfs().diff_ids()).pop();
         let labels = BTreeMap::from([("io.skiff.container".to_string(), record.id.clone())]);
@@ -98,7 +108,8 @@ impl Manager {
         volumes::sort_by_depth(&mut plan.run.mounts);
         let built = build_spec(&plan, &resolved.config, &resolved.annotations, &facts, self.config.policy(handler))?;
         let config_json = spec::to_json(&built.spec)?;
-        std::fs::write(bundle.join("config.json"), config_json).map_err(EngineError::io("writing config.json"))?;
+        // The spec holds the container's environment (secrets among it): root's alone.
+        write_private(&bundle.join("config.json"), &config_json)?;
         record.command = built.spec.process().as_ref().and_then(|p| p.args().clone()).unwrap_or_default();
         record.stop_signal = built.stop_signal.clone();
         record.annotations = built.annotations;
@@ -113,7 +124,7 @@ impl Manager {
             loopback_up: plan.loopback_up,
         };
         let bytes = serde_json::to_vec_pretty(&shim_config).map_err(|e| EngineError::Io { context: "encoding the shim config".into(), source: e.into() })?;
-        std::fs::write(state_dir.join(shim::CONFIG_FILE), bytes).map_err(EngineError::io("writing the shim config"))?;
+        write_private(&state_dir.join(shim::CONFIG_FILE), &bytes)?;
         let spec_ready = started.elapsed();
         self.launcher.spawn(&state_dir)?;
         let shim_ready = started.elapsed();

@@ -91,7 +91,7 @@ pub struct ManagerParts {
 impl Manager {
     pub fn new(parts: ManagerParts) -> Result<Arc<Manager>> {
         let dir = parts.root.join("containers");
-        std::fs::create_dir_all(&dir).map_err(EngineError::io(format!("creating {}", dir.display())))?;
+        skiff_store::private_dir(&dir, skiff_store::PRIVATE_MODE)?;
         Ok(Arc::new(Manager {
             records: Records::new(parts.store.db().clone()),
             store: parts.store,
