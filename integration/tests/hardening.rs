@@ -102,3 +102,87 @@ fn ids_that_would_leave_a_process_root_are_refused() {
     s.cli(&["rm", "-f", &id]).ok();
     assert_eq!(s.cli(&["ps", "-aq"]).ok(), "", "refused creates leave no container");
 }
+
+#[test]
+fn a_second_daemon_never_takes_a_live_socket_and_removes_only_its_own() {
+    let a = Skiff::start().expect("skiffd a");
+    let other_root = a.path("other-root");
+    let second = Command::new(skiff_integration::bin("skiffd")).arg("--root").arg(&other_root).arg("--socket").arg(&a.socket).output().expect("skiffd b");
+    assert!(!second.status.success(), "a second skiffd on a live socket must not start");
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("in use by another skiffd") && err.contains(a.socket.to_str().expect("utf8")), "{err}");
+    a.cli(&["images", "ls"]).ok();
+
+    // A socket path whose daemon is gone is taken over; a daemon stopping later leaves the new one.
+    let mut b = Skiff::start().expect("skiffd b");
+    let shared = b.socket.clone();
+    std::fs::remove_file(&shared).expect("b's socket goes away (by hand)");
+    let mut c = Command::new(skiff_integration::bin("skiffd"))
+        .arg("--root")
+        .arg(b.path("c-root"))
+        .arg("--socket")
+        .arg(&shared)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("skiffd c");
+    // b holds the lock beside the socket until it stops: c is refused even though the path is free.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let refused = loop {
+        if let Some(status) = c.try_wait().expect("try_wait") {
+            break !status.success();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = c.kill();
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(refused, "c refused while b holds the lock");
+    b.stop();
+    let mut c = Command::new(skiff_integration::bin("skiffd"))
+        .arg("--root")
+        .arg(b.path("c-root"))
+        .arg("--socket")
+        .arg(&shared)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("skiffd c");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !shared.exists() {
+        assert!(std::time::Instant::now() < deadline, "c binds the free socket");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let list = Command::new(skiff_integration::bin("skiff")).arg("--address").arg(&shared).args(["images", "ls"]).output().expect("skiff");
+    assert!(list.status.success(), "c serves: {}", String::from_utf8_lossy(&list.stderr));
+    let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+    let _ = c.wait();
+    assert!(!shared.exists(), "c removes its own socket at shutdown");
+}
+
+#[test]
+fn stop_kill_and_rm_of_many_containers_run_at_once() {
+    let s = Skiff::start().expect("skiffd");
+    busybox(&s, &image());
+    // PID 1 ignores SIGTERM without a handler: each stop waits its whole timeout.
+    let ids: Vec<String> = (0..8).map(|i| s.cli(&["run", "-d", "--name", &format!("p{i}"), IMAGE, "sleep", "300"]).ok().trim().to_string()).collect();
+    let mut args = vec!["stop", "-t", "1"];
+    args.extend(ids.iter().map(String::as_str));
+    let out = s.cli(&args).ok();
+    assert_eq!(out.lines().count(), 8, "{out}");
+    // One after another, their exits would be a second or more apart; together, they end as one.
+    let mut finished: Vec<chrono::DateTime<chrono::FixedOffset>> = ids
+        .iter()
+        .map(|id| {
+            let doc: serde_json::Value = serde_json::from_str(&s.cli(&["containers", "inspect", id]).ok()).expect("inspect json");
+            chrono::DateTime::parse_from_rfc3339(doc[0]["FinishedAt"].as_str().expect("finished")).expect("time")
+        })
+        .collect();
+    finished.sort();
+    let spread = finished[7] - finished[0];
+    assert!(spread < chrono::Duration::seconds(4), "stops ran one after another: exits {spread} apart");
+    // A failure is named and does not stop the others.
+    let mut args = vec!["rm", "nosuch"];
+    args.extend(ids.iter().map(String::as_str));
+    let err = s.cli(&args).fails_with(&["skiff: nosuch: no container \"nosuch\"", "1 container(s) failed"]);
+    assert_eq!(s.cli(&["ps", "-aq"]).ok(), "", "the others were removed: {err}");
+}

@@ -10,11 +10,11 @@ mod images;
 mod events;
 mod registry;
 mod snapshots;
+mod socket;
 mod status;
 mod stored;
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -26,7 +26,6 @@ use skiff_api::v1::{
 use skiff_engine::{EventBus, Manager, ManagerParts, SealedShim};
 use skiff_snapshot::{apply::Limits, overlay_supported, Backend, FsSnapshotter, Unpacker};
 use skiff_store::{Store, StoreOptions};
-use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_stream::wrappers::UnixListenerStream;
 
@@ -48,23 +47,6 @@ struct Args {
     /// Print the effective configuration's default (embedded) text and exit.
     #[arg(long)]
     print_default_config: bool,
-}
-
-fn bind(path: &Path, mode: u32) -> Result<UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    }
-    // The store lock is already ours, so a socket left here belongs to a daemon that is gone.
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(e).with_context(|| format!("remove stale socket {}", path.display()))
-        }
-        _ => {}
-    }
-    let listener = UnixListener::bind(path).with_context(|| format!("bind {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("chmod {}", path.display()))?;
-    Ok(listener)
 }
 
 async fn shutdown_signal() {
@@ -171,7 +153,7 @@ async fn serve() -> Result<()> {
     let containers = containers::ContainersService { manager: manager.clone() };
     let events = events::EventsService { bus };
     // Bound last: a client that can connect finds the containers of a previous run recovered.
-    let listener = bind(&cfg.socket, cfg.socket_mode_bits()?)?;
+    let (listener, api_socket) = socket::ApiSocket::bind(&cfg.socket, cfg.socket_mode_bits()?)?;
     tracing::info!(socket = %cfg.socket.display(), "skiffd ready");
     tonic::transport::Server::builder()
         .add_service(ImagesServer::new(images).max_decoding_message_size(16 << 20))
@@ -183,7 +165,7 @@ async fn serve() -> Result<()> {
         .await
         .context("serve")?;
     store.db().flush().context("flush store")?;
-    let _ = std::fs::remove_file(&cfg.socket);
+    api_socket.remove();
     tracing::info!("stopped");
     // Containers keep running under their shims; the tasks following them (and any blocking
     // work still under way) must not hold up the exit.
