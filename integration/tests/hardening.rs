@@ -186,3 +186,41 @@ fn stop_kill_and_rm_of_many_containers_run_at_once() {
     let err = s.cli(&args).fails_with(&["skiff: nosuch: no container \"nosuch\"", "1 container(s) failed"]);
     assert_eq!(s.cli(&["ps", "-aq"]).ok(), "", "the others were removed: {err}");
 }
+
+#[test]
+fn kill_9_during_run_d_never_leaves_a_wrong_record() {
+    let mut s = Skiff::start().expect("skiffd");
+    busybox(&s, &image());
+    let mut wrong = Vec::new();
+    for trial in 0..40u64 {
+        let name = format!("k{trial}");
+        let mut run = Command::new(skiff_integration::bin("skiff"))
+            .arg("--address")
+            .arg(&s.socket)
+            .args(["run", "-d", "--name", &name, IMAGE, "sleep", "300"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("skiff run");
+        // Spread the kill over the whole create and start (a run -d takes some tens of ms).
+        std::thread::sleep(std::time::Duration::from_millis(trial * 7 % 80));
+        s.kill9();
+        let _ = run.wait();
+        s.spawn().expect("restart");
+        let listed: serde_json::Value = serde_json::from_str(&s.cli(&["ps", "-a", "-o", "json"]).ok()).expect("ps json");
+        let Some(c) = listed.as_array().expect("array").iter().find(|c| c["name"] == name.as_str()) else { continue };
+        // What the record says must be what its state allows.
+        let ok = match c["status"].as_str() {
+            Some("running") => s.cli(&["exec", &name, "true"]).code == 0,
+            Some("created") => s.cli(&["start", &name]).code == 0 && s.cli(&["exec", &name, "true"]).code == 0,
+            Some("exited") => true,
+            _ => false,
+        };
+        if !ok {
+            wrong.push(format!("{name}: {c}"));
+        }
+        s.cli(&["rm", "-f", &name]).ok();
+    }
+    assert!(wrong.is_empty(), "records that do not say what runs: {wrong:?}");
+    assert_eq!(s.cli(&["ps", "-aq"]).ok(), "");
+}

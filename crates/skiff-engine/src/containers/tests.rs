@@ -185,3 +185,30 @@ fn lookups_by_name_prefix_and_id() {
     assert_eq!(r.find("bad").expect_err("corrupt").kind(), ErrorKind::DataLoss);
     assert_eq!(r.list().expect("list").len(), 1);
 }
+
+#[test]
+fn after_a_crash_the_shim_has_the_last_word_on_the_state() {
+    let f = fixture(FakeLauncher::default());
+    let _inside = f._runtime.enter();
+    let m = &f.manager;
+    // The shim started the init, then skiffd died before recording it: the record says created.
+    let started = create(m, "started").expect("create");
+    m.shim(&started.id).start().expect("shim start");
+    // The init ended while skiffd was down.
+    let ended = create(m, "ended").expect("create");
+    m.shim(&ended.id).start().expect("shim start");
+    m.shim(&ended.id).kill(libc::SIGKILL, true).expect("shim kill");
+    let waiting = create(m, "waiting").expect("create");
+    assert!(m.records().list().expect("list").iter().all(|r| r.status == Status::Created));
+
+    m.recover().expect("recover");
+    let status = |name: &str| m.records().find(name).expect("record").status;
+    assert_eq!(status("started"), Status::Running, "what the shim runs is recorded as running");
+    assert!(!m.records().find("started").expect("record").started_at.is_empty());
+    assert_eq!(status("ended"), Status::Exited);
+    assert_eq!(m.records().find("ended").expect("record").exit.map(|e| e.code), Some(128 + libc::SIGKILL));
+    assert_eq!(status("waiting"), Status::Created, "a created container stays created");
+    // And the operations its real state allows work.
+    m.exec("started", ExecSpec { args: vec!["true".into()], ..Default::default() }).expect("exec into the running one");
+    m.start(&waiting.id).expect("start the created one");
+}

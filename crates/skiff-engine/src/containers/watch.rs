@@ -98,11 +98,35 @@ impl Manager {
         Ok(())
     }
 
+    /// A created or running container after a restart: the shim, when it answers, has the last
+    /// word on its state (a crash between the shim starting the init and the record saying so
+    /// left `created` on a running container).
     fn reconnect(self: &Arc<Self>, record: &ContainerRecord) -> Result<()> {
         let client = self.shim(&record.id);
-        if client.alive() {
-            tracing::info!(id = %record.id, name = %record.name, "reconnected to shim");
-            self.follow(record.id.clone());
+        if let Ok(state) = client.state() {
+            tracing::info!(id = %record.id, name = %record.name, shim = ?state.status, "reconnected to shim");
+            match state.status {
+                shim::Status::Running => {
+                    self.update(&record.id, |r| {
+                        if r.status != Status::Created {
+                            return Ok(false);
+                        }
+                        tracing::warn!(id = %r.id, "recorded as created, but its shim runs it: recorded as running");
+                        r.status = Status::Running;
+                        r.started_at = ids::now();
+                        Ok(true)
+                    })?;
+                    self.follow(record.id.clone());
+                }
+                shim::Status::Created => self.follow(record.id.clone()),
+                shim::Status::Stopped => {
+                    let exit = state.exit.or_else(|| shim::read_exit_file(client.state_dir())).unwrap_or_else(|| ExitStatus::lost(ids::now()));
+                    self.record_exit(&record.id, &exit)?;
+                    if record.auto_remove {
+                        self.delete(&record.id, true)?;
+                    }
+                }
+            }
             return Ok(());
         }
         let exit = shim::read_exit_file(client.state_dir()).unwrap_or_else(|| self.lost(&record.id));
