@@ -224,3 +224,37 @@ fn kill_9_during_run_d_never_leaves_a_wrong_record() {
     assert!(wrong.is_empty(), "records that do not say what runs: {wrong:?}");
     assert_eq!(s.cli(&["ps", "-aq"]).ok(), "");
 }
+
+#[test]
+fn sigterm_ends_open_streams_and_exits_and_a_fifo_is_not_imported() {
+    let mut s = Skiff::start().expect("skiffd");
+    busybox(&s, &image());
+    let fifo = s.path("not-an-archive");
+    assert!(Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+    s.cli(&["images", "import", fifo.to_str().expect("utf8")]).fails_with(&["neither a regular file nor a directory"]);
+    s.cli(&["run", "-d", "--name", "talker", IMAGE, "sh", "-c", "while :; do echo tick; sleep 0.2; done"]).ok();
+    let follow = |args: &[&str]| {
+        Command::new(skiff_integration::bin("skiff"))
+            .arg("--address")
+            .arg(&s.socket)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("skiff")
+    };
+    let mut logs = follow(&["logs", "-f", "talker"]);
+    let mut events = follow(&["events"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    assert_eq!(s.stop(), Some(0), "skiffd exits 0 on SIGTERM");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "skiffd took {:?} to stop with streams open", started.elapsed());
+    for (what, child) in [("logs -f", &mut logs), ("events", &mut events)] {
+        let status = child.wait().expect("wait");
+        assert!(status.success(), "{what} ends cleanly at shutdown: {status}");
+    }
+    // The container outlives skiffd, and is found again.
+    s.spawn().expect("restart");
+    assert!(s.cli(&["ps"]).ok().contains("talker"));
+    s.cli(&["rm", "-f", "talker"]).ok();
+}

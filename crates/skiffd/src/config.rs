@@ -19,6 +19,8 @@ pub struct Config {
     pub socket_mode: String,
     /// Log filter. Default `info`.
     pub log_level: String,
+    /// Seconds shutdown waits for requests under way. Default 5.
+    pub shutdown_timeout_secs: u64,
     pub store: StoreConfig,
     pub images: ImagesConfig,
     pub snapshotter: SnapshotterConfig,

@@ -12,6 +12,8 @@ use crate::status::ApiError;
 
 pub struct EventsService {
     pub bus: EventBus,
+    /// Turns true when skiffd shuts down: subscriptions end then.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Which events a subscriber wants.
@@ -62,9 +64,14 @@ impl v1::events_server::Events for EventsService {
     async fn subscribe(&self, req: Request<v1::SubscribeEventsRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
         let filter = Filter::new(req.into_inner())?;
         let mut rx = self.bus.subscribe();
+        let mut stopping = self.stopping.clone();
         let stream = async_stream(move |tx| async move {
             loop {
-                let msg = match rx.recv().await {
+                let received = tokio::select! {
+                    received = rx.recv() => received,
+                    _ = stopping.wait_for(|stopping| *stopping) => return,
+                };
+                let msg = match received {
                     Ok(e) if filter.wants(&e) => message(e),
                     Ok(_) => continue,
                     // Told, not hidden: the client learns that it missed events and how many.

@@ -43,6 +43,17 @@ fn absolute(path: &str) -> Result<PathBuf, ApiError> {
     Ok(p)
 }
 
+/// What an import reads must be a regular file (an archive) or a directory (a layout): a FIFO,
+/// socket or device would block the import, and shutdown with it, on a read that never ends.
+fn importable(path: &std::path::Path) -> Result<(), ApiError> {
+    // A missing path is the import's own error to give (it names the path).
+    let Ok(meta) = std::fs::metadata(path) else { return Ok(()) };
+    if meta.is_file() || meta.is_dir() {
+        return Ok(());
+    }
+    Err(ApiError::BadRequest(format!("{} is neither a regular file nor a directory: an import reads an archive or an OCI layout", path.display())))
+}
+
 static SPOOL_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Where streamed imports are spooled; emptied when skiffd starts.
@@ -155,6 +166,7 @@ impl Images for ImagesService {
     async fn import(&self, req: Request<v1::ImportImageRequest>) -> Result<Response<Self::ImportStream>, Status> {
         let req = req.into_inner();
         let path = absolute(&req.path)?;
+        importable(&path)?;
         let rx = self.start_import(req, path, false)?;
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }

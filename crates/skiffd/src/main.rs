@@ -150,20 +150,38 @@ async fn serve() -> Result<()> {
     })?;
     // Reconnects to the shims that outlived a previous skiffd and follows them again.
     manager.recover().context("recover containers")?;
-    let containers = containers::ContainersService { manager: manager.clone() };
-    let events = events::EventsService { bus };
+    // Shutdown: streams that would never end by themselves (logs -f, events) watch `stopping`;
+    // requests still under way get the configured deadline, then skiffd exits without them.
+    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
+    let containers = containers::ContainersService { manager: manager.clone(), stopping: stopping_rx.clone() };
+    let events = events::EventsService { bus, stopping: stopping_rx.clone() };
     // Bound last: a client that can connect finds the containers of a previous run recovered.
     let (listener, api_socket) = socket::ApiSocket::bind(&cfg.socket, cfg.socket_mode_bits()?)?;
     tracing::info!(socket = %cfg.socket.display(), "skiffd ready");
-    tonic::transport::Server::builder()
-        .add_service(ImagesServer::new(images).max_decoding_message_size(16 << 20))
-        .add_service(ContentServer::new(content).max_decoding_message_size(16 << 20))
-        .add_service(SnapshotsServer::new(snapshots))
-        .add_service(ContainersServer::new(containers))
-        .add_service(EventsServer::new(events))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown_signal())
-        .await
-        .context("serve")?;
+    let mut server_stopping = stopping_rx;
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(ImagesServer::new(images).max_decoding_message_size(16 << 20))
+            .add_service(ContentServer::new(content).max_decoding_message_size(16 << 20))
+            .add_service(SnapshotsServer::new(snapshots))
+            .add_service(ContainersServer::new(containers))
+            .add_service(EventsServer::new(events))
+            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
+                let _ = server_stopping.wait_for(|stopping| *stopping).await;
+            }),
+    );
+    tokio::pin!(server);
+    tokio::select! {
+        done = &mut server => done.context("the server task")?.context("serve")?,
+        () = shutdown_signal() => {
+            let _ = stopping_tx.send(true);
+            let deadline = std::time::Duration::from_secs(cfg.shutdown_timeout_secs);
+            match tokio::time::timeout(deadline, &mut server).await {
+                Ok(done) => done.context("the server task")?.context("serve")?,
+                Err(_) => tracing::warn!(?deadline, "requests still under way at the shutdown deadline; exiting without them"),
+            }
+        }
+    }
     store.db().flush().context("flush store")?;
     api_socket.remove();
     tracing::info!("stopped");

@@ -23,6 +23,8 @@ use crate::status::{json_bytes, ApiError};
 #[derive(Clone)]
 pub struct ContainersService {
     pub manager: Arc<Manager>,
+    /// Turns true when skiffd shuts down: followed logs end then.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// A terminal dimension from the wire (u32) as the kernel takes it.
@@ -235,6 +237,7 @@ impl v1::containers_server::Containers for ContainersService {
         let record = blocking(move || Ok(manager.records().find(&id)?)).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let manager = self.manager.clone();
+        let stopping = self.stopping.clone();
         tokio::task::spawn_blocking(move || {
             let path = PathBuf::from(&record.log_path);
             let mut offset = 0;
@@ -261,7 +264,8 @@ impl v1::containers_server::Containers for ContainersService {
                         return;
                     }
                 }
-                if last || tx.is_closed() {
+                // Ended cleanly when skiffd shuts down: the follower sees the end of the stream.
+                if last || tx.is_closed() || *stopping.borrow() {
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(100));
