@@ -258,3 +258,42 @@ fn sigterm_ends_open_streams_and_exits_and_a_fifo_is_not_imported() {
     assert!(s.cli(&["ps"]).ok().contains("talker"));
     s.cli(&["rm", "-f", "talker"]).ok();
 }
+
+#[test]
+fn raw_requests_with_bad_fields_are_refused_at_the_edge() {
+    use skiff_api::v1::{self, containers_client::ContainersClient, images_client::ImagesClient};
+    let s = Skiff::start().expect("skiffd");
+    busybox(&s, &image());
+    // A mount over /proc or /sys would undo the masked paths, for every handler.
+    for dest in ["/proc", "/sys/fs/cgroup"] {
+        s.cli(&["run", "--rm", "-v", &format!("/tmp:{dest}"), IMAGE, "true"]).fails_with(&["cannot mount over /proc or /sys"]);
+    }
+    let victim = s.path("victim.txt");
+    std::fs::write(&victim, "keep me\n").expect("victim");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let channel = skiff_api::connect(&s.socket).await.expect("connect");
+        let mut containers = ContainersClient::new(channel.clone());
+        let base = v1::CreateContainerRequest { image: IMAGE.into(), args: vec!["true".into()], ..Default::default() };
+        let mut cases: Vec<(&str, v1::CreateContainerRequest)> = vec![
+            ("hostname", v1::CreateContainerRequest { hostname: "a\0b".into(), ..base.clone() }),
+            ("annotation key", v1::CreateContainerRequest { annotations: [("k\0".to_string(), "v".to_string())].into(), ..base.clone() }),
+            ("annotation \"k\"", v1::CreateContainerRequest { annotations: [("k".to_string(), "v\0".to_string())].into(), ..base.clone() }),
+            ("label key", v1::CreateContainerRequest { labels: [("l\0".to_string(), "v".to_string())].into(), ..base.clone() }),
+            ("environment entry", v1::CreateContainerRequest { env: vec!["A=\0".into()], ..base.clone() }),
+            ("workdir", v1::CreateContainerRequest { workdir: "/tm\0p".into(), ..base.clone() }),
+        ];
+        // Output into an existing host file (the shim opens it as root) is not stdio.
+        cases.push(("is not a FIFO", v1::CreateContainerRequest { stdio: Some(v1::StdioPaths { stdout: victim.display().to_string(), ..Default::default() }), ..base.clone() }));
+        for (field, req) in cases {
+            let err = containers.create(req).await.expect_err(field);
+            assert_eq!(err.code(), tonic::Code::InvalidArgument, "{field}: {}", err.message());
+            assert!(err.message().contains(field), "{field}: {}", err.message());
+        }
+        let mut images = ImagesClient::new(channel);
+        let err = images.import(v1::ImportImageRequest { path: "/tmp/x\0y".into(), ..Default::default() }).await.expect_err("nul path");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{}", err.message());
+    });
+    assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "keep me\n", "the host file is untouched");
+    assert_eq!(s.cli(&["ps", "-aq"]).ok(), "", "nothing was made");
+}

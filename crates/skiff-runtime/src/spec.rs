@@ -28,6 +28,25 @@ const MASKED_PATHS: &[&str] = &[
 
 const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
+/// `/proc` or `/sys` when `destination` (cleaned lexically) is one of them or lies below it.
+fn kernel_filesystem(destination: &str) -> Option<&'static str> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in destination.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    match parts.first() {
+        Some(&"proc") => Some("/proc"),
+        Some(&"sys") => Some("/sys"),
+        _ => None,
+    }
+}
+
 /// A bind mount the request adds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MountRequest {
@@ -159,6 +178,13 @@ pub fn build(inputs: &SpecInputs<'_>) -> Result<Built> {
     for m in &req.mounts {
         if !m.destination.starts_with('/') {
             return Err(RuntimeError::InvalidArgument(format!("mount destination {:?} must be absolute", m.destination)));
+        }
+        if let Some(kernel) = kernel_filesystem(&m.destination) {
+            // A bind over them would undo the masked and read-only paths (runc refuses it too).
+            return Err(RuntimeError::InvalidArgument(format!(
+                "mount destination {:?} covers {kernel}: containers cannot mount over /proc or /sys",
+                m.destination
+            )));
         }
         mounts.push(json!({
             "destination": m.destination, "type": "bind", "source": m.source,

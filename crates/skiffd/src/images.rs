@@ -36,6 +36,7 @@ pub struct ImagesService {
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 fn absolute(path: &str) -> Result<PathBuf, ApiError> {
+    crate::validate::text("path", path)?;
     let p = PathBuf::from(path);
     if !p.is_absolute() {
         return Err(ApiError::BadRequest(format!("path {path:?} must be absolute (the daemon does not share your working directory)")));

@@ -13,6 +13,7 @@ mod snapshots;
 mod socket;
 mod status;
 mod stored;
+mod validate;
 
 use std::path::PathBuf;
 use std::sync::Arc;

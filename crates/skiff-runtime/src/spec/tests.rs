@@ -116,3 +116,15 @@ fn host_network_and_exec_process() {
     assert!(exec_process(&doc["process"], &[], &[], None, None, false).is_err());
     assert!(exec_process(&doc["process"], &["x".into()], &["NOEQUALS".into()], None, None, false).is_err());
 }
+
+#[test]
+fn mounts_over_proc_and_sys_are_refused() {
+    let img = image(serde_json::json!({"Cmd": ["sh"]}));
+    for dest in ["/proc", "/proc/sys", "/sys", "//sys/fs/cgroup", "/x/../proc/1", "/./proc"] {
+        let req = RunRequest { mounts: vec![MountRequest { source: "/tmp".into(), destination: dest.into(), readonly: false }], ..Default::default() };
+        let err = build_with(&img, &req, &ImageAnnotations::default()).expect_err(dest);
+        assert!(err.to_string().contains("cannot mount over /proc or /sys"), "{dest}: {err}");
+    }
+    let fine = RunRequest { mounts: vec![MountRequest { source: "/tmp".into(), destination: "/procs".into(), readonly: false }], ..Default::default() };
+    assert!(build_with(&img, &fine, &ImageAnnotations::default()).is_ok(), "/procs is not /proc");
+}

@@ -19,6 +19,7 @@ use skiff_engine::{ContainerRecord, CreateSpec, ExecSpec, Manager};
 
 use crate::blocking::blocking;
 use crate::status::{json_bytes, ApiError};
+use crate::validate;
 
 #[derive(Clone)]
 pub struct ContainersService {
@@ -32,16 +33,19 @@ fn cells(n: u32) -> u16 {
     n.min(u16::MAX as u32) as u16
 }
 
-fn stdio(paths: Option<v1::StdioPaths>) -> Stdio {
+fn stdio(paths: Option<v1::StdioPaths>) -> Result<Stdio, ApiError> {
     let p = paths.unwrap_or_default();
+    validate::stdio_path("stdin", &p.stdin)?;
+    validate::stdio_path("stdout", &p.stdout)?;
+    validate::stdio_path("stderr", &p.stderr)?;
     let path = |s: String| (!s.is_empty()).then(|| PathBuf::from(s));
-    Stdio {
+    Ok(Stdio {
         stdin: path(p.stdin),
         stdout: path(p.stdout),
         stderr: path(p.stderr),
         tty: p.tty,
         size: (p.rows > 0 && p.columns > 0).then(|| (cells(p.rows), cells(p.columns))),
-    }
+    })
 }
 
 fn non_empty(s: String) -> Option<String> {
@@ -49,6 +53,8 @@ fn non_empty(s: String) -> Option<String> {
 }
 
 fn mount(m: v1::BindMount) -> Result<MountRequest, ApiError> {
+    validate::text("mount source", &m.source)?;
+    validate::text("mount destination", &m.destination)?;
     if !m.source.starts_with('/') || !m.destination.starts_with('/') {
         return Err(ApiError::BadRequest(format!("mount {}:{}: source and destination must be absolute paths", m.source, m.destination)));
     }
@@ -62,6 +68,23 @@ fn create_spec(req: v1::CreateContainerRequest) -> Result<CreateSpec, ApiError> 
     if req.image.is_empty() {
         return Err(ApiError::BadRequest("an image is required".into()));
     }
+    for (field, value) in [
+        ("image", &req.image),
+        ("name", &req.name),
+        ("runtime", &req.runtime),
+        ("user", &req.user),
+        ("workdir", &req.workdir),
+        ("hostname", &req.hostname),
+        ("network", &req.network),
+        ("platform", &req.platform),
+    ] {
+        validate::text(field, value)?;
+    }
+    validate::texts("argument", &req.args)?;
+    validate::texts("entrypoint", &req.entrypoint)?;
+    validate::texts("environment entry", &req.env)?;
+    validate::pairs("annotation", &req.annotations)?;
+    validate::pairs("label", &req.labels)?;
     let host_network = match req.network.as_str() {
         "" | "none" => false,
         "host" => true,
@@ -70,7 +93,7 @@ fn create_spec(req: v1::CreateContainerRequest) -> Result<CreateSpec, ApiError> 
     if req.memory_limit < 0 {
         return Err(ApiError::BadRequest("memory limit must be positive".into()));
     }
-    let stdio = stdio(req.stdio);
+    let stdio = stdio(req.stdio)?;
     let run = RunRequest {
         args: req.args,
         entrypoint: req.has_entrypoint.then_some(req.entrypoint),
@@ -214,7 +237,11 @@ impl v1::containers_server::Containers for ContainersService {
 
     async fn exec(&self, req: Request<v1::ExecContainerRequest>) -> Result<Response<v1::ExecContainerResponse>, Status> {
         let req = req.into_inner();
-        let spec = ExecSpec { args: req.args, env: req.env, user: non_empty(req.user), workdir: non_empty(req.workdir), stdio: stdio(req.stdio) };
+        validate::texts("argument", &req.args)?;
+        validate::texts("environment entry", &req.env)?;
+        validate::text("user", &req.user)?;
+        validate::text("workdir", &req.workdir)?;
+        let spec = ExecSpec { args: req.args, env: req.env, user: non_empty(req.user), workdir: non_empty(req.workdir), stdio: stdio(req.stdio)? };
         let manager = self.manager.clone();
         let (exec_id, pid) = blocking(move || Ok(manager.exec(&req.id, spec)?)).await?;
         Ok(Response::new(v1::ExecContainerResponse { exec_id, pid }))
