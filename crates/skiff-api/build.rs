@@ -1,5 +1,5 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["../../proto/skiff/v1/images.proto", "../../proto/skiff/v1/content.proto", "../../proto/skiff/v1/snapshots.proto", "../../proto/skiff/v1/containers.proto", "../../proto/skiff/v1/events.proto"];
+    let protos = ["../../proto/skiff/v1/images.proto", "../../proto/skiff/v1/content.proto", "../../proto/skiff/v1/snapshots.proto", "../../proto/skiff/v1/containers.proto", "../../proto/skiff/v1/events.proto", "../../proto/skiff/v1/leases.proto"];
     for p in protos {
         println!("cargo:rerun-if-changed={p}");
     }

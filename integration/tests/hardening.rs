@@ -297,3 +297,49 @@ fn raw_requests_with_bad_fields_are_refused_at_the_edge() {
     assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "keep me\n", "the host file is untouched");
     assert_eq!(s.cli(&["ps", "-aq"]).ok(), "", "nothing was made");
 }
+
+#[test]
+fn a_cut_pull_leaves_a_lease_that_can_be_seen_and_released() {
+    let reg = skiff_integration::registry::Registry::plain().expect("registry");
+    let a = Skiff::start().expect("skiffd a");
+    let name = format!("{}/hardening/leased:1", reg.host);
+    let mut spec = image();
+    spec.name = name.clone();
+    busybox(&a, &spec);
+    a.cli(&["images", "push", "--plain-http", &name]).ok();
+    // The biggest layer is lost on the registry's side: the pull fails after fetching the rest.
+    let blobs = reg.dir.path().join("data/docker/registry/v2/blobs/sha256");
+    let biggest = walk_files(&blobs).into_iter().max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).expect("a blob");
+    std::fs::remove_file(&biggest).expect("remove the blob");
+    let b = Skiff::start().expect("skiffd b");
+    b.cli(&["images", "pull", "--plain-http", &name]).fails_with(&[&reg.host]);
+    assert!(b.images().is_empty(), "no image from a failed pull");
+    let listed: serde_json::Value = serde_json::from_str(&b.cli(&["leases", "ls", "-o", "json"]).ok()).expect("leases json");
+    let lease = &listed.as_array().expect("array")[0];
+    assert_eq!(lease["labels"]["io.skiff.operation"], "pull", "{lease}");
+    assert!(lease["blobs"].as_u64().is_some_and(|n| n >= 1), "{lease}");
+    let id = lease["id"].as_str().expect("id").to_string();
+    assert!(!b.content().is_empty(), "what the pull fetched is kept for a retry");
+    // Prune cannot take it, and says which lease holds it and how to let it go.
+    let prune = b.cli(&["content", "prune"]);
+    assert_eq!(prune.code, 0, "{}", prune.stderr);
+    assert!(prune.stderr.contains(&format!("lease {id} (a pull) still holds")) && prune.stderr.contains(&format!("skiff leases rm {id}")), "{}", prune.stderr);
+    assert_eq!(b.cli(&["leases", "rm", &id]).ok().trim(), id);
+    b.cli(&["leases", "rm", &id]).fails_with(&["not found"]);
+    b.cli(&["content", "prune"]).ok();
+    assert!(b.content().is_empty(), "released content is collected");
+    assert_eq!(b.cli(&["leases", "ls", "-q"]).ok(), "");
+}
+
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

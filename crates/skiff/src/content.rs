@@ -156,6 +156,7 @@ pub async fn run(ctx: &Ctx, cmd: ContentCommand) -> Result<()> {
                 outln!("{d}")?;
             }
             eprintln!("removed {} blob(s), {}", r.removed.len(), human_size(r.bytes));
+            crate::leases::explain_held(&r.leases);
             Ok(())
         }
         ContentCommand::Import { file, digest, label } => {

@@ -10,6 +10,7 @@ mod humanize;
 mod images;
 mod info;
 mod inspect;
+mod leases;
 mod progress;
 mod registry;
 mod snapshots;
@@ -49,6 +50,12 @@ enum Command {
     Content {
         #[command(subcommand)]
         command: content::ContentCommand,
+    },
+    /// Leases: what keeps content from garbage collection (a pull cut short keeps its blobs a day).
+    #[command(alias = "lease")]
+    Leases {
+        #[command(subcommand)]
+        command: leases::LeasesCommand,
     },
     /// Unpacked layers and container root filesystems.
     #[command(alias = "snapshot")]
@@ -160,6 +167,7 @@ async fn run(cli: Cli) -> Result<Option<i32>> {
         Command::Images { command: Some(command), .. } => images::run(&ctx, command).await,
         Command::Content { command } => content::run(&ctx, command).await,
         Command::Snapshots { command } => snapshots::run(&ctx, command).await,
+        Command::Leases { command } => leases::run(&ctx, command).await,
         Command::Containers { command } => containers::containers(&ctx, command).await,
         Command::Run(args) => return containers::run(&ctx, args).await.map(Some),
         Command::Exec(args) => return containers::exec(&ctx, args).await.map(Some),

@@ -132,11 +132,18 @@ impl Content for ContentService {
 
     async fn prune(&self, _: Request<v1::PruneContentRequest>) -> Result<Response<v1::PruneContentResponse>, Status> {
         let (store, unpacker, default) = (self.store.clone(), self.unpacker.clone(), self.platform.clone());
-        let (report, snapshots) = blocking(move || Ok(skiff_engine::unpack::collect(&store, &unpacker, &default)?)).await?;
-        tracing::info!(blobs = report.removed.len(), snapshots = snapshots.len(), "pruned content and snapshots");
+        let (report, snapshots, leases) = blocking(move || {
+            let (report, snapshots) = skiff_engine::unpack::collect(&store, &unpacker, &default)?;
+            // What the prune could not take, and why: the leases still holding content.
+            let leases = crate::leases::describe(&store)?.into_iter().filter(|l| l.blobs > 0).collect::<Vec<_>>();
+            Ok((report, snapshots, leases))
+        })
+        .await?;
+        tracing::info!(blobs = report.removed.len(), snapshots = snapshots.len(), leases = leases.len(), "pruned content and snapshots");
         Ok(Response::new(v1::PruneContentResponse {
             bytes: report.removed.iter().map(|r| r.1).sum(),
             removed: report.removed.into_iter().map(|r| r.0.to_string()).collect(),
+            leases,
         }))
     }
 

@@ -7,6 +7,7 @@ mod containers;
 mod content;
 mod convert;
 mod images;
+mod leases;
 mod events;
 mod registry;
 mod snapshots;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 use skiff_api::v1::{
-    containers_server::ContainersServer, content_server::ContentServer, events_server::EventsServer, images_server::ImagesServer,
+    containers_server::ContainersServer, content_server::ContentServer, events_server::EventsServer, images_server::ImagesServer, leases_server::LeasesServer,
     snapshots_server::SnapshotsServer,
 };
 use skiff_engine::{EventBus, Manager, ManagerParts, SealedShim};
@@ -167,6 +168,7 @@ async fn serve() -> Result<()> {
             .add_service(SnapshotsServer::new(snapshots))
             .add_service(ContainersServer::new(containers))
             .add_service(EventsServer::new(events))
+            .add_service(LeasesServer::new(leases::LeasesService { store: store.clone() }))
             .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
                 let _ = server_stopping.wait_for(|stopping| *stopping).await;
             }),
