@@ -74,11 +74,18 @@ fn a_hostile_layer_fails_the_unpack_and_leaves_other_snapshots() {
     let evil = Layer::from_tar(evil.into_inner().expect("tar"), true).expect("layer");
     let evil_digest = skiff_testimage::sha256(&evil.bytes);
     let good = files_layer(&[("ok.txt", b"fine")], true).expect("layer");
+    // Another image shares the good base layer.
+    import(&s, &spec("example.com/fine:1", vec![good.clone()]), &[]).ok();
+    let shared = s.content();
     import(&s, &spec("example.com/evil:1", vec![good, evil]), &[])
-        .fails_with(&["unpacking it failed", &evil_digest, "../../escaped", "'..'"]);
+        .fails_with(&["image example.com/evil:1 was not kept", &evil_digest, "../../escaped", "'..'"]);
     let snaps = snapshots(&s);
-    assert_eq!(snaps.len(), 1, "the good base layer's snapshot stays: {snaps:?}");
+    assert_eq!(snaps.len(), 1, "the good base layer's snapshot stays for the other image: {snaps:?}");
     assert!(!s.root.join("escaped").exists() && !s.dir.path().join("escaped").exists());
+    // Not left looking runnable: gone from the list, and only what the other image shares is kept.
+    assert_eq!(s.images(), ["example.com/fine:1"]);
+    assert_eq!(s.content(), shared, "the refused image's own blobs are collected");
+    s.cli(&["run", "--rm", "example.com/evil:1", "true"]).fails_with(&["not found"]);
 }
 
 #[test]
@@ -128,5 +135,7 @@ fn device_nodes_need_cap_mknod() {
     let base = files_layer(&[("whiteouts-still-work", b"x")], true).expect("layer");
     import(&s, &spec("example.com/dev:1", vec![base, dev]), &[])
         .fails_with(&["device node in an unprivileged context", &dev_digest, "dev/null"]);
-    assert_eq!(snapshots(&s).len(), 1, "the base layer's snapshot stays, the device layer's is removed");
+    // An image that cannot be unpacked here is not kept looking runnable; nothing else needed its base.
+    assert!(s.images().is_empty(), "the refused image is removed");
+    assert_eq!(snapshots(&s).len(), 0, "the device layer's snapshot is removed, and the base no image needs");
 }
