@@ -7,7 +7,7 @@ use std::path::Path;
 use skiff_integration::faults::{Fault, FaultProxy};
 use skiff_integration::registry::{free_port, Registry};
 use skiff_integration::{count_files, Skiff};
-use skiff_testimage::{random_layer, write_layout, ImageSpec};
+use skiff_testimage::{files_layer, random_layer, write_layout, ImageSpec};
 
 fn annotated_image(name: &str, platforms: &[&str]) -> ImageSpec {
     let mut s = ImageSpec::busybox(name, Path::new("/usr/bin/busybox")).expect("busybox (apt-get install busybox-static)");
@@ -294,6 +294,30 @@ fn bad_manifests_are_refused_before_anything_is_stored() {
     b.cli(&["images", "pull", "--plain-http", &format!("{}/demo/base:huge", huge.host)])
         .fails_with(&["over the 4194304-byte limit", &huge.host, "demo/base"]);
     assert!(b.content().is_empty() && b.images().is_empty());
+}
+
+/// An image over `images.max_layers` is refused once its manifest is read: no config or layer blob
+/// is requested from the registry and nothing is stored.
+#[test]
+fn a_pull_over_the_layer_limit_fetches_no_blob() {
+    let reg = Registry::plain().expect("registry");
+    let a = Skiff::start().expect("skiffd a");
+    let mut spec = annotated_image(&format!("{}/demo/deep:1", reg.host), &["linux/amd64"]);
+    spec.layers = (0..4).map(|i| files_layer(&[(&format!("f{i}"), format!("layer {i}").as_bytes())], true).expect("layer")).collect();
+    let name = import(&a, &spec);
+    a.cli(&["images", "push", "--plain-http", &name]).ok();
+
+    let b = Skiff::start_with(|_, cfg| {
+        anyhow::ensure!(cfg.contains("max_layers = 500"), "the default config sets max_layers = 500");
+        Ok(cfg.replace("max_layers = 500", "max_layers = 3"))
+    })
+    .expect("skiffd b");
+    let counting = FaultProxy::start(&reg.host, vec![]).expect("proxy");
+    let reference = format!("{}/demo/deep:1", counting.host);
+    b.cli(&["images", "pull", "--plain-http", &reference]).fails_with(&["demo/deep:1", "has 4 layers", "limit of 3", "images.max_layers"]);
+    assert!(counting.count("GET", "/manifests/") >= 1, "the manifest came through the proxy");
+    assert_eq!(counting.count("GET", "/blobs/"), 0, "no config or layer blob was requested");
+    assert!(b.content().is_empty() && b.images().is_empty(), "nothing stored");
 }
 
 #[test]

@@ -68,6 +68,9 @@ pub(crate) fn plan(src: &dyn Source, opts: &ImportOptions) -> Result<Plan> {
     }
     let mut plan = Plan::default();
     for entry in &entries {
+        // Before the config or any layer is read.
+        let image = opts.name.clone().or_else(|| entry.repo_tags.iter().flatten().next().cloned()).unwrap_or_else(|| entry.config.clone());
+        crate::import::check_layer_count(&image, entry.layers.len(), opts)?;
         let config = src
             .read_small(&entry.config, MAX_CONFIG_SIZE)?
             .ok_or_else(|| invalid(src, format!("config {} is missing", entry.config)))?;

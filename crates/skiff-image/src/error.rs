@@ -35,6 +35,11 @@ pub enum ImageError {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// A manifest with more layers than `max_layers` allows: refused as soon as it is read, before
+    /// any layer is fetched or stored.
+    #[error("image {image} has {count} layers, over the limit of {limit} (raise images.max_layers in skiffd.toml to allow more)")]
+    TooManyLayers { image: String, count: usize, limit: usize },
+
     /// A failure of a remote source (a registry), kept typed for the caller to inspect (downcast
     /// `source`), with the kind the source gave it.
     #[error("{source}")]
@@ -72,7 +77,8 @@ impl skiff_types::HasKind for ImageError {
             | ImageError::MissingBlob { .. }
             | ImageError::HostileEntry { .. }
             | ImageError::InvalidArchive { .. }
-            | ImageError::InvalidArgument(_) => K::InvalidArgument,
+            | ImageError::InvalidArgument(_)
+            | ImageError::TooManyLayers { .. } => K::InvalidArgument,
         }
     }
 }

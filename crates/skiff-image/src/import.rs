@@ -30,6 +30,11 @@ pub const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";
 /// The OCI annotation naming a tag (or full reference) in `index.json`.
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 
+/// Layers an image may have by default. containerd and Docker fail past 128 (overlay's mount
+/// options fill a page); Skiff mounts more through relative lowerdirs, and this bound keeps a
+/// hostile manifest of thousands of tiny layers from costing minutes of unpacking and deletion.
+pub const DEFAULT_MAX_LAYERS: usize = 500;
+
 /// How to import.
 #[derive(Clone, Debug)]
 pub struct ImportOptions {
@@ -48,6 +53,8 @@ pub struct ImportOptions {
     /// On failure, keep the blobs already stored (under a lease that expires in a day) so that a
     /// retry resumes from them, instead of removing them. Pulls do this; imports do not.
     pub resumable: bool,
+    /// Most layers one manifest may have; checked as soon as the manifest is read.
+    pub max_layers: usize,
 }
 
 impl Default for ImportOptions {
@@ -60,6 +67,7 @@ impl Default for ImportOptions {
             parallelism: 4,
             labels: BTreeMap::new(),
             resumable: false,
+            max_layers: DEFAULT_MAX_LAYERS,
         }
     }
 }
@@ -131,13 +139,21 @@ fn read_verified(src: &dyn Source, desc: &Desc, what: &'static str, limit: u64) 
 /// Plans one image named `name` whose top descriptor is `desc` (an index or a manifest).
 pub fn plan_image(src: &dyn Source, desc: &Desc, name: String, opts: &ImportOptions) -> Result<Plan> {
     let mut plan = Plan::default();
-    plan_tree(src, &mut plan, desc, opts, 0)?;
+    plan_tree(src, &mut plan, desc, &name, opts, 0)?;
     plan.images.push((name, desc.clone()));
     Ok(plan)
 }
 
-/// Plans the tree below `desc`: for an index, the selected platform's entry (or every entry).
-fn plan_tree(src: &dyn Source, plan: &mut Plan, desc: &Desc, opts: &ImportOptions, depth: usize) -> Result<()> {
+/// Refuses a manifest of image `image` with more layers than the options allow.
+pub(crate) fn check_layer_count(image: &str, count: usize, opts: &ImportOptions) -> Result<()> {
+    if count > opts.max_layers {
+        return Err(ImageError::TooManyLayers { image: image.to_string(), count, limit: opts.max_layers });
+    }
+    Ok(())
+}
+
+/// Plans the tree below `desc` of image `name`: for an index, the selected platform's entry (or every entry).
+fn plan_tree(src: &dyn Source, plan: &mut Plan, desc: &Desc, name: &str, opts: &ImportOptions, depth: usize) -> Result<()> {
     if depth > 4 {
         return Err(ImageError::malformed("index", &desc.digest, "indexes nested too deep"));
     }
@@ -156,7 +172,7 @@ fn plan_tree(src: &dyn Source, plan: &mut Plan, desc: &Desc, opts: &ImportOption
                 vec![one.clone()]
             };
             for child in &chosen {
-                plan_tree(src, plan, child, opts, depth + 1)?;
+                plan_tree(src, plan, child, name, opts, depth + 1)?;
             }
             let labels = index_labels(&index, |m| chosen.iter().any(|c| c.digest == m.digest));
             plan.add_json(desc.clone(), bytes, labels);
@@ -164,6 +180,8 @@ fn plan_tree(src: &dyn Source, plan: &mut Plan, desc: &Desc, opts: &ImportOption
         Kind::Manifest => {
             let bytes = read_verified(src, desc, "manifest", MAX_MANIFEST_SIZE)?;
             let manifest = parse_manifest(&bytes, desc)?;
+            // Before the config or any layer is read.
+            check_layer_count(&format!("{name} ({})", desc.digest), manifest.layers.len(), opts)?;
             let config = read_verified(src, &manifest.config, "config", MAX_CONFIG_SIZE)?;
             parse_config(&config, &manifest.config)?;
             for l in &manifest.layers {
@@ -238,8 +256,8 @@ fn plan_oci(src: &dyn Source, opts: &ImportOptions) -> Result<Plan> {
     }
     let mut plan = Plan::default();
     for entry in &index.manifests {
-        plan_tree(src, &mut plan, entry, opts, 0)?;
         let name = image_name(entry, opts, index.manifests.len())?;
+        plan_tree(src, &mut plan, entry, &name, opts, 0)?;
         // The naming annotations say how the layout names the image; the record's name says it
         // from here on (export writes them back), so they are not kept as image annotations.
         let mut target = entry.clone();

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use skiff_image::import::{commit_plan, plan_image, ImportOptions, ImportReport};
+use skiff_image::import::{commit_plan, plan_image, ImportOptions, ImportReport, DEFAULT_MAX_LAYERS};
 use skiff_image::source::StoreFirst;
 use skiff_image::{Platform, Progress, Reference};
 use skiff_store::Store;
@@ -22,11 +22,13 @@ pub struct PullOptions {
     pub all_platforms: bool,
     /// Layers fetched at once.
     pub parallelism: usize,
+    /// Most layers a manifest may have: a manifest with more is refused before any blob is fetched.
+    pub max_layers: usize,
 }
 
 impl Default for PullOptions {
     fn default() -> Self {
-        PullOptions { platform: Platform::host(), all_platforms: false, parallelism: 4 }
+        PullOptions { platform: Platform::host(), all_platforms: false, parallelism: 4, max_layers: DEFAULT_MAX_LAYERS }
     }
 }
 
@@ -53,6 +55,7 @@ pub fn pull(
         parallelism: opts.parallelism,
         labels: BTreeMap::from([(format!("{LABEL_DISTRIBUTION_SOURCE}{}", reference.domain), reference.repository.clone())]),
         resumable: true,
+        max_layers: opts.max_layers,
     };
     let plan = plan_image(&source, &target, reference.to_string(), &import)?;
     commit_plan(store, &source, plan, &import, progress)

@@ -193,7 +193,17 @@ impl Applier<'_> {
                 fs::copy(&there, &here).map_err(SnapshotError::io(format!("copy up {}", there.display())))?;
                 let m = fs::metadata(&there).map_err(SnapshotError::io("stat lower"))?;
                 use std::os::unix::fs::MetadataExt;
+                // As for an entry: owner, then xattrs (file capabilities among them), then the mode,
+                // so that chown drops neither the capabilities nor setuid/setgid.
                 lchown(&here, Some(m.uid()), Some(m.gid())).map_err(SnapshotError::io("chown copy-up"))?;
+                for attr in xattr::list(&there).map_err(SnapshotError::io(format!("list xattrs of {}", there.display())))? {
+                    if attr.as_bytes().starts_with(b"trusted.overlay.") {
+                        continue;
+                    }
+                    if let Some(value) = xattr::get(&there, &attr).map_err(SnapshotError::io(format!("read xattrs of {}", there.display())))? {
+                        xattr::set(&here, &attr, &value).map_err(|err| self.err(raw, format!("copy xattr {} up: {err}", attr.to_string_lossy())))?;
+                    }
+                }
                 fs::set_permissions(&here, m.permissions()).map_err(SnapshotError::io("chmod copy-up"))?;
                 return Ok(here);
             }
@@ -291,6 +301,9 @@ impl Applier<'_> {
             }
             other => return Err(self.err(&raw, format!("unsupported entry type {other:?}"))),
         }
+        // Ownership first: the kernel drops security.capability and the setuid/setgid bits on chown,
+        // so xattrs and the mode are set after it.
+        lchown(&path, Some(uid), Some(gid)).map_err(SnapshotError::io(format!("chown {}", path.display())))?;
         // Extended attributes from PAX records (overlay's own are never taken from a layer).
         if let Ok(Some(exts)) = e.pax_extensions() {
             for ext in exts.flatten() {
@@ -303,9 +316,7 @@ impl Applier<'_> {
                 }
             }
         }
-        lchown(&path, Some(uid), Some(gid)).map_err(SnapshotError::io(format!("chown {}", path.display())))?;
         if kind != tar::EntryType::Symlink {
-            // After chown, which clears setuid/setgid.
             fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(SnapshotError::io(format!("chmod {}", path.display())))?;
         }
         if kind == tar::EntryType::Directory {

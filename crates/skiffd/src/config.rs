@@ -76,6 +76,8 @@ pub struct ImagesConfig {
     pub default_platform: String,
     /// Parallel layer ingests during import. Default 4.
     pub import_parallelism: usize,
+    /// Most layers an imported or pulled image may have. Default 500.
+    pub max_layers: usize,
 }
 
 /// Lays `top` over `base`: tables merge key by key, any other value replaces the base's.
@@ -131,6 +133,7 @@ impl Config {
         let mode = self.socket_mode_bits()?;
         anyhow::ensure!(mode <= 0o777, "socket_mode {:o} has bits beyond 0777", mode);
         anyhow::ensure!(self.images.import_parallelism >= 1, "images.import_parallelism must be at least 1");
+        anyhow::ensure!(self.images.max_layers >= 1, "images.max_layers must be at least 1");
         anyhow::ensure!(self.store.cache_capacity_mib >= 1, "store.cache_capacity_mib must be at least 1");
         anyhow::ensure!(self.registry.max_concurrent_downloads >= 1, "registry.max_concurrent_downloads must be at least 1");
         anyhow::ensure!(
@@ -207,5 +210,13 @@ mod tests {
         assert!(Config::parse(&bad_platform, "t").is_err());
         let bad_glob = DEFAULT_CONFIG.replace("deny = []", "deny = [\"[\"]");
         assert!(Config::parse(&bad_glob, "t").is_err());
+    }
+
+    #[test]
+    fn max_layers_defaults_to_500_and_must_be_at_least_1() {
+        assert_eq!(Config::load(None).expect("default config").images.max_layers, 500);
+        assert_eq!(Config::parse("[images]\nmax_layers = 3\n", "t").expect("config").images.max_layers, 3);
+        let err = format!("{:#}", Config::parse("[images]\nmax_layers = 0\n", "t").expect_err("zero layers"));
+        assert!(err.contains("images.max_layers must be at least 1"), "{err}");
     }
 }

@@ -27,6 +27,8 @@ pub struct ImagesService {
     pub annotation_policy: skiff_runtime::ImageAnnotationPolicy,
     pub platform: Platform,
     pub import_parallelism: usize,
+    /// Most layers an imported or pulled image may have.
+    pub max_layers: usize,
     pub registry: crate::config::RegistryConfig,
     pub unpacker: Arc<skiff_snapshot::Unpacker>,
     /// The containers' records, to refuse removing an image they were made from.
@@ -77,6 +79,7 @@ impl ImagesService {
             name: Some(req.name).filter(|s| !s.is_empty()),
             base_name: Some(req.base_name).filter(|s| !s.is_empty()),
             parallelism: self.import_parallelism,
+            max_layers: self.max_layers,
             ..Default::default()
         };
         let (store, unpacker, default) = (self.store.clone(), self.unpacker.clone(), self.platform.clone());
@@ -116,7 +119,7 @@ impl Images for ImagesService {
     type PushStream = EventStream<v1::PushImageEvent>;
 
     async fn pull(&self, req: Request<v1::PullImageRequest>) -> Result<Response<Self::PullStream>, Status> {
-        let rx = crate::registry::start_pull(self.store.clone(), self.unpacker.clone(), &self.registry, &self.platform, req.into_inner())?;
+        let rx = crate::registry::start_pull(self.store.clone(), self.unpacker.clone(), &self.registry, &self.platform, self.max_layers, req.into_inner())?;
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

@@ -134,6 +134,7 @@ async fn serve() -> Result<()> {
         annotation_policy: cfg.runtime.image_annotations.clone(),
         platform: cfg.platform()?,
         import_parallelism: cfg.images.import_parallelism,
+        max_layers: cfg.images.max_layers,
         registry: cfg.registry.clone(),
         unpacker: unpacker.clone(),
         containers: skiff_engine::containers::Records::new(store.db().clone()),

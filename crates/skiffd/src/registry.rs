@@ -79,6 +79,7 @@ pub fn start_pull(
     unpacker: Arc<skiff_snapshot::Unpacker>,
     cfg: &RegistryConfig,
     default_platform: &Platform,
+    max_layers: usize,
     req: v1::PullImageRequest,
 ) -> Result<mpsc::Receiver<Result<v1::PullImageEvent, Status>>, ApiError> {
     let client = client_options(cfg, req.registry.as_ref())?;
@@ -86,6 +87,7 @@ pub fn start_pull(
         platform: platform_or(&req.platform, default_platform)?,
         all_platforms: req.all_platforms,
         parallelism: cfg.max_concurrent_downloads,
+        max_layers,
     };
     let (tx, rx) = mpsc::channel(256);
     tokio::task::spawn_blocking(move || {

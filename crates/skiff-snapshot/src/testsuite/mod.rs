@@ -17,6 +17,7 @@
 
 mod filesystem;
 mod lifecycle;
+mod metadata;
 mod persistence;
 
 use std::collections::{BTreeMap, HashMap};
@@ -49,6 +50,7 @@ pub const CASES: &[Case] = &[
     Case { name: "layers_apply_onto_active_snapshots", run: filesystem::layers_apply_onto_active_snapshots },
     Case { name: "a_chain_of_130_layers_mounts", run: filesystem::a_chain_of_130_layers_mounts },
     Case { name: "usage_counts_bytes_and_inodes", run: filesystem::usage_counts_bytes_and_inodes },
+    Case { name: "capabilities_and_setuid_survive_apply_and_copies", run: metadata::capabilities_and_setuid_survive_apply_and_copies },
     Case { name: "labels_are_kept", run: persistence::labels_are_kept },
     Case { name: "records_and_data_survive_reopen", run: persistence::records_and_data_survive_reopen },
 ];
