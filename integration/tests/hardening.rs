@@ -117,14 +117,18 @@ fn a_second_daemon_never_takes_a_live_socket_and_removes_only_its_own() {
     let mut b = Skiff::start().expect("skiffd b");
     let shared = b.socket.clone();
     std::fs::remove_file(&shared).expect("b's socket goes away (by hand)");
-    let mut c = Command::new(skiff_integration::bin("skiffd"))
-        .arg("--root")
-        .arg(b.path("c-root"))
-        .arg("--socket")
-        .arg(&shared)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("skiffd c");
+    let c_root = b.path("c-root");
+    let spawn_c = || {
+        Command::new(skiff_integration::bin("skiffd"))
+            .arg("--root")
+            .arg(&c_root)
+            .arg("--socket")
+            .arg(&shared)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("skiffd c")
+    };
+    let mut c = spawn_c();
     // b holds the lock beside the socket until it stops: c is refused even though the path is free.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     let refused = loop {
@@ -139,14 +143,7 @@ fn a_second_daemon_never_takes_a_live_socket_and_removes_only_its_own() {
     };
     assert!(refused, "c refused while b holds the lock");
     b.stop();
-    let mut c = Command::new(skiff_integration::bin("skiffd"))
-        .arg("--root")
-        .arg(b.path("c-root"))
-        .arg("--socket")
-        .arg(&shared)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("skiffd c");
+    let mut c = spawn_c();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !shared.exists() {
         assert!(std::time::Instant::now() < deadline, "c binds the free socket");

@@ -151,24 +151,21 @@ fn plain_v_operands(format: &str) -> Vec<usize> {
                 }
             }
         };
-        argument(&mut i, &mut next);
-        if b.get(i) == Some(&b'*') {
-            i += 1;
-            next += 1;
-        }
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
+        // Width, then `.` precision: each an optional `[n]`, then `*` (which takes an argument) or digits.
+        let number = |i: &mut usize, next: &mut usize| {
+            argument(i, next);
+            if b.get(*i) == Some(&b'*') {
+                *i += 1;
+                *next += 1;
+            }
+            while *i < b.len() && b[*i].is_ascii_digit() {
+                *i += 1;
+            }
+        };
+        number(&mut i, &mut next);
         if b.get(i) == Some(&b'.') {
             i += 1;
-            argument(&mut i, &mut next);
-            if b.get(i) == Some(&b'*') {
-                i += 1;
-                next += 1;
-            }
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
+            number(&mut i, &mut next);
         }
         argument(&mut i, &mut next);
         match b.get(i) {
