@@ -115,17 +115,25 @@ impl Applier<'_> {
         Ok(parts)
     }
 
-    /// Creates (or checks) the parent directories of `parts` under the target, refusing symlinks.
+    /// Creates (or checks) the parent directories of `parts` under the target, never following a
+    /// symlink. A parent that is not a directory is, by the layer's own paths, a directory now: one
+    /// from a lower layer (a symlink or file in the copied parent) is replaced by a directory, as an
+    /// overlay upper directory hides it, so both backends give the same tree; one this layer wrote
+    /// itself is refused (the layer would write through its own symlink, or under its own file).
     fn parent(&self, raw: &str, parts: &[PathBuf]) -> Result<PathBuf> {
         let mut cur = self.target.dir.clone();
         for c in &parts[..parts.len().saturating_sub(1)] {
             cur.push(c);
             match fs::symlink_metadata(&cur) {
-                Ok(m) if m.file_type().is_symlink() => {
+                Ok(m) if m.is_dir() => {}
+                Ok(m) if self.written.contains(&cur) && m.file_type().is_symlink() => {
                     return Err(self.err(raw, format!("would be written through the symlink {}", c.display())))
                 }
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => return Err(self.err(raw, format!("{} is not a directory", c.display()))),
+                Ok(_) if self.written.contains(&cur) => return Err(self.err(raw, format!("{} is not a directory", c.display()))),
+                Ok(_) => {
+                    self.clear(&cur, false)?;
+                    fs::create_dir(&cur).map_err(SnapshotError::io(format!("create {}", cur.display())))?;
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     fs::create_dir(&cur).map_err(SnapshotError::io(format!("create {}", cur.display())))?;
                 }
@@ -147,6 +155,11 @@ impl Applier<'_> {
     }
 
     fn whiteout(&mut self, raw: &str, dir: &Path, name: &OsStr) -> Result<()> {
+        if name == OsStr::new(OPAQUE) && dir == self.target.dir {
+            // It would hide every lower layer: a copy could do it, an overlay upper root cannot
+            // (the kernel ignores the marker there), so the backends would disagree. Refused on both.
+            return Err(self.err(raw, "an opaque marker at the layer's root would hide every lower layer"));
+        }
         if name == OsStr::new(OPAQUE) {
             match self.target.whiteouts {
                 Whiteouts::Overlay => {
@@ -169,10 +182,42 @@ impl Applier<'_> {
         }
         let path = dir.join(OsStr::from_bytes(hidden));
         self.clear(&path, false)?;
-        if self.target.whiteouts == Whiteouts::Overlay {
+        // Only where the lower layers show a directory is there anything to hide: in a directory
+        // that is this layer's alone, overlayfs would list the whiteout device as a broken entry.
+        if self.target.whiteouts == Whiteouts::Overlay && self.lowers_show_dir(dir) {
             mknod(&path, SFlag::S_IFCHR, Mode::empty(), 0).map_err(|e| self.err(raw, format!("create whiteout: {e}")))?;
         }
         Ok(())
+    }
+
+    /// Whether the lower layers' merged view has a directory at `dir` (a path in the target), walked
+    /// component by component as overlayfs resolves it: the topmost entry decides, a non-directory
+    /// (a whiteout device among them) hides what is below it, an opaque directory stops the merge.
+    fn lowers_show_dir(&self, dir: &Path) -> bool {
+        let Ok(rel) = dir.strip_prefix(&self.target.dir) else { return false };
+        let mut candidates: Vec<&PathBuf> = self.target.lowers.iter().collect();
+        let mut prefix = PathBuf::new();
+        for c in rel.components() {
+            prefix.push(c);
+            let mut next = Vec::new();
+            for lower in candidates {
+                match fs::symlink_metadata(lower.join(&prefix)) {
+                    Ok(m) if m.is_dir() => {
+                        next.push(lower);
+                        if xattr::get(lower.join(&prefix), "trusted.overlay.opaque").ok().flatten().as_deref() == Some(b"y") {
+                            break;
+                        }
+                    }
+                    Ok(_) => break,
+                    Err(_) => {}
+                }
+            }
+            if next.is_empty() {
+                return false;
+            }
+            candidates = next;
+        }
+        !candidates.is_empty()
     }
 
     /// Finds a hard link's target: in this layer, else copied up from the topmost lower that has it.
@@ -358,88 +403,4 @@ pub fn apply(reader: impl Read, layer: &str, compressed_size: u64, target: &Targ
     }
     let diff_id = format!("sha256:{}", hex::encode(hashing.hasher.finalize())).parse::<Digest>()?;
     Ok(Applied { diff_id, uncompressed: hashing.count, entries })
-}
-
-/// Opens a layer blob's stream, decompressed according to its media type. Compressed layers are
-/// inflated on a thread of their own, so decompression and writing files overlap.
-pub fn decompress(blob: impl Read + Send + 'static, media_type: &str, layer: &str) -> Result<Box<dyn Read + Send>> {
-    let buffered = io::BufReader::with_capacity(1 << 20, blob);
-    if media_type.ends_with("+gzip") || media_type.ends_with(".tar.gzip") {
-        Ok(Box::new(Pipelined::spawn(flate2::read::GzDecoder::new(buffered))))
-    } else if media_type.ends_with("+zstd") {
-        let decoder = zstd::stream::read::Decoder::with_buffer(buffered).map_err(SnapshotError::io(format!("zstd {layer}")))?;
-        Ok(Box::new(Pipelined::spawn(decoder)))
-    } else if media_type.ends_with(".tar") || media_type.ends_with("v1.tar") {
-        Ok(Box::new(buffered))
-    } else {
-        Err(SnapshotError::BadLayer { layer: layer.into(), reason: format!("unsupported layer media type {media_type:?}") })
-    }
-}
-
-/// Reads `inner` on a thread of its own, a few chunks ahead of the consumer. Chunks the consumer
-/// is done with go back to the reader thread, so a layer allocates a handful of chunks, not one
-/// per 512 KiB.
-struct Pipelined {
-    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
-    spent: std::sync::mpsc::Sender<Vec<u8>>,
-    chunk: Vec<u8>,
-    pos: usize,
-    done: bool,
-}
-
-impl Pipelined {
-    fn spawn(mut inner: impl Read + Send + 'static) -> Pipelined {
-        let (tx, rx) = std::sync::mpsc::sync_channel(8);
-        let (spent, recycled) = std::sync::mpsc::channel::<Vec<u8>>();
-        std::thread::spawn(move || loop {
-            let mut buf = recycled.try_recv().unwrap_or_default();
-            buf.resize(512 << 10, 0);
-            let mut filled = 0;
-            // Fill whole chunks: decoders return small reads, and each send has a cost.
-            while filled < buf.len() {
-                match inner.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                }
-            }
-            buf.truncate(filled);
-            let last = filled == 0;
-            if tx.send(Ok(buf)).is_err() || last {
-                return; // the consumer stopped, or the stream ended
-            }
-        });
-        Pipelined { rx, spent, chunk: Vec::new(), pos: 0, done: false }
-    }
-}
-
-impl Read for Pipelined {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.chunk.len() {
-            if self.done {
-                return Ok(0);
-            }
-            match self.rx.recv() {
-                Ok(Ok(chunk)) if chunk.is_empty() => self.done = true,
-                Ok(Ok(chunk)) => {
-                    let spent = std::mem::replace(&mut self.chunk, chunk);
-                    if spent.capacity() > 0 {
-                        // The reader thread may have ended already; the chunk is then just dropped.
-                        let _ = self.spent.send(spent);
-                    }
-                    self.pos = 0;
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Err(io::Error::new(io::ErrorKind::BrokenPipe, "decompression thread ended")),
-            }
-        }
-        let n = out.len().min(self.chunk.len() - self.pos);
-        out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
 }

@@ -8,6 +8,7 @@
 //! data under `<root>/snapshots/<id>/`.
 
 pub mod apply;
+pub mod decompress;
 mod error;
 pub mod mount;
 mod fs_snapshotter;

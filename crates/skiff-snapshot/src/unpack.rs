@@ -12,7 +12,8 @@ use sha2::{Digest as _, Sha256};
 use skiff_image::resolve::Resolved;
 use skiff_store::{ContentStore, Store};
 
-use crate::apply::{apply, decompress, Limits};
+use crate::apply::{apply, Limits};
+use crate::decompress::decompress;
 use crate::error::{Result, SnapshotError};
 use crate::{Kind, Snapshotter};
 

@@ -111,7 +111,7 @@ pub fn layers_apply_onto_active_snapshots(ctx: &mut Ctx) {
 }
 
 /// A tar of files (`Some(content)`) and directories (`None`, path ending in `/`).
-fn tar_of(entries: &[(&str, Option<&str>)]) -> Vec<u8> {
+pub(super) fn tar_of(entries: &[(&str, Option<&str>)]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (path, content) in entries {
         let mut h = tar::Header::new_gnu();

@@ -16,6 +16,7 @@
 //! ```
 
 mod filesystem;
+mod layers;
 mod lifecycle;
 mod metadata;
 mod persistence;
@@ -51,6 +52,11 @@ pub const CASES: &[Case] = &[
     Case { name: "a_chain_of_130_layers_mounts", run: filesystem::a_chain_of_130_layers_mounts },
     Case { name: "usage_counts_bytes_and_inodes", run: filesystem::usage_counts_bytes_and_inodes },
     Case { name: "capabilities_and_setuid_survive_apply_and_copies", run: metadata::capabilities_and_setuid_survive_apply_and_copies },
+    Case { name: "a_layer_s_directory_replaces_a_lower_symlink_or_file", run: layers::a_layer_s_directory_replaces_a_lower_symlink_or_file },
+    Case {
+        name: "a_layer_cannot_write_through_its_own_symlink_nor_hide_every_lower_layer",
+        run: layers::a_layer_cannot_write_through_its_own_symlink_nor_hide_every_lower_layer,
+    },
     Case { name: "labels_are_kept", run: persistence::labels_are_kept },
     Case { name: "records_and_data_survive_reopen", run: persistence::records_and_data_survive_reopen },
 ];
