@@ -273,9 +273,16 @@ fn refuse(f: &Fixture, name: &str, bad: Layer, needle: &str) {
     assert!(matches!(err, SnapshotError::Layer { .. } | SnapshotError::DiffIdMismatch { .. } | SnapshotError::BadLayer { .. }), "{err:?}");
 }
 
+/// The hostile corpus gives the same refusal on both backends.
 #[test]
 fn hostile_layers_are_refused_and_write_nothing_outside() {
-    let f = fixture(Backend::Overlay);
+    for backend in [Backend::Overlay, Backend::Native] {
+        hostile_layers_on(backend);
+    }
+}
+
+fn hostile_layers_on(backend: Backend) {
+    let f = fixture(backend);
     let outside = f.root.parent().expect("parent").join("outside");
     std::fs::create_dir_all(&outside).expect("outside");
     let out = outside.display().to_string();
