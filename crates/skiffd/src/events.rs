@@ -65,7 +65,9 @@ impl v1::events_server::Events for EventsService {
         let filter = Filter::new(req.into_inner())?;
         let mut rx = self.bus.subscribe();
         let mut stopping = self.stopping.clone();
-        let stream = async_stream(move |tx| async move {
+        // The task feeding the stream ends when the client hangs up (the channel closes).
+        let (tx, stream) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
             loop {
                 let received = tokio::select! {
                     received = rx.recv() => received,
@@ -83,19 +85,8 @@ impl v1::events_server::Events for EventsService {
                 }
             }
         });
-        Ok(Response::new(stream))
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(stream))))
     }
-}
-
-/// A stream fed by a task: the task ends when the client hangs up (the channel closes).
-fn async_stream<F, Fut>(produce: F) -> EventStream
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<v1::ContainerEvent, Status>>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(produce(tx));
-    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
 #[cfg(test)]

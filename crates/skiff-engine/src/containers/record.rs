@@ -96,9 +96,14 @@ impl Records {
 
     /// Writes a record over its previous version (the name stays reserved).
     pub fn put(&self, record: &ContainerRecord) -> Result<()> {
+        self.insert(record)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn insert(&self, record: &ContainerRecord) -> Result<()> {
         let bytes = serde_json::to_vec(record).map_err(|e| EngineError::Io { context: "encoding a container record".into(), source: e.into() })?;
         self.tree().insert(record_key(&record.id), bytes)?;
-        self.db.flush()?;
         Ok(())
     }
 
@@ -107,8 +112,10 @@ impl Records {
     /// holds the name. The record comes first so that a holder always has one: a name whose
     /// holder has no record is stale (a crash between removing a record and releasing its name)
     /// and is taken over.
+    /// One flush (the name's) makes both durable: nothing of the container exists yet, and a
+    /// `creating` record that reached the disk without its name is cleaned up on start anyway.
     pub fn create(&self, record: &ContainerRecord) -> Result<()> {
-        self.put(record)?;
+        self.insert(record)?;
         if let Err(e) = self.reserve_name(record) {
             self.tree().remove(record_key(&record.id))?;
             self.db.flush()?;
