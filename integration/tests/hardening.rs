@@ -280,13 +280,30 @@ fn raw_requests_with_bad_fields_are_refused_at_the_edge() {
             ("environment entry", v1::CreateContainerRequest { env: vec!["A=\0".into()], ..base.clone() }),
             ("workdir", v1::CreateContainerRequest { workdir: "/tm\0p".into(), ..base.clone() }),
         ];
-        // Output into an existing host file (the shim opens it as root) is not stdio.
-        cases.push(("is not a FIFO", v1::CreateContainerRequest { stdio: Some(v1::StdioPaths { stdout: victim.display().to_string(), ..Default::default() }), ..base.clone() }));
+        // The shim opens stdio as root: an existing host file, a FIFO the client made itself or
+        // another stream's FIFO of a set skiffd made is not stdio.
+        let client_fifo = s.path("client.fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&client_fifo).status().expect("mkfifo").success());
+        let set = containers.prepare_stdio(v1::PrepareStdioRequest { stdout: true, stderr: true, ..Default::default() }).await.expect("prepare").into_inner();
+        for path in [victim.display().to_string(), client_fifo.display().to_string(), set.stderr.clone()] {
+            let stdio = Some(v1::StdioPaths { stdout: path, ..Default::default() });
+            cases.push(("is not a FIFO skiffd made", v1::CreateContainerRequest { stdio, ..base.clone() }));
+        }
         for (field, req) in cases {
             let err = containers.create(req).await.expect_err(field);
             assert_eq!(err.code(), tonic::Code::InvalidArgument, "{field}: {}", err.message());
             assert!(err.message().contains(field), "{field}: {}", err.message());
         }
+        // A set serves one request: the first create takes it (and its FIFOs go once the shim
+        // opened them), a second one is refused.
+        let stdio = Some(set.clone());
+        let made = containers.create(v1::CreateContainerRequest { stdio: stdio.clone(), ..base.clone() }).await.expect("create with the set");
+        assert!(!std::path::Path::new(&set.stdout).exists(), "the claimed set is removed");
+        let err = containers.create(v1::CreateContainerRequest { stdio, ..base.clone() }).await.expect_err("reused set");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{}", err.message());
+        assert!(err.message().contains("claimed already or expired"), "{}", err.message());
+        let id = made.into_inner().container.expect("container").id;
+        containers.delete(v1::DeleteContainerRequest { id, force: true }).await.expect("delete");
         let mut images = ImagesClient::new(channel);
         let err = images.import(v1::ImportImageRequest { path: "/tmp/x\0y".into(), ..Default::default() }).await.expect_err("nul path");
         assert_eq!(err.code(), tonic::Code::InvalidArgument, "{}", err.message());

@@ -156,7 +156,8 @@ async fn serve() -> Result<()> {
     // Shutdown: streams that would never end by themselves (logs -f, events) watch `stopping`;
     // requests still under way get the configured deadline, then skiffd exits without them.
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
-    let containers = containers::ContainersService { manager: manager.clone(), stopping: stopping_rx.clone() };
+    let fifos = containers::StdioFifos::open(&cfg.root).context("preparing the stdio FIFO directory")?;
+    let containers = containers::ContainersService { manager: manager.clone(), fifos, stopping: stopping_rx.clone() };
     let events = events::EventsService { bus, stopping: stopping_rx.clone() };
     // Bound last: a client that can connect finds the containers of a previous run recovered.
     let (listener, api_socket) = socket::ApiSocket::bind(&cfg.socket, cfg.socket_mode_bits()?)?;

@@ -29,6 +29,12 @@ pub enum ApiError {
     /// A request field the service itself checks (before any library sees it).
     #[error("{0}")]
     BadRequest(String),
+    /// A limit of the service itself was reached.
+    #[error("{0}")]
+    Busy(String),
+    /// The host failed something the service does itself (a FIFO, a directory).
+    #[error("{what}: {source}")]
+    Host { what: String, source: std::io::Error },
     /// A document the service builds could not be encoded.
     #[error("encoding {what}: {source}")]
     Encode { what: &'static str, source: serde_json::Error },
@@ -50,7 +56,8 @@ impl HasKind for ApiError {
             ApiError::Snapshot(e) => e.kind(),
             ApiError::Runtime(e) => e.kind(),
             ApiError::BadRequest(_) | ApiError::Refused { .. } => ErrorKind::InvalidArgument,
-            ApiError::Encode { .. } => ErrorKind::Internal,
+            ApiError::Busy(_) => ErrorKind::ResourceExhausted,
+            ApiError::Encode { .. } | ApiError::Host { .. } => ErrorKind::Internal,
         }
     }
 }

@@ -1,11 +1,11 @@
-//! A foreground process's stdio travels through FIFOs this client makes (as `ctr` does): skiff-shim
-//! opens them beside the container's log, so output reaches the terminal and the log alike. Also
-//! raw mode for `-t` and forwarding of terminal size changes.
+//! A foreground process's stdio travels through FIFOs skiffd makes for this client
+//! (`PrepareStdio`, as containerd's daemon makes them for `ctr`): skiff-shim opens them beside the
+//! container's log, so output reaches the terminal and the log alike. Also raw mode for `-t` and
+//! forwarding of terminal size changes.
 
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
@@ -13,21 +13,15 @@ use skiff_api::v1::{self, containers_client::ContainersClient};
 
 use crate::Ctx;
 
-/// The FIFOs of one attached process, and the threads copying to and from them.
+/// The FIFOs of one attached process, opened on our side, and the threads copying through them.
 pub struct Attach {
-    dir: PathBuf,
     paths: v1::StdioPaths,
-    // Held open until the shim opened its ends (so its opens do not block or see EOF).
-    holders: Vec<File>,
+    // Our read ends, opened before the create or exec so the shim finds a reader when it opens
+    // its write ends (else its output would go to the log only).
+    stdout: File,
+    stderr: Option<File>,
+    // Read-write, so the shim's read end does not see EOF before we write.
     stdin: Option<File>,
-}
-
-fn mkfifo(path: &Path) -> Result<()> {
-    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).with_context(|| format!("mkfifo {}", path.display()))
-}
-
-fn open_rdwr(path: &Path) -> Result<File> {
-    OpenOptions::new().read(true).write(true).open(path).with_context(|| format!("open {}", path.display()))
 }
 
 impl Attach {
@@ -36,53 +30,41 @@ impl Attach {
         attach.as_ref().map(|a| a.paths.clone()).unwrap_or(v1::StdioPaths { tty, ..Default::default() })
     }
 
-    pub fn new(stdin: bool, tty: bool) -> Result<Attach> {
-        let dir = std::env::temp_dir().join(format!("skiff-io-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)));
-        std::fs::create_dir(&dir).with_context(|| format!("create {}", dir.display()))?;
-        let mut paths = v1::StdioPaths { tty, ..Default::default() };
-        let mut holders = Vec::new();
-        let mut stdin_file = None;
-        let make = |name: &str| -> Result<String> {
-            let p = dir.join(name);
-            mkfifo(&p)?;
-            Ok(p.display().to_string())
+    pub async fn new(ctx: &Ctx, stdin: bool, tty: bool) -> Result<Attach> {
+        let mut client = ContainersClient::new(ctx.channel.clone());
+        let wanted = v1::PrepareStdioRequest { stdin, stdout: true, stderr: !tty };
+        let mut paths = client.prepare_stdio(wanted).await.map_err(crate::status)?.into_inner();
+        let stdout = open_reader(&paths.stdout)?;
+        let stderr = if paths.stderr.is_empty() { None } else { Some(open_reader(&paths.stderr)?) };
+        let stdin = if paths.stdin.is_empty() {
+            None
+        } else {
+            Some(OpenOptions::new().read(true).write(true).open(&paths.stdin).with_context(|| format!("open {}", paths.stdin))?)
         };
-        paths.stdout = make("stdout")?;
-        holders.push(open_rdwr(Path::new(&paths.stdout))?);
-        if !tty {
-            paths.stderr = make("stderr")?;
-            holders.push(open_rdwr(Path::new(&paths.stderr))?);
-        }
-        if stdin {
-            paths.stdin = make("stdin")?;
-            stdin_file = Some(open_rdwr(Path::new(&paths.stdin))?);
-        }
+        paths.tty = tty;
         if tty && std::io::stdout().is_terminal() {
             if let Some((terminal_size::Width(w), terminal_size::Height(h))) = terminal_size::terminal_size() {
                 paths.rows = h as u32;
                 paths.columns = w as u32;
             }
         }
-        Ok(Attach { dir, paths, holders, stdin: stdin_file })
+        Ok(Attach { paths, stdout, stderr, stdin })
     }
 
     /// Once the shim opened its ends: start copying. The threads end at the process's EOF.
-    pub fn copy(mut self) -> Result<Copying> {
+    pub fn copy(self) -> Result<Copying> {
         let mut threads = Vec::new();
         let (closed, stdout_closed) = tokio::sync::oneshot::channel();
-        // Fresh read-only fds, so EOF arrives when the shim closes its write ends.
-        threads.push(copy_thread(open_reader(&self.paths.stdout)?, std::io::stdout(), Some(closed)));
-        if !self.paths.stderr.is_empty() {
-            threads.push(copy_thread(open_reader(&self.paths.stderr)?, std::io::stderr(), None));
+        threads.push(copy_thread(blocking(self.stdout), std::io::stdout(), Some(closed)));
+        if let Some(stderr) = self.stderr {
+            threads.push(copy_thread(blocking(stderr), std::io::stderr(), None));
         }
-        self.holders.clear();
-        if let Some(mut fifo) = self.stdin.take() {
+        if let Some(mut fifo) = self.stdin {
             // Not joined: reading our stdin can block after the process ended.
             std::thread::spawn(move || {
                 let _ = std::io::copy(&mut std::io::stdin().lock(), &mut fifo);
             });
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
         Ok(Copying { threads, stdout_closed })
     }
 }
@@ -95,21 +77,20 @@ pub struct Copying {
     pub stdout_closed: tokio::sync::oneshot::Receiver<()>,
 }
 
-impl Drop for Attach {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// A FIFO opened for reading without waiting for a writer (the shim opens its end later).
+fn open_reader(path: &str) -> Result<File> {
+    use nix::fcntl::OFlag;
+    OpenOptions::new().read(true).custom_flags(OFlag::O_NONBLOCK.bits()).open(path).with_context(|| format!("open {path}"))
 }
 
-/// A FIFO opened for reading without waiting for a writer, then made blocking.
-fn open_reader(path: &str) -> Result<File> {
+/// Made blocking once the shim's write end is open: EOF then means the process's output ended.
+fn blocking(file: File) -> File {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     use std::os::fd::AsRawFd;
-    let file = OpenOptions::new().read(true).custom_flags(OFlag::O_NONBLOCK.bits()).open(path).with_context(|| format!("open {path}"))?;
     if let Ok(flags) = fcntl(file.as_raw_fd(), FcntlArg::F_GETFL) {
         let _ = fcntl(file.as_raw_fd(), FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) & !OFlag::O_NONBLOCK));
     }
-    Ok(file)
+    file
 }
 
 fn copy_thread(mut from: File, mut to: impl Write + Send + 'static, mut on_closed: Option<tokio::sync::oneshot::Sender<()>>) -> JoinHandle<()> {

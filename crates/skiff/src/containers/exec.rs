@@ -30,7 +30,7 @@ pub struct ExecArgs {
 
 pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<i32> {
     let mut client = ContainersClient::new(ctx.channel.clone());
-    let attach = if args.detach { None } else { Some(Attach::new(args.interactive, args.tty)?) };
+    let attach = if args.detach { None } else { Some(Attach::new(ctx, args.interactive, args.tty).await?) };
     let req = v1::ExecContainerRequest {
         id: args.container.clone(),
         args: args.command.clone(),

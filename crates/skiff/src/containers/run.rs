@@ -102,7 +102,7 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
     let labels = key_values(&args.labels, "label")?;
     let mounts = args.volumes.iter().map(|v| parse_volume(v)).collect::<Result<Vec<_>>>()?;
     let memory_limit = args.memory.as_deref().map(parse_memory).transpose()?.unwrap_or(0);
-    let attach = if args.detach { None } else { Some(Attach::new(args.interactive, args.tty)?) };
+    let attach = if args.detach { None } else { Some(Attach::new(ctx, args.interactive, args.tty).await?) };
     let entrypoint: Vec<String> = args.entrypoint.iter().filter(|e| !e.is_empty()).cloned().collect();
     let req = v1::CreateContainerRequest {
         image: args.image.clone(),

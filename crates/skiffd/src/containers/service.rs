@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 use skiff_engine::containers::{logs, parse_signal};
 use skiff_engine::{ContainerRecord, CreateSpec, ExecSpec, Manager};
 
+use super::fifos::{Claim, Owner, StdioFifos, Wanted};
 use crate::blocking::blocking;
 use crate::status::{json_bytes, ApiError};
 use crate::validate;
@@ -24,6 +25,7 @@ use crate::validate;
 #[derive(Clone)]
 pub struct ContainersService {
     pub manager: Arc<Manager>,
+    pub fifos: Arc<StdioFifos>,
     /// Turns true when skiffd shuts down: followed logs end then.
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }
@@ -33,19 +35,28 @@ fn cells(n: u32) -> u16 {
     n.min(u16::MAX as u32) as u16
 }
 
-fn stdio(paths: Option<v1::StdioPaths>) -> Result<Stdio, ApiError> {
+/// The request's stdio: a claimed set of skiffd's FIFOs (held until the shim opened them) and the
+/// terminal settings.
+fn stdio(fifos: &StdioFifos, paths: Option<v1::StdioPaths>) -> Result<(Stdio, Claim), ApiError> {
     let p = paths.unwrap_or_default();
-    validate::stdio_path("stdin", &p.stdin)?;
-    validate::stdio_path("stdout", &p.stdout)?;
-    validate::stdio_path("stderr", &p.stderr)?;
-    let path = |s: String| (!s.is_empty()).then(|| PathBuf::from(s));
-    Ok(Stdio {
-        stdin: path(p.stdin),
-        stdout: path(p.stdout),
-        stderr: path(p.stderr),
+    let claim = fifos.claim(&p)?;
+    let stdio = Stdio {
+        stdin: claim.stdin.clone(),
+        stdout: claim.stdout.clone(),
+        stderr: claim.stderr.clone(),
         tty: p.tty,
         size: (p.rows > 0 && p.columns > 0).then(|| (cells(p.rows), cells(p.columns))),
-    })
+    };
+    Ok((stdio, claim))
+}
+
+/// The caller's uid and gid, from the unix socket's peer credentials.
+fn caller<T>(req: &Request<T>) -> Owner {
+    req.extensions()
+        .get::<tonic::transport::server::UdsConnectInfo>()
+        .and_then(|info| info.peer_cred)
+        .map(|cred| Owner { uid: cred.uid(), gid: cred.gid() })
+        .unwrap_or_default()
 }
 
 fn non_empty(s: String) -> Option<String> {
@@ -64,7 +75,7 @@ fn mount(m: v1::BindMount) -> Result<MountRequest, ApiError> {
     Ok(MountRequest { source: m.source, destination: m.destination, readonly: m.readonly })
 }
 
-fn create_spec(req: v1::CreateContainerRequest) -> Result<CreateSpec, ApiError> {
+fn create_spec(req: v1::CreateContainerRequest, stdio: Stdio) -> Result<CreateSpec, ApiError> {
     if req.image.is_empty() {
         return Err(ApiError::BadRequest("an image is required".into()));
     }
@@ -93,7 +104,6 @@ fn create_spec(req: v1::CreateContainerRequest) -> Result<CreateSpec, ApiError> 
     if req.memory_limit < 0 {
         return Err(ApiError::BadRequest("memory limit must be positive".into()));
     }
-    let stdio = stdio(req.stdio)?;
     let run = RunRequest {
         args: req.args,
         entrypoint: req.has_entrypoint.then_some(req.entrypoint),
@@ -145,9 +155,12 @@ type LogStream = Pin<Box<dyn Stream<Item = Result<v1::ContainerLogChunk, Status>
 #[tonic::async_trait]
 impl v1::containers_server::Containers for ContainersService {
     async fn create(&self, req: Request<v1::CreateContainerRequest>) -> Result<Response<v1::CreateContainerResponse>, Status> {
-        let spec = create_spec(req.into_inner()).map_err(Status::from)?;
+        let mut req = req.into_inner();
+        let (stdio, claim) = stdio(&self.fifos, req.stdio.take())?;
+        let spec = create_spec(req, stdio).map_err(Status::from)?;
         let manager = self.manager.clone();
         let record = blocking(move || Ok(manager.create(spec)?)).await?;
+        drop(claim);
         Ok(Response::new(v1::CreateContainerResponse { container: Some(container(&record)) }))
     }
 
@@ -241,9 +254,11 @@ impl v1::containers_server::Containers for ContainersService {
         validate::texts("environment entry", &req.env)?;
         validate::text("user", &req.user)?;
         validate::text("workdir", &req.workdir)?;
-        let spec = ExecSpec { args: req.args, env: req.env, user: non_empty(req.user), workdir: non_empty(req.workdir), stdio: stdio(req.stdio)? };
+        let (stdio, claim) = stdio(&self.fifos, req.stdio)?;
+        let spec = ExecSpec { args: req.args, env: req.env, user: non_empty(req.user), workdir: non_empty(req.workdir), stdio };
         let manager = self.manager.clone();
         let (exec_id, pid) = blocking(move || Ok(manager.exec(&req.id, spec)?)).await?;
+        drop(claim);
         Ok(Response::new(v1::ExecContainerResponse { exec_id, pid }))
     }
 
@@ -253,6 +268,14 @@ impl v1::containers_server::Containers for ContainersService {
         let (rows, columns) = (cells(req.rows), cells(req.columns));
         blocking(move || Ok(manager.resize(&req.id, non_empty(req.exec_id).as_deref(), rows, columns)?)).await?;
         Ok(Response::new(v1::ResizeContainerResponse {}))
+    }
+
+    async fn prepare_stdio(&self, req: Request<v1::PrepareStdioRequest>) -> Result<Response<v1::StdioPaths>, Status> {
+        let owner = caller(&req);
+        let req = req.into_inner();
+        let wanted = Wanted { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr };
+        let fifos = self.fifos.clone();
+        Ok(Response::new(fifos.prepare(owner, wanted)?))
     }
 
     type LogsStream = LogStream;
