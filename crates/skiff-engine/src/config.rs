@@ -92,6 +92,17 @@ impl RuntimeConfig {
         Err(EngineError::UnknownHandler { name: name.to_string(), configured: known.join(", ") })
     }
 
+    /// Every handler's name, the default first (`builtin` is always there).
+    pub fn handler_names(&self) -> Vec<String> {
+        let mut names = vec![self.default_handler.clone()];
+        for name in std::iter::once(BUILTIN_HANDLER).chain(self.handlers.keys().map(String::as_str)) {
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
+        names
+    }
+
     /// The image annotation policy of a handler.
     pub fn policy<'a>(&'a self, handler: &'a HandlerConfig) -> &'a skiff_runtime::ImageAnnotationPolicy {
         handler.image_annotations.as_ref().unwrap_or(&self.image_annotations)

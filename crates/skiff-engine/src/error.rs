@@ -14,6 +14,11 @@ pub enum EngineError {
     Snapshot(#[from] skiff_snapshot::SnapshotError),
     #[error("image {image} is stored, but unpacking it failed: {source}")]
     Unpack { image: String, source: skiff_snapshot::SnapshotError },
+    /// An image whose layers were refused at unpack: removed rather than left looking runnable.
+    #[error("image {image} was not kept: unpacking its layers failed: {source}")]
+    Refused { image: String, source: skiff_snapshot::SnapshotError },
+    #[error(transparent)]
+    Registry(Box<skiff_registry::RegistryError>),
     /// A stored image whose own content cannot be read (a blob it names is gone).
     #[error("image {image} is stored, but its content is damaged: {source}")]
     Damaged { image: String, source: skiff_image::ImageError },
@@ -70,6 +75,8 @@ impl HasKind for EngineError {
             // that a client can pull it: what a stored image lacks is lost data.
             EngineError::Unpack { source, .. } => stored_content(source.kind()),
             EngineError::Damaged { source, .. } => stored_content(source.kind()),
+            EngineError::Refused { .. } => ErrorKind::InvalidArgument,
+            EngineError::Registry(e) => e.kind(),
             EngineError::Runtime(e) => e.kind(),
             EngineError::Shim(e) => e.kind(),
             EngineError::InvalidArgument(_) | EngineError::AmbiguousId { .. } | EngineError::UnknownHandler { .. } => ErrorKind::InvalidArgument,
@@ -89,6 +96,12 @@ fn stored_content(kind: ErrorKind) -> ErrorKind {
     match kind {
         ErrorKind::NotFound => ErrorKind::DataLoss,
         other => other,
+    }
+}
+
+impl From<skiff_registry::RegistryError> for EngineError {
+    fn from(e: skiff_registry::RegistryError) -> Self {
+        EngineError::Registry(Box::new(e))
     }
 }
 

@@ -12,6 +12,7 @@ mod error;
 pub mod events;
 pub mod images;
 pub mod launcher;
+pub mod pull;
 pub mod unpack;
 
 pub use config::{HandlerConfig, ImageVolumes, RuntimeConfig, BUILTIN_HANDLER};

@@ -7,6 +7,7 @@ use skiff_image::resolve::resolve;
 use skiff_image::Platform;
 use skiff_snapshot::{needed_by, Unpacker};
 use skiff_store::{GcReport, ImageRecord, Store};
+use skiff_types::{ErrorKind, HasKind};
 
 use crate::error::{EngineError, Result};
 use crate::images::{platform_of, stored_platforms};
@@ -27,6 +28,29 @@ pub fn unpack_images(store: &Store, unpacker: &Unpacker, images: &[ImageRecord],
         present += report.present as u32;
     }
     Ok((unpacked, present))
+}
+
+/// Unpacks what an import or pull stored (unless `no_unpack`); (unpacked, present). An image whose
+/// layers are refused (hostile or broken content) is not left looking runnable: its record is
+/// removed and what only it used is collected (what other images share stays), and the answer is
+/// `Refused`.
+pub fn unpack_stored(store: &Store, unpacker: &Unpacker, images: &[ImageRecord], no_unpack: bool, default: &Platform) -> Result<(u32, u32)> {
+    if no_unpack {
+        return Ok((0, 0));
+    }
+    match unpack_images(store, unpacker, images, default) {
+        Err(EngineError::Unpack { image, source }) if source.kind() == ErrorKind::InvalidArgument => {
+            match store.images().delete(&image) {
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+            let (content, snapshots) = collect(store, unpacker, default)?;
+            tracing::warn!(image, blobs = content.removed.len(), snapshots = snapshots.len(), error = %source, "image refused and removed");
+            Err(EngineError::Refused { image, source })
+        }
+        other => other,
+    }
 }
 
 /// Removes content and snapshots that no image (or lease, or root label) needs.

@@ -33,6 +33,9 @@ pub struct ClientOptions {
     pub plain_http: bool,
     /// Credentials for this request, over configured ones.
     pub credentials: Option<Credentials>,
+    /// Tokens for this request (the CRI's AuthConfig): a registry token is sent as the bearer
+    /// token itself; an identity token is an OAuth2 refresh token exchanged at the realm.
+    pub tokens: Tokens,
     /// Retries of a transient failure (default 4 when 0... set explicitly).
     pub retries: u32,
     /// First backoff; doubles per retry.
@@ -41,7 +44,20 @@ pub struct ClientOptions {
 
 impl ClientOptions {
     pub fn new(hosts: Hosts, auth: AuthConfig) -> ClientOptions {
-        ClientOptions { hosts, auth, plain_http: false, credentials: None, retries: 4, backoff: Duration::from_millis(200) }
+        ClientOptions { hosts, auth, plain_http: false, credentials: None, tokens: Tokens::default(), retries: 4, backoff: Duration::from_millis(200) }
+    }
+}
+
+/// Bearer tokens a caller already holds (see `ClientOptions::tokens`).
+#[derive(Clone, Default)]
+pub struct Tokens {
+    pub registry: Option<String>,
+    pub identity: Option<String>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tokens(registry: {}, identity: {})", self.registry.is_some(), self.identity.is_some())
     }
 }
 
@@ -63,6 +79,7 @@ pub struct Client {
     pub repository: String,
     remotes: Vec<Remote>,
     credentials: Option<Credentials>,
+    tokens: Tokens,
     scope: String,
     retries: u32,
     backoff: Duration,
@@ -112,6 +129,7 @@ impl Client {
             repository: reference.repository.clone(),
             remotes,
             credentials: opts.credentials.clone().or_else(|| opts.auth.get(&reference.domain).cloned()),
+            tokens: opts.tokens.clone(),
             scope: format!("repository:{}:{actions}", reference.repository),
             retries: opts.retries,
             backoff: opts.backoff,
@@ -209,7 +227,10 @@ impl Client {
             .ok_or_else(|| target.http(401, "unauthorized, and no WWW-Authenticate challenge to answer"))?;
         let value = match challenge.scheme.as_str() {
             "basic" => self.credentials.as_ref().ok_or_else(|| target.http(401, "registry wants credentials"))?.basic_header(),
-            "bearer" => format!("Bearer {}", self.fetch_token(i, target, &challenge.params)?),
+            "bearer" => match &self.tokens.registry {
+                Some(token) => format!("Bearer {token}"),
+                None => format!("Bearer {}", self.fetch_token(i, target, &challenge.params)?),
+            },
             other => return Err(target.protocol(format!("unsupported authentication scheme {other:?}"))),
         };
         self.authorization.lock().unwrap_or_else(|p| p.into_inner()).insert(i, value);
@@ -218,15 +239,26 @@ impl Client {
 
     fn fetch_token(&self, i: usize, target: &Target, params: &HashMap<String, String>) -> Result<String> {
         let realm = params.get("realm").ok_or_else(|| target.protocol("bearer challenge has no realm"))?;
-        let mut req = self.remotes[i].http.get(realm.as_str());
         let mut query: Vec<(&str, &str)> = vec![("scope", params.get("scope").map_or(self.scope.as_str(), String::as_str))];
         if let Some(service) = params.get("service") {
             query.push(("service", service));
         }
-        req = req.query(&query);
-        if let Some(c) = &self.credentials {
-            req = req.basic_auth(&c.username, Some(&c.password));
-        }
+        let req = match &self.tokens.identity {
+            // The OAuth2 refresh-token grant of the distribution token spec, as containerd sends it.
+            Some(refresh) => {
+                let mut form = query.clone();
+                form.extend([("grant_type", "refresh_token"), ("refresh_token", refresh.as_str()), ("client_id", "skiff")]);
+                let body = form.iter().map(|(k, v)| format!("{k}={}", url_encode(v))).collect::<Vec<_>>().join("&");
+                self.remotes[i].http.post(realm.as_str()).header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(body)
+            }
+            None => {
+                let req = self.remotes[i].http.get(realm.as_str()).query(&query);
+                match &self.credentials {
+                    Some(c) => req.basic_auth(&c.username, Some(&c.password)),
+                    None => req,
+                }
+            }
+        };
         let resp = req.send().map_err(|e| {
             if answered_plain_http(&e) {
                 target.protocol(format!("token request to {realm}: {PLAIN_HTTP_ANSWER}"))
@@ -246,6 +278,20 @@ impl Client {
             .ok_or_else(|| target.protocol(format!("token service {realm} returned no token")))
     }
 
+}
+
+/// Percent-encodes a form value (RFC 3986 unreserved characters pass).
+fn url_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+impl Client {
     /// Resolves a tag (or digest) to the descriptor of its manifest or index.
     pub fn resolve(&self, reference: &Reference) -> Result<Desc> {
         let (object, what) = match (&reference.digest, &reference.tag) {

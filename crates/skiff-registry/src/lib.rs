@@ -15,7 +15,7 @@ pub mod source;
 mod tls;
 
 pub use auth::{AuthConfig, Credentials};
-pub use client::{Access, Client, ClientOptions};
+pub use client::{Access, Client, ClientOptions, Tokens};
 pub use error::RegistryError;
 pub use hosts::Hosts;
 pub use pull::{pull, PullOptions};

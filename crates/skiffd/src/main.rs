@@ -29,6 +29,7 @@ use skiff_engine::{EventBus, Manager, ManagerParts, SealedShim};
 use skiff_snapshot::{apply::Limits, overlay_supported, Backend, FsSnapshotter, Unpacker};
 use skiff_store::{Store, StoreOptions};
 use tokio::signal::unix::{signal, SignalKind};
+use skiff_cri::cri::{image_service_server::ImageServiceServer, runtime_service_server::RuntimeServiceServer};
 use tokio_stream::wrappers::UnixListenerStream;
 
 use config::Config;
@@ -159,6 +160,21 @@ async fn serve() -> Result<()> {
     let fifos = containers::StdioFifos::open(&cfg.root).context("preparing the stdio FIFO directory")?;
     let containers = containers::ContainersService { manager: manager.clone(), fifos, stopping: stopping_rx.clone() };
     let events = events::EventsService { bus, stopping: stopping_rx.clone() };
+    let cri_images = skiff_cri::CriImages::new(skiff_cri::ImageParts {
+        store: store.clone(),
+        unpacker: unpacker.clone(),
+        platform: cfg.platform()?,
+        registry: registry::client_options(&cfg.registry, None)?,
+        pull: skiff_registry::PullOptions { parallelism: cfg.registry.max_concurrent_downloads, max_layers: cfg.images.max_layers, ..Default::default() },
+        handlers: cfg.runtime.handler_names(),
+        root: cfg.root.clone(),
+    });
+    let cri_runtime = skiff_cri::CriRuntime::new(skiff_cri::RuntimeParts {
+        handlers: cfg.runtime.handler_names(),
+        network: std::sync::Arc::new(|| {
+            Err(skiff_cri::NotReady { reason: "NetworkPluginNotReady".into(), message: "this skiffd does not network pods yet".into() })
+        }),
+    });
     // Bound last: a client that can connect finds the containers of a previous run recovered.
     let (listener, api_socket) = socket::ApiSocket::bind(&cfg.socket, cfg.socket_mode_bits()?)?;
     tracing::info!(socket = %cfg.socket.display(), "skiffd ready");
@@ -171,6 +187,17 @@ async fn serve() -> Result<()> {
             .add_service(ContainersServer::new(containers))
             .add_service(EventsServer::new(events))
             .add_service(LeasesServer::new(leases::LeasesService { store: store.clone() }))
+            // The kubelet's CRI, on the same socket.
+            .add_service(
+                RuntimeServiceServer::new(cri_runtime)
+                    .max_decoding_message_size(skiff_cri::MAX_MESSAGE_SIZE)
+                    .max_encoding_message_size(skiff_cri::MAX_MESSAGE_SIZE),
+            )
+            .add_service(
+                ImageServiceServer::new(cri_images)
+                    .max_decoding_message_size(skiff_cri::MAX_MESSAGE_SIZE)
+                    .max_encoding_message_size(skiff_cri::MAX_MESSAGE_SIZE),
+            )
             .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
                 let _ = server_stopping.wait_for(|stopping| *stopping).await;
             }),

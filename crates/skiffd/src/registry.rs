@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use skiff_api::v1::{self, pull_image_event::Event as PullEvent, push_image_event::Event as PushEvent};
 use skiff_image::{Platform, Progress};
 use skiff_registry::push::push_source;
-use skiff_registry::{pull, push, AuthConfig, ClientOptions, Credentials, Hosts, PullOptions};
+use skiff_registry::{push, AuthConfig, ClientOptions, Credentials, Hosts, PullOptions};
 use skiff_store::Store;
 use tokio::sync::mpsc;
 use tonic::Status;
@@ -99,12 +99,9 @@ pub fn start_pull(
             last: Mutex::new(HashMap::new()),
         };
         tracing::info!(reference = %req.reference, "pull");
-        let started = std::time::Instant::now();
-        let default = opts.platform.clone();
         let msg = (|| {
-            let r = pull(&store, &req.reference, &client, &opts, &progress)?;
-            tracing::info!(reference = %req.reference, blobs = r.blobs_written, bytes = r.bytes_written, elapsed = ?started.elapsed(), "pulled");
-            let result = crate::stored::finish(&store, &unpacker, &r, req.no_unpack, &default)?;
+            let pulled = skiff_engine::pull::pull_image(&store, &unpacker, &req.reference, &client, &opts, req.no_unpack, &progress)?;
+            let result = crate::stored::result(&pulled.report, pulled.layers_unpacked, pulled.layers_present);
             Ok::<_, ApiError>(v1::PullImageEvent { event: Some(PullEvent::Result(result)) })
         })()
         .map_err(Status::from);

@@ -23,9 +23,6 @@ pub enum ApiError {
     Snapshot(#[from] skiff_snapshot::SnapshotError),
     #[error(transparent)]
     Runtime(#[from] skiff_runtime::RuntimeError),
-    /// An image whose layers were refused at unpack: removed rather than left looking runnable.
-    #[error("image {image} was not kept: unpacking its layers failed: {source}")]
-    Refused { image: String, source: skiff_snapshot::SnapshotError },
     /// A request field the service itself checks (before any library sees it).
     #[error("{0}")]
     BadRequest(String),
@@ -55,7 +52,7 @@ impl HasKind for ApiError {
             ApiError::Registry(e) => e.kind(),
             ApiError::Snapshot(e) => e.kind(),
             ApiError::Runtime(e) => e.kind(),
-            ApiError::BadRequest(_) | ApiError::Refused { .. } => ErrorKind::InvalidArgument,
+            ApiError::BadRequest(_) => ErrorKind::InvalidArgument,
             ApiError::Busy(_) => ErrorKind::ResourceExhausted,
             ApiError::Encode { .. } | ApiError::Host { .. } => ErrorKind::Internal,
         }

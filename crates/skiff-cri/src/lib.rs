@@ -1,0 +1,21 @@
+//! The Kubernetes CRI v1 API over Skiff's engine: the `RuntimeService` and `ImageService` that
+//! the kubelet and crictl drive, served by skiffd on its socket beside Skiff's own API.
+//!
+//! One file per RPC group, as containerd's `internal/cri/server` is split: `images/` (list,
+//! status, pull, remove, filesystem info), `runtime.rs` (version, status, runtime config). Every
+//! failure carries an error kind, turned into a gRPC code by `skiff_api::status`, the one map
+//! Skiff's own API uses too.
+
+mod blocking;
+mod error;
+pub mod images;
+pub mod runtime;
+
+pub use error::{CriError, Result};
+pub use images::{CriImages, ImageParts};
+pub use k8s_cri::v1 as cri;
+
+
+/// The largest message the kubelet sends or accepts; skiffd's CRI services use the same both ways.
+pub const MAX_MESSAGE_SIZE: usize = 16 << 20;
+pub use runtime::{CriRuntime, NetworkCheck, NotReady, RuntimeParts};

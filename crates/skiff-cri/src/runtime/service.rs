@@ -1,0 +1,145 @@
+//! The `RuntimeService` trait: each RPC handed to the code of its group.
+
+use std::pin::Pin;
+
+use k8s_cri::v1 as cri;
+use k8s_cri::v1::runtime_service_server::RuntimeService;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::CriRuntime;
+
+type Answer<T> = Result<Response<T>, Status>;
+
+/// An RPC of a group this skiffd does not serve yet (pods, containers in pods, stats and events
+/// come with the sandbox work); the message names it so that a kubelet's log says what is missing.
+fn not_served(rpc: &str) -> Status {
+    Status::unimplemented(format!("{rpc} is not served by this skiffd yet: pod sandboxes are still being built"))
+}
+
+/// A streaming RPC (kubectl exec, attach and port-forward): it needs the streaming server.
+fn no_streaming(rpc: &str) -> Status {
+    Status::unimplemented(format!("{rpc} needs skiffd's streaming server, which this skiffd does not have yet; ExecSync works without it"))
+}
+
+#[tonic::async_trait]
+impl RuntimeService for CriRuntime {
+    async fn version(&self, _req: Request<cri::VersionRequest>) -> Answer<cri::VersionResponse> {
+        Ok(Response::new(super::status::version()))
+    }
+
+    async fn status(&self, req: Request<cri::StatusRequest>) -> Answer<cri::StatusResponse> {
+        Ok(Response::new(CriRuntime::status(self, req.get_ref().verbose)?))
+    }
+
+    async fn runtime_config(&self, _req: Request<cri::RuntimeConfigRequest>) -> Answer<cri::RuntimeConfigResponse> {
+        Ok(Response::new(CriRuntime::runtime_config(self)))
+    }
+
+    async fn update_runtime_config(&self, req: Request<cri::UpdateRuntimeConfigRequest>) -> Answer<cri::UpdateRuntimeConfigResponse> {
+        CriRuntime::update_runtime_config(self, req.into_inner())?;
+        Ok(Response::new(cri::UpdateRuntimeConfigResponse {}))
+    }
+
+    async fn run_pod_sandbox(&self, _req: Request<cri::RunPodSandboxRequest>) -> Answer<cri::RunPodSandboxResponse> {
+        Err(not_served("RunPodSandbox"))
+    }
+
+    async fn stop_pod_sandbox(&self, _req: Request<cri::StopPodSandboxRequest>) -> Answer<cri::StopPodSandboxResponse> {
+        Err(not_served("StopPodSandbox"))
+    }
+
+    async fn remove_pod_sandbox(&self, _req: Request<cri::RemovePodSandboxRequest>) -> Answer<cri::RemovePodSandboxResponse> {
+        Err(not_served("RemovePodSandbox"))
+    }
+
+    async fn pod_sandbox_status(&self, _req: Request<cri::PodSandboxStatusRequest>) -> Answer<cri::PodSandboxStatusResponse> {
+        Err(not_served("PodSandboxStatus"))
+    }
+
+    async fn list_pod_sandbox(&self, _req: Request<cri::ListPodSandboxRequest>) -> Answer<cri::ListPodSandboxResponse> {
+        Err(not_served("ListPodSandbox"))
+    }
+
+    async fn create_container(&self, _req: Request<cri::CreateContainerRequest>) -> Answer<cri::CreateContainerResponse> {
+        Err(not_served("CreateContainer"))
+    }
+
+    async fn start_container(&self, _req: Request<cri::StartContainerRequest>) -> Answer<cri::StartContainerResponse> {
+        Err(not_served("StartContainer"))
+    }
+
+    async fn stop_container(&self, _req: Request<cri::StopContainerRequest>) -> Answer<cri::StopContainerResponse> {
+        Err(not_served("StopContainer"))
+    }
+
+    async fn remove_container(&self, _req: Request<cri::RemoveContainerRequest>) -> Answer<cri::RemoveContainerResponse> {
+        Err(not_served("RemoveContainer"))
+    }
+
+    async fn list_containers(&self, _req: Request<cri::ListContainersRequest>) -> Answer<cri::ListContainersResponse> {
+        Err(not_served("ListContainers"))
+    }
+
+    async fn container_status(&self, _req: Request<cri::ContainerStatusRequest>) -> Answer<cri::ContainerStatusResponse> {
+        Err(not_served("ContainerStatus"))
+    }
+
+    async fn update_container_resources(&self, _req: Request<cri::UpdateContainerResourcesRequest>) -> Answer<cri::UpdateContainerResourcesResponse> {
+        Err(not_served("UpdateContainerResources"))
+    }
+
+    async fn reopen_container_log(&self, _req: Request<cri::ReopenContainerLogRequest>) -> Answer<cri::ReopenContainerLogResponse> {
+        Err(not_served("ReopenContainerLog"))
+    }
+
+    async fn exec_sync(&self, _req: Request<cri::ExecSyncRequest>) -> Answer<cri::ExecSyncResponse> {
+        Err(not_served("ExecSync"))
+    }
+
+    async fn container_stats(&self, _req: Request<cri::ContainerStatsRequest>) -> Answer<cri::ContainerStatsResponse> {
+        Err(not_served("ContainerStats"))
+    }
+
+    async fn list_container_stats(&self, _req: Request<cri::ListContainerStatsRequest>) -> Answer<cri::ListContainerStatsResponse> {
+        Err(not_served("ListContainerStats"))
+    }
+
+    async fn pod_sandbox_stats(&self, _req: Request<cri::PodSandboxStatsRequest>) -> Answer<cri::PodSandboxStatsResponse> {
+        Err(not_served("PodSandboxStats"))
+    }
+
+    async fn list_pod_sandbox_stats(&self, _req: Request<cri::ListPodSandboxStatsRequest>) -> Answer<cri::ListPodSandboxStatsResponse> {
+        Err(not_served("ListPodSandboxStats"))
+    }
+
+    async fn exec(&self, _req: Request<cri::ExecRequest>) -> Answer<cri::ExecResponse> {
+        Err(no_streaming("Exec"))
+    }
+
+    async fn attach(&self, _req: Request<cri::AttachRequest>) -> Answer<cri::AttachResponse> {
+        Err(no_streaming("Attach"))
+    }
+
+    async fn port_forward(&self, _req: Request<cri::PortForwardRequest>) -> Answer<cri::PortForwardResponse> {
+        Err(no_streaming("PortForward"))
+    }
+
+    async fn checkpoint_container(&self, _req: Request<cri::CheckpointContainerRequest>) -> Answer<cri::CheckpointContainerResponse> {
+        Err(Status::unimplemented("CheckpointContainer: Skiff does not checkpoint containers (no CRIU support)"))
+    }
+
+    type GetContainerEventsStream = Pin<Box<dyn Stream<Item = Result<cri::ContainerEventResponse, Status>> + Send>>;
+
+    async fn get_container_events(&self, _req: Request<cri::GetEventsRequest>) -> Answer<Self::GetContainerEventsStream> {
+        Err(not_served("GetContainerEvents"))
+    }
+
+    async fn list_metric_descriptors(&self, _req: Request<cri::ListMetricDescriptorsRequest>) -> Answer<cri::ListMetricDescriptorsResponse> {
+        Err(Status::unimplemented("ListMetricDescriptors: Skiff serves stats through ListContainerStats and ListPodSandboxStats, not the metrics RPCs"))
+    }
+
+    async fn list_pod_sandbox_metrics(&self, _req: Request<cri::ListPodSandboxMetricsRequest>) -> Answer<cri::ListPodSandboxMetricsResponse> {
+        Err(Status::unimplemented("ListPodSandboxMetrics: Skiff serves stats through ListContainerStats and ListPodSandboxStats, not the metrics RPCs"))
+    }
+}
