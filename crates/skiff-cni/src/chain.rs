@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 use crate::args::plugin_stdin;
-use crate::config::{NetworkConfigList, PluginConfig};
+use crate::config::{version_key, NetworkConfigList, PluginConfig};
 use crate::error::{CniError, Result};
 use crate::invoke::{find_plugin, run, Command, PluginEnv, PluginRef};
 use crate::pod::PluginTiming;
@@ -86,6 +86,8 @@ impl Runner<'_> {
 
     /// DEL of the first `count` plugins, last first.
     fn del_range(&self, att: &Attachment<'_>, count: usize, prev: Option<&Value>) -> (Vec<PluginTiming>, Option<CniError>) {
+        // prevResult on DEL came with spec 0.4.0; libcni gives none to older configs.
+        let prev = prev.filter(|_| version_key(&att.list.cni_version) >= (0, 4, 0));
         let mut timings = Vec::with_capacity(count);
         let mut first_error = None;
         for plugin in att.list.plugins[..count].iter().rev() {

@@ -301,3 +301,22 @@ fn one_operation_per_sandbox_at_a_time_different_sandboxes_at_once() {
     let a_end = events.iter().position(|e| *e == ("end", "a")).expect("a ran");
     assert!(b_begin < a_end, "b waited for a: {log}");
 }
+
+#[test]
+fn configs_before_0_4_0_get_no_prev_result_on_del() {
+    let rig = Rig::new();
+    rig.config(&json!({"cniVersion": "0.3.1", "name": "old", "plugins": [{"type": "first"}, {"type": "second"}]}));
+    let v031 = json!({"cniVersion": "0.3.1", "interfaces": [{"name": "eth0", "sandbox": "/proc/self/ns/net"}],
+        "ips": [{"version": "4", "address": "10.50.0.5/24", "interface": 0}]});
+    for p in ["first", "second"] {
+        std::fs::write(rig.rec(&format!("{p}.result")), v031.to_string()).expect("write");
+    }
+    let status = rig.cni.setup(&pod("p1")).expect("setup");
+    assert_eq!(status.ips, ["10.50.0.5".parse::<std::net::IpAddr>().expect("ip")]);
+    // ADD chains results whatever the version, in the config's shape.
+    assert_eq!(rig.stdin("second", "ADD")["prevResult"]["ips"][0]["version"], "4");
+    rig.cni.teardown(&pod("p1")).expect("teardown");
+    assert_eq!(rig.calls(), ["ADD first", "ADD second", "DEL second", "DEL first"]);
+    assert!(rig.stdin("second", "DEL").get("prevResult").is_none());
+    assert!(rig.stdin("first", "DEL").get("prevResult").is_none());
+}

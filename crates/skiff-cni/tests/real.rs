@@ -73,6 +73,12 @@ impl World {
     /// A world whose chain is bridge + host-local, then `extra` plugins; `own_dir` plugins come
     /// from the test's own dir (searched before /usr/lib/cni).
     fn with_plugins(extra: &[serde_json::Value], own_dir: &[(&str, &str)]) -> World {
+        World::build(extra, own_dir, false)
+    }
+
+    /// With `pod_cidr`, host-local has no subnet of its own: the bridge declares `ipRanges` and
+    /// the range comes from the runtime (`set_pod_cidr`).
+    fn build(extra: &[serde_json::Value], own_dir: &[(&str, &str)], pod_cidr: bool) -> World {
         preflight();
         let tag = format!("{:08x}", random_u32());
         let x = subnet();
@@ -86,10 +92,17 @@ impl World {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         }
         let bridge = format!("skc{tag}");
-        let mut plugins = vec![json!({
+        let mut bridge_conf = json!({
             "type": "bridge", "bridge": bridge, "isGateway": true, "ipMasq": false,
             "ipam": {"type": "host-local", "subnet": format!("10.240.{x}.0/24"), "dataDir": dir.path().join("ipam"), "routes": [{"dst": "0.0.0.0/0"}]}
-        })];
+        });
+        if pod_cidr {
+            bridge_conf["capabilities"] = json!({"ipRanges": true});
+            if let Some(ipam) = bridge_conf["ipam"].as_object_mut() {
+                ipam.remove("subnet");
+            }
+        }
+        let mut plugins = vec![bridge_conf];
         plugins.extend(extra.iter().cloned());
         let list = json!({"cniVersion": "1.0.0", "name": format!("net-{tag}"), "plugins": plugins});
         std::fs::write(dir.path().join("conf/10-test.conflist"), list.to_string()).expect("write config");
@@ -293,6 +306,21 @@ fn two_pods_in_parallel_get_different_addresses() {
         b.join().expect("thread b").expect("teardown b");
     });
     assert_eq!(w.ports(), "");
+    assert!(w.reserved().is_empty());
+}
+
+#[test]
+fn the_node_pod_cidr_reaches_host_local_as_ip_ranges() {
+    let w = World::build(&[], &[], true);
+    let (ns, file) = w.netns("a");
+    let pod = w.pod("a", &file);
+    w.cni.set_pod_cidr(&format!("10.240.{}.0/24", w.x)).expect("pod cidr");
+    let status = w.cni.setup(&pod).expect("setup");
+    assert!(w.in_subnet(&status.ips[0]), "{:?}", status.ips);
+    assert!(run(&["ip", "-n", &ns, "-4", "addr", "show", "eth0"]).contains(&format!("inet {}/24", status.ips[0])));
+    let entry: serde_json::Value = serde_json::from_slice(&std::fs::read(w.cache_entry(&pod)).expect("entry")).expect("json");
+    assert_eq!(entry["capabilityArgs"]["ipRanges"], json!([[{"subnet": format!("10.240.{}.0/24", w.x)}]]));
+    w.cni.teardown(&pod).expect("teardown");
     assert!(w.reserved().is_empty());
 }
 
