@@ -38,6 +38,9 @@ mod sysctl;
 mod unpin;
 mod validate;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
