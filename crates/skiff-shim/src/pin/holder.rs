@@ -13,8 +13,8 @@
 //!   orphans reparented to it, with no wake-up: the loop is `pause()` alone.
 //! - It keeps no fd (an inherited stdout would keep the caller waiting for EOF), holds no
 //!   directory, and drops to uid/gid 65535 (the pause image's user) with no capabilities,
-//!   non-dumpable: a container sharing its PID namespace can neither signal nor ptrace it, nor
-//!   read its `/proc/1/exe`, `root` or `environ`.
+//!   non-dumpable: a container sharing its PID namespace can neither signal it nor, without
+//!   CAP_SYS_PTRACE, ptrace it or open its `/proc/1/exe`, `root` or `environ`.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 

@@ -44,6 +44,9 @@ fn the_holder_is_pid_1_of_the_pods_namespaces_and_ignores_signals() {
     // Unprivileged, with nothing of the helper's open.
     assert_eq!(status_field(holder.pid, "Uid:").split_whitespace().collect::<Vec<_>>(), ["65535"; 4]);
     assert_eq!(status_field(holder.pid, "CapEff:"), "0000000000000000");
+    // Non-dumpable: its /proc files stay root's, out of reach of a pod process of uid 65535.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::symlink_metadata(format!("/proc/{}/exe", holder.pid)).expect("exe").uid(), 0);
     let fds: Vec<_> = std::fs::read_dir(format!("/proc/{}/fd", holder.pid)).expect("fds").map(|e| std::fs::read_link(e.expect("fd").path()).expect("link")).collect();
     assert_eq!(fds, vec![PathBuf::from("/dev/null"); 3]);
 
