@@ -25,6 +25,9 @@ pub enum RuntimeError {
 
     #[error("runtime spec: {0}")]
     Spec(String),
+
+    #[error(transparent)]
+    Pod(#[from] crate::pod::PodError),
 }
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
@@ -34,6 +37,7 @@ impl skiff_types::HasKind for RuntimeError {
         match self {
             // The spec could not be written from values already checked: a bug, not the caller's.
             RuntimeError::Spec(_) => skiff_types::ErrorKind::Internal,
+            RuntimeError::Pod(e) => e.kind(),
             _ => skiff_types::ErrorKind::InvalidArgument,
         }
     }

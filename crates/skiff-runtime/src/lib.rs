@@ -1,11 +1,12 @@
-//! Skiff's runtime side, the pure part: the OCI runtime spec a container gets (`spec::build`),
+//! Skiff's runtime side: the OCI runtime spec a container gets (`spec::build`),
 //! including Skiff's promise that image annotations reach the runtime (`annotations::merge`), the
 //! user resolution against the image's passwd/group files, the default seccomp profile, and the
 //! protocol skiffd speaks with `skiff-shim`, the per-container supervisor that runs the container
-//! (`shim`).
+//! (`shim`), and the pinning of a pod sandbox's namespaces by `skiff-shim pin` (`pod`).
 
 pub mod annotations;
 mod error;
+pub mod pod;
 pub mod seccomp;
 pub mod shim;
 pub mod spec;

@@ -14,6 +14,7 @@
 mod io;
 mod launcher;
 mod netns;
+mod pin;
 mod reaper;
 mod supervisor;
 mod zygote;
@@ -41,6 +42,10 @@ fn main() {
     // Run from a memfd, the kernel names the process after its fd number ("12"); ps and top
     // should say what it is.
     let _ = nix::sys::prctl::set_name(c"skiff-shim");
+    // After the sealing: the pid holder pin forks is PID 1 in a pod, its /proc/1/exe in view.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "pin") {
+        pin::main();
+    }
     let Some(state_dir) = std::env::args_os().nth(1).map(PathBuf::from) else {
         eprintln!("usage: skiff-shim STATE_DIR");
         std::process::exit(2);
