@@ -14,6 +14,24 @@ pub enum CriError {
     Image(#[from] skiff_image::ImageError),
     #[error(transparent)]
     Snapshot(#[from] skiff_snapshot::SnapshotError),
+    #[error(transparent)]
+    Runtime(#[from] skiff_runtime::RuntimeError),
+    #[error(transparent)]
+    Network(#[from] skiff_cni::CniError),
+    /// A sandbox record that does not decode.
+    #[error("corrupt sandbox record {key:?}: {reason}")]
+    Corrupt { key: String, reason: String },
+    /// A pod or container name held by another one.
+    #[error("{what} name {name:?} is in use by {holder}")]
+    NameInUse { what: &'static str, name: String, holder: String },
+    /// The object is not in the state the request needs.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// Host work the CRI layer does itself (a directory).
+    #[error("{what}: {source}")]
+    Host { what: String, source: std::io::Error },
     /// A request field the CRI layer checks itself.
     #[error("{0}")]
     InvalidArgument(String),
@@ -34,6 +52,13 @@ impl HasKind for CriError {
             CriError::Store(e) => e.kind(),
             CriError::Image(e) => e.kind(),
             CriError::Snapshot(e) => e.kind(),
+            CriError::Runtime(e) => e.kind(),
+            CriError::Network(e) => e.kind(),
+            CriError::Corrupt { .. } => ErrorKind::DataLoss,
+            CriError::NameInUse { .. } => ErrorKind::AlreadyExists,
+            CriError::FailedPrecondition(_) => ErrorKind::FailedPrecondition,
+            CriError::NotFound(_) => ErrorKind::NotFound,
+            CriError::Host { source, .. } => ErrorKind::of_io(source),
             CriError::InvalidArgument(_) => ErrorKind::InvalidArgument,
             CriError::Lost(_) | CriError::Encode { .. } => ErrorKind::Internal,
         }

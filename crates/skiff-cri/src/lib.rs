@@ -9,7 +9,9 @@
 mod blocking;
 mod error;
 pub mod images;
+mod locks;
 pub mod runtime;
+pub mod sandbox;
 
 pub use error::{CriError, Result};
 pub use images::{CriImages, ImageParts};
@@ -18,4 +20,4 @@ pub use k8s_cri::v1 as cri;
 
 /// The largest message the kubelet sends or accepts; skiffd's CRI services use the same both ways.
 pub const MAX_MESSAGE_SIZE: usize = 16 << 20;
-pub use runtime::{CriRuntime, NetworkCheck, NotReady, RuntimeParts};
+pub use runtime::{CriRuntime, RuntimeParts};

@@ -37,13 +37,19 @@ impl SealedShim {
             .map_err(EngineError::io(format!("sealing {}", path.display())))?;
         Ok(SealedShim { binary })
     }
+
+    /// The sealed copy as a path to execute (`/proc/self/fd/N`), for skiff-shim's other modes
+    /// (`pin` makes a pod's namespaces).
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.binary.as_raw_fd()))
+    }
 }
 
 impl Launcher for SealedShim {
     fn spawn(&self, state_dir: &Path) -> Result<()> {
         use std::os::unix::process::CommandExt;
         // The shim daemonizes: its first process exits once the container exists.
-        let output = Command::new(format!("/proc/self/fd/{}", self.binary.as_raw_fd()))
+        let output = Command::new(self.path())
             .arg0("skiff-shim")
             .arg(state_dir)
             .stdin(std::process::Stdio::null())

@@ -9,9 +9,9 @@
 //! snapshots snapshot/<key>                     -> snapshot record (json, owned by skiff-snapshot)   [v2]
 //! containers container/<id>                    -> container record (json, owned by skiff-engine)    [v3]
 //!           name/<name>                        -> <id> (the name index, owned by skiff-engine)      [v4]
+//! sandboxes sandbox/<id>                       -> pod sandbox record (json, owned by skiff-cri)     [v5]
 //! ```
-//! The sandboxes tree joins this set when pod records arrive; each addition bumps the schema
-//! version with a migration below.
+//! Each addition bumps the schema version with a migration below.
 
 use std::path::Path;
 
@@ -21,15 +21,16 @@ use serde::Serialize;
 use crate::error::{Result, StoreError};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 
 /// Ordered migrations: entry `i` moves a database from version `i` to `i + 1`.
 /// Version 0 is an empty database, so the first migration only stamps the version.
 /// Versions 2 and 3 add the `snapshots` and `containers` trees, which `Db::open` creates; nothing
-/// to move. Version 4 indexes the containers' names.
-const MIGRATIONS: &[fn(&Db) -> Result<()>] = &[|_| Ok(()), |_| Ok(()), |_| Ok(()), index_container_names];
+/// to move. Version 4 indexes the containers' names. Version 5 adds the `sandboxes` tree (made by
+/// `Db::open`, nothing to move).
+const MIGRATIONS: &[fn(&Db) -> Result<()>] = &[|_| Ok(()), |_| Ok(()), |_| Ok(()), index_container_names, |_| Ok(())];
 
 /// v3 → v4: `name/<name> -> <id>` for every container record, so a name is found (and reserved)
 /// with one key instead of a scan. Only the `name` field of a record is read.
@@ -57,8 +58,10 @@ pub struct Db {
     pub(crate) leases: sled::Tree,
     /// Snapshot records; their layout belongs to skiff-snapshot.
     pub snapshots: sled::Tree,
-    /// Container records; their layout belongs to skiffd.
+    /// Container records; their layout belongs to skiff-engine.
     pub containers: sled::Tree,
+    /// Pod sandbox records; their layout belongs to skiff-cri.
+    pub sandboxes: sled::Tree,
 }
 
 impl Db {
@@ -85,6 +88,7 @@ impl Db {
             leases: db.open_tree("leases")?,
             snapshots: db.open_tree("snapshots")?,
             containers: db.open_tree("containers")?,
+            sandboxes: db.open_tree("sandboxes")?,
             db,
         };
         this.migrate()?;

@@ -26,6 +26,24 @@ pub struct Config {
     pub snapshotter: SnapshotterConfig,
     pub runtime: skiff_engine::RuntimeConfig,
     pub registry: RegistryConfig,
+    pub cri: CriConfig,
+}
+
+/// The kubelet's CRI: pod networking and what every pod gets.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CriConfig {
+    /// CNI network configs; the first `*.conflist`, `*.conf` or `*.json` by name. Default `/etc/cni/net.d`.
+    pub cni_conf_dir: PathBuf,
+    /// Where CNI plugins are looked for, in order. Default `/usr/lib/cni`, `/opt/cni/bin`.
+    pub cni_bin_dirs: Vec<PathBuf>,
+    /// CNI result cache (libcni's layout, shared with other tools). Default `/var/lib/cni`.
+    pub cni_cache_dir: PathBuf,
+    /// Seconds one CNI plugin may run before it is killed. Default 60.
+    pub cni_plugin_timeout_secs: u64,
+    /// Sysctls every pod gets unless it sets them itself. Default none.
+    #[serde(default)]
+    pub default_sysctls: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -142,6 +160,8 @@ impl Config {
             self.snapshotter.backend
         );
         self.platform()?;
+        anyhow::ensure!(self.cri.cni_plugin_timeout_secs >= 1, "cri.cni_plugin_timeout_secs must be at least 1");
+        anyhow::ensure!(!self.cri.cni_bin_dirs.is_empty(), "cri.cni_bin_dirs must name at least one directory");
         // Reject bad globs at start, not at the first container.
         skiff_runtime::merge(&Default::default(), &Default::default(), &Default::default(), &self.runtime.image_annotations)?;
         self.runtime.handler("").context("runtime.default_handler")?;

@@ -143,11 +143,12 @@ async fn serve() -> Result<()> {
     let content = content::ContentService { store: store.clone(), unpacker: unpacker.clone(), platform: cfg.platform()? };
     let snapshots = snapshots::SnapshotsService { unpacker: unpacker.clone(), backend };
     let bus = EventBus::default();
+    let shim = Arc::new(SealedShim::new(&cfg.runtime.shim).context("preparing the shim")?);
     let manager = Manager::new(ManagerParts {
         store: store.clone(),
         unpacker: unpacker.clone(),
         platform: cfg.platform()?,
-        launcher: Arc::new(SealedShim::new(&cfg.runtime.shim).context("preparing the shim")?),
+        launcher: shim.clone(),
         config: cfg.runtime.clone(),
         root: cfg.root.clone(),
         events: bus.clone(),
@@ -169,12 +170,21 @@ async fn serve() -> Result<()> {
         handlers: cfg.runtime.handler_names(),
         root: cfg.root.clone(),
     });
+    let network = skiff_cni::Cni::new(skiff_cni::CniOptions {
+        conf_dir: cfg.cri.cni_conf_dir.clone(),
+        plugin_dirs: cfg.cri.cni_bin_dirs.clone(),
+        cache_dir: cfg.cri.cni_cache_dir.clone(),
+        plugin_timeout: std::time::Duration::from_secs(cfg.cri.cni_plugin_timeout_secs),
+    });
     let cri_runtime = skiff_cri::CriRuntime::new(skiff_cri::RuntimeParts {
         handlers: cfg.runtime.handler_names(),
-        network: std::sync::Arc::new(|| {
-            Err(skiff_cri::NotReady { reason: "NetworkPluginNotReady".into(), message: "this skiffd does not network pods yet".into() })
-        }),
-    });
+        network: Arc::new(network),
+        sandboxes: store.db().sandboxes.clone(),
+        root: cfg.root.clone(),
+        shim: shim.path(),
+        default_sysctls: cfg.cri.default_sysctls.clone(),
+    })
+    .context("recover pod sandboxes")?;
     // Bound last: a client that can connect finds the containers of a previous run recovered.
     let (listener, api_socket) = socket::ApiSocket::bind(&cfg.socket, cfg.socket_mode_bits()?)?;
     tracing::info!(socket = %cfg.socket.display(), "skiffd ready");

@@ -42,7 +42,9 @@ pub struct ImageParts {
 pub struct CriImages {
     parts: Arc<ImageParts>,
     facts: Arc<FactsCache>,
-    pulls: Arc<pull::PullLocks>,
+    /// Pulls of one reference are made one after the other (the second finds the content stored
+    /// and only resolves the tag again): two pods starting at once never fetch an image twice.
+    pulls: Arc<crate::locks::KeyedLocks>,
     usage: Arc<fsinfo::UsageCache>,
 }
 

@@ -1,48 +1,11 @@
 //! PullImage: the same pull as Skiff's own API (registry → import pipeline → unpack), with the
-//! kubelet's credentials. Concurrent pulls of one reference are made one after the other (the
-//! second finds the content stored and only resolves the tag again), so two pods starting at once
-//! never fetch an image twice.
-
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+//! kubelet's credentials.
 
 use base64::Engine as _;
 use k8s_cri::v1 as cri;
 use skiff_registry::{ClientOptions, Credentials, Tokens};
 
 use crate::error::{CriError, Result};
-
-/// Per-reference locks of the pulls under way.
-#[derive(Default)]
-pub struct PullLocks {
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-impl PullLocks {
-    pub async fn lock(&self, reference: &str) -> PullGuard<'_> {
-        let lock = self.locks.lock().unwrap_or_else(|p| p.into_inner()).entry(reference.to_string()).or_default().clone();
-        let guard = lock.clone().lock_owned().await;
-        PullGuard { locks: self, reference: reference.to_string(), lock, _guard: guard }
-    }
-}
-
-pub struct PullGuard<'a> {
-    locks: &'a PullLocks,
-    reference: String,
-    lock: Arc<tokio::sync::Mutex<()>>,
-    _guard: tokio::sync::OwnedMutexGuard<()>,
-}
-
-impl Drop for PullGuard<'_> {
-    fn drop(&mut self) {
-        let mut locks = self.locks.locks.lock().unwrap_or_else(|p| p.into_inner());
-        // The map holds one reference, this guard another, and its own mutex guard a third: no
-        // one else waits, so the entry can go.
-        if Arc::strong_count(&self.lock) <= 3 {
-            locks.remove(&self.reference);
-        }
-    }
-}
 
 /// The client options of one pull: skiffd's, with the request's credentials over them.
 pub fn client_options(base: &ClientOptions, auth: Option<&cri::AuthConfig>) -> Result<ClientOptions> {
@@ -93,24 +56,5 @@ mod tests {
             let err = client_options(&base(), Some(&cri::AuthConfig { auth: bad.to_string(), ..Default::default() })).expect_err(bad);
             assert!(err.to_string().starts_with("auth.auth"), "{err}");
         }
-    }
-
-    #[tokio::test]
-    async fn pulls_of_one_reference_wait_for_each_other_and_leave_no_entry() {
-        let locks = Arc::new(PullLocks::default());
-        let first = locks.lock("a").await;
-        let waiting = {
-            let locks = locks.clone();
-            tokio::spawn(async move {
-                let _second = locks.lock("a").await;
-            })
-        };
-        let _other = locks.lock("b").await;
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert!(!waiting.is_finished(), "a second pull of one reference waits");
-        drop(first);
-        waiting.await.expect("second pull");
-        drop(_other);
-        assert!(locks.locks.lock().expect("locks").is_empty());
     }
 }

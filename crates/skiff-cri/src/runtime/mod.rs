@@ -1,32 +1,57 @@
 //! The CRI `RuntimeService`. `status.rs` answers what the kubelet asks before anything else
-//! (Version, Status, RuntimeConfig, UpdateRuntimeConfig); `service.rs` is the trait, each RPC
-//! handed to the file of its group.
+//! (Version, Status, RuntimeConfig, UpdateRuntimeConfig); the sandbox RPCs live in `sandbox/`;
+//! `service.rs` is the trait, each RPC handed to the file of its group.
 
 mod service;
 mod status;
+#[cfg(test)]
+pub(crate) mod testing;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-pub use status::{NetworkCheck, NotReady};
+use skiff_cni::NetworkPlugin;
+
+use crate::error::Result;
+use crate::locks::KeyedLocks;
+use crate::sandbox::Sandboxes;
 
 /// What the runtime service is made of; skiffd builds it from its config.
 pub struct RuntimeParts {
     /// The configured runtime handlers (`[runtime.handlers.NAME]`), the default first.
     pub handlers: Vec<String>,
-    /// Whether pod networking can be set up now (a CNI config and its plugins are found).
-    pub network: NetworkCheck,
+    /// The pods' network (CNI).
+    pub network: Arc<dyn NetworkPlugin>,
+    /// The store's `sandboxes` tree.
+    pub sandboxes: sled::Tree,
+    /// skiffd's root: pods' state dirs are `<root>/pods/<id>`.
+    pub root: PathBuf,
+    /// skiff-shim to run in its `pin` mode (skiffd's sealed copy).
+    pub shim: PathBuf,
+    /// Sysctls every pod gets unless it sets them itself (`[cri] default_sysctls`).
+    pub default_sysctls: BTreeMap<String, String>,
 }
 
 #[derive(Clone)]
 pub struct CriRuntime {
-    parts: Arc<RuntimeParts>,
+    pub(crate) parts: Arc<RuntimeParts>,
+    pub(crate) sandboxes: Arc<Sandboxes>,
+    /// RunPodSandbox calls of one pod name, one at a time (a kubelet retry waits for the first).
+    pub(crate) pod_names: Arc<KeyedLocks>,
+    /// Work on one sandbox (stop, remove, a late run), one at a time.
+    pub(crate) sandbox_ids: Arc<KeyedLocks>,
     /// The pod CIDR the kubelet last gave (UpdateRuntimeConfig), for CNI plugins that take one.
     pod_cidr: Arc<RwLock<String>>,
 }
 
 impl CriRuntime {
-    pub fn new(parts: RuntimeParts) -> CriRuntime {
-        CriRuntime { parts: Arc::new(parts), pod_cidr: Arc::default() }
+    /// Opens the sandbox records and undoes what a crash left half made.
+    pub fn new(parts: RuntimeParts) -> Result<CriRuntime> {
+        let sandboxes = Arc::new(Sandboxes::open(parts.sandboxes.clone())?);
+        let runtime = CriRuntime { parts: Arc::new(parts), sandboxes, pod_names: Arc::default(), sandbox_ids: Arc::default(), pod_cidr: Arc::default() };
+        runtime.recover()?;
+        Ok(runtime)
     }
 
     /// The pod CIDR the kubelet gave, empty before it gave one.

@@ -11,10 +11,10 @@ use super::CriRuntime;
 
 type Answer<T> = Result<Response<T>, Status>;
 
-/// An RPC of a group this skiffd does not serve yet (pods, containers in pods, stats and events
-/// come with the sandbox work); the message names it so that a kubelet's log says what is missing.
+/// An RPC of a group this skiffd does not serve yet (containers in pods, stats and events come
+/// after the sandboxes); the message names it so that a kubelet's log says what is missing.
 fn not_served(rpc: &str) -> Status {
-    Status::unimplemented(format!("{rpc} is not served by this skiffd yet: pod sandboxes are still being built"))
+    Status::unimplemented(format!("{rpc} is not served by this skiffd yet: containers in pods are still being built"))
 }
 
 /// A streaming RPC (kubectl exec, attach and port-forward): it needs the streaming server.
@@ -41,24 +41,27 @@ impl RuntimeService for CriRuntime {
         Ok(Response::new(cri::UpdateRuntimeConfigResponse {}))
     }
 
-    async fn run_pod_sandbox(&self, _req: Request<cri::RunPodSandboxRequest>) -> Answer<cri::RunPodSandboxResponse> {
-        Err(not_served("RunPodSandbox"))
+    async fn run_pod_sandbox(&self, req: Request<cri::RunPodSandboxRequest>) -> Answer<cri::RunPodSandboxResponse> {
+        let pod_sandbox_id = CriRuntime::run_pod_sandbox(self, req.into_inner()).await?;
+        Ok(Response::new(cri::RunPodSandboxResponse { pod_sandbox_id }))
     }
 
-    async fn stop_pod_sandbox(&self, _req: Request<cri::StopPodSandboxRequest>) -> Answer<cri::StopPodSandboxResponse> {
-        Err(not_served("StopPodSandbox"))
+    async fn stop_pod_sandbox(&self, req: Request<cri::StopPodSandboxRequest>) -> Answer<cri::StopPodSandboxResponse> {
+        CriRuntime::stop_pod_sandbox(self, &req.get_ref().pod_sandbox_id).await?;
+        Ok(Response::new(cri::StopPodSandboxResponse {}))
     }
 
-    async fn remove_pod_sandbox(&self, _req: Request<cri::RemovePodSandboxRequest>) -> Answer<cri::RemovePodSandboxResponse> {
-        Err(not_served("RemovePodSandbox"))
+    async fn remove_pod_sandbox(&self, req: Request<cri::RemovePodSandboxRequest>) -> Answer<cri::RemovePodSandboxResponse> {
+        CriRuntime::remove_pod_sandbox(self, &req.get_ref().pod_sandbox_id).await?;
+        Ok(Response::new(cri::RemovePodSandboxResponse {}))
     }
 
-    async fn pod_sandbox_status(&self, _req: Request<cri::PodSandboxStatusRequest>) -> Answer<cri::PodSandboxStatusResponse> {
-        Err(not_served("PodSandboxStatus"))
+    async fn pod_sandbox_status(&self, req: Request<cri::PodSandboxStatusRequest>) -> Answer<cri::PodSandboxStatusResponse> {
+        Ok(Response::new(CriRuntime::pod_sandbox_status(self, req.get_ref())?))
     }
 
-    async fn list_pod_sandbox(&self, _req: Request<cri::ListPodSandboxRequest>) -> Answer<cri::ListPodSandboxResponse> {
-        Err(not_served("ListPodSandbox"))
+    async fn list_pod_sandbox(&self, req: Request<cri::ListPodSandboxRequest>) -> Answer<cri::ListPodSandboxResponse> {
+        Ok(Response::new(cri::ListPodSandboxResponse { items: CriRuntime::list_pod_sandbox(self, req.get_ref()) }))
     }
 
     async fn create_container(&self, _req: Request<cri::CreateContainerRequest>) -> Answer<cri::CreateContainerResponse> {

@@ -3,7 +3,6 @@
 //! NotReady while `NetworkReady` is false.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use k8s_cri::v1 as cri;
 
@@ -17,17 +16,6 @@ pub const RUNTIME_API_VERSION: &str = "v1";
 pub const KUBE_RUNTIME_API_VERSION: &str = "0.1.0";
 pub const RUNTIME_NAME: &str = "skiff";
 
-/// Why pod networking cannot be set up now.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NotReady {
-    /// CamelCase, as the kubelet shows it (`NetworkPluginNotReady`).
-    pub reason: String,
-    pub message: String,
-}
-
-/// Asked at every Status call: `Ok` when pods can be networked.
-pub type NetworkCheck = Arc<dyn Fn() -> Result<(), NotReady> + Send + Sync>;
-
 pub fn version() -> cri::VersionResponse {
     cri::VersionResponse {
         version: KUBE_RUNTIME_API_VERSION.into(),
@@ -37,7 +25,7 @@ pub fn version() -> cri::VersionResponse {
     }
 }
 
-fn condition(kind: &str, state: Result<(), NotReady>) -> cri::RuntimeCondition {
+fn condition(kind: &str, state: std::result::Result<(), skiff_cni::NotReady>) -> cri::RuntimeCondition {
     match state {
         Ok(()) => cri::RuntimeCondition { r#type: kind.into(), status: true, ..Default::default() },
         Err(n) => cri::RuntimeCondition { r#type: kind.into(), status: false, reason: n.reason, message: n.message },
@@ -46,7 +34,7 @@ fn condition(kind: &str, state: Result<(), NotReady>) -> cri::RuntimeCondition {
 
 impl CriRuntime {
     pub fn status(&self, verbose: bool) -> Result<cri::StatusResponse> {
-        let conditions = vec![condition("RuntimeReady", Ok(())), condition("NetworkReady", (self.parts.network)())];
+        let conditions = vec![condition("RuntimeReady", Ok(())), condition("NetworkReady", self.parts.network.status())];
         // The default handler answers to "" too, as the kubelet names it when a pod gives none.
         let mut names = vec![String::new()];
         names.extend(self.parts.handlers.iter().cloned());
@@ -95,6 +83,7 @@ impl CriRuntime {
                 return Err(CriError::InvalidArgument(format!("pod CIDR {part:?}: prefix length must be 0..{max}")));
             }
         }
+        self.parts.network.set_pod_cidr(&cidr)?;
         tracing::info!(pod_cidr = %cidr, "pod CIDR from the kubelet");
         *self.pod_cidr.write().unwrap_or_else(|p| p.into_inner()) = cidr;
         Ok(())
@@ -104,10 +93,13 @@ impl CriRuntime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::RuntimeParts;
+    use crate::runtime::testing::fixture;
+    use skiff_cni::NotReady;
 
-    fn runtime(network: Result<(), NotReady>) -> CriRuntime {
-        CriRuntime::new(RuntimeParts { handlers: vec!["builtin".into(), "runc".into()], network: Arc::new(move || network.clone()) })
+    fn runtime(network: Option<NotReady>) -> (CriRuntime, tempfile::TempDir) {
+        let (runtime, fake, dir) = fixture();
+        fake.set_not_ready(network);
+        (runtime, dir)
     }
 
     #[test]
@@ -119,19 +111,19 @@ mod tests {
     #[test]
     fn status_carries_both_conditions_and_every_handler() {
         let not_ready = NotReady { reason: "NetworkPluginNotReady".into(), message: "no network config found in /x".into() };
-        let s = runtime(Err(not_ready)).status(true).expect("status");
+        let s = runtime(Some(not_ready)).0.status(true).expect("status");
         let conditions = s.status.expect("status").conditions;
         assert_eq!(conditions.iter().map(|c| (c.r#type.as_str(), c.status)).collect::<Vec<_>>(), [("RuntimeReady", true), ("NetworkReady", false)]);
         assert_eq!(conditions[1].reason, "NetworkPluginNotReady");
         assert_eq!(s.runtime_handlers.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["", "builtin", "runc"]);
         let info: serde_json::Value = serde_json::from_str(&s.info["info"]).expect("json");
         assert_eq!(info["cgroupDriver"], "cgroupfs");
-        assert!(runtime(Ok(())).status(false).expect("status").status.expect("status").conditions.iter().all(|c| c.status));
+        assert!(runtime(None).0.status(false).expect("status").status.expect("status").conditions.iter().all(|c| c.status));
     }
 
     #[test]
     fn pod_cidrs_are_kept_and_checked() {
-        let r = runtime(Ok(()));
+        let (r, _dir) = runtime(None);
         let update = |cidr: &str| {
             r.update_runtime_config(cri::UpdateRuntimeConfigRequest {
                 runtime_config: Some(cri::RuntimeConfig { network_config: Some(cri::NetworkConfig { pod_cidr: cidr.into() }) }),

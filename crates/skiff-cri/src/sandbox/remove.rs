@@ -1,0 +1,91 @@
+//! StopPodSandbox and RemovePodSandbox, and the undo they share with a failed or cut-short
+//! RunPodSandbox. Both succeed for a sandbox that is gone or already stopped: the kubelet repeats
+//! them.
+
+use std::path::Path;
+
+use super::record::{SandboxRecord, SandboxState};
+use crate::blocking::blocking;
+use crate::error::{CriError, Result};
+use crate::runtime::CriRuntime;
+
+impl CriRuntime {
+    pub async fn stop_pod_sandbox(&self, id: &str) -> Result<()> {
+        let Some(record) = self.sandboxes.find(id)? else {
+            return Ok(());
+        };
+        let _one = self.sandbox_ids.lock(&record.id).await;
+        let runtime = self.clone();
+        blocking("stopping a pod sandbox", move || runtime.stop(&record.id)).await
+    }
+
+    pub async fn remove_pod_sandbox(&self, id: &str) -> Result<()> {
+        let Some(record) = self.sandboxes.find(id)? else {
+            return Ok(());
+        };
+        let _one = self.sandbox_ids.lock(&record.id).await;
+        let runtime = self.clone();
+        blocking("removing a pod sandbox", move || {
+            runtime.stop(&record.id)?;
+            let Some(record) = runtime.sandboxes.get(&record.id) else {
+                return Ok(());
+            };
+            runtime.undo(&record)
+        })
+        .await
+    }
+
+    /// Detaches the network of a ready sandbox (its containers stop first, once pods hold
+    /// containers) and marks it not ready. Its namespaces stay until removal.
+    fn stop(&self, id: &str) -> Result<()> {
+        let Some(mut record) = self.sandboxes.get(id) else {
+            return Ok(());
+        };
+        if record.state == SandboxState::NotReady {
+            return Ok(());
+        }
+        self.detach(&record)?;
+        record.network_attached = false;
+        record.state = SandboxState::NotReady;
+        self.sandboxes.put(&record, false)?;
+        tracing::info!(sandbox = %record.id, name = %record.name, "pod sandbox stopped");
+        Ok(())
+    }
+
+    /// CNI DEL when ADD ran (or may have): repeatable, and fine once the namespace is gone.
+    fn detach(&self, record: &SandboxRecord) -> Result<()> {
+        if !record.network_attached {
+            return Ok(());
+        }
+        let netns = record.pinned.as_ref().and_then(|p| p.net.clone()).unwrap_or_else(|| record.dir.join(skiff_runtime::pod::NET_FILE));
+        self.parts.network.teardown(&self.pod_network(record, &netns))?;
+        Ok(())
+    }
+
+    /// Undoes everything `record` names, in reverse: network, namespaces, state dir, record.
+    pub(crate) fn undo(&self, record: &SandboxRecord) -> Result<()> {
+        self.detach(record)?;
+        match &record.pinned {
+            Some(pinned) => skiff_runtime::pod::unpin(pinned)?,
+            // Cut short during the pin: whatever it made is under the dir.
+            None => unpin_dir(&record.dir)?,
+        }
+        match std::fs::remove_dir_all(&record.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(CriError::Host { what: format!("removing {}", record.dir.display()), source: e });
+            }
+            _ => {}
+        }
+        self.sandboxes.delete(&record.id)?;
+        tracing::info!(sandbox = %record.id, name = %record.name, "pod sandbox removed");
+        Ok(())
+    }
+}
+
+/// Unpins the namespace files a pin may have made under `dir` before it could answer.
+fn unpin_dir(dir: &Path) -> Result<()> {
+    use skiff_runtime::pod::{Pinned, IPC_FILE, NET_FILE, UTS_FILE};
+    let existing = |name: &str| Some(dir.join(name)).filter(|p| p.exists());
+    let pinned = Pinned { net: existing(NET_FILE), ipc: existing(IPC_FILE), uts: existing(UTS_FILE), pid_holder: None };
+    Ok(skiff_runtime::pod::unpin(&pinned)?)
+}
