@@ -18,6 +18,8 @@ pub enum CriError {
     Runtime(#[from] skiff_runtime::RuntimeError),
     #[error(transparent)]
     Network(#[from] skiff_cni::CniError),
+    #[error(transparent)]
+    Files(#[from] crate::sandbox::files::FilesError),
     /// A sandbox record that does not decode.
     #[error("corrupt sandbox record {key:?}: {reason}")]
     Corrupt { key: String, reason: String },
@@ -54,6 +56,7 @@ impl HasKind for CriError {
             CriError::Snapshot(e) => e.kind(),
             CriError::Runtime(e) => e.kind(),
             CriError::Network(e) => e.kind(),
+            CriError::Files(e) => e.kind(),
             CriError::Corrupt { .. } => ErrorKind::DataLoss,
             CriError::NameInUse { .. } => ErrorKind::AlreadyExists,
             CriError::FailedPrecondition(_) => ErrorKind::FailedPrecondition,

@@ -41,6 +41,8 @@ pub struct CriConfig {
     pub cni_cache_dir: PathBuf,
     /// Seconds one CNI plugin may run before it is killed. Default 60.
     pub cni_plugin_timeout_secs: u64,
+    /// MiB of each pod's /dev/shm tmpfs. Default 64.
+    pub pod_shm_size_mib: u64,
     /// Sysctls every pod gets unless it sets them itself. Default none.
     #[serde(default)]
     pub default_sysctls: std::collections::BTreeMap<String, String>,
@@ -160,6 +162,7 @@ impl Config {
             self.snapshotter.backend
         );
         self.platform()?;
+        anyhow::ensure!(self.cri.pod_shm_size_mib >= 1, "cri.pod_shm_size_mib must be at least 1");
         anyhow::ensure!(self.cri.cni_plugin_timeout_secs >= 1, "cri.cni_plugin_timeout_secs must be at least 1");
         anyhow::ensure!(!self.cri.cni_bin_dirs.is_empty(), "cri.cni_bin_dirs must name at least one directory");
         // Reject bad globs at start, not at the first container.

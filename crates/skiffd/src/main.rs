@@ -183,6 +183,7 @@ async fn serve() -> Result<()> {
         root: cfg.root.clone(),
         shim: shim.path(),
         default_sysctls: cfg.cri.default_sysctls.clone(),
+        pod_shm_size: cfg.cri.pod_shm_size_mib << 20,
     })
     .context("recover pod sandboxes")?;
     // Bound last: a client that can connect finds the containers of a previous run recovered.

@@ -31,6 +31,8 @@ pub struct RuntimeParts {
     pub shim: PathBuf,
     /// Sysctls every pod gets unless it sets them itself (`[cri] default_sysctls`).
     pub default_sysctls: BTreeMap<String, String>,
+    /// Bytes of each pod's /dev/shm tmpfs.
+    pub pod_shm_size: u64,
 }
 
 #[derive(Clone)]

@@ -25,6 +25,7 @@ pub fn fixture() -> (CriRuntime, Arc<FakeNetwork>, tempfile::TempDir) {
         root: dir.path().join("root"),
         shim: shim_binary(),
         default_sysctls: Default::default(),
+        pod_shm_size: 16 << 20,
     };
     (CriRuntime::new(parts).expect("runtime"), fake, dir)
 }

@@ -5,6 +5,8 @@
 //! ```text
 //! <root>/pods/<id>/        0700
 //!   net ipc uts            bind mounts of the pod's namespaces (what containers join)
+//!   hostname hosts resolv.conf   the pod's files, mounted into each of its containers
+//!   shm/                   the pod's /dev/shm (a tmpfs; the host's for host IPC)
 //! sled sandboxes/sandbox/<id> -> SandboxRecord (json)
 //! ```
 //!
@@ -13,6 +15,7 @@
 //! what it names. Lifecycle: creating → ready → notready (stopped: network detached) → removed.
 //! The kubelet lists sandboxes every second: the records are served from memory.
 
+pub mod files;
 pub mod record;
 mod recover;
 mod remove;

@@ -43,6 +43,9 @@ pub struct SandboxRecord {
     /// Whether CNI ADD ran (so DEL must), and the IPs it gave (the first the primary).
     pub network_attached: bool,
     pub ips: Vec<String>,
+    /// The pod's /etc files and /dev/shm; None until made.
+    #[serde(default)]
+    pub files: Option<super::files::PodFiles>,
 }
 
 /// The parts of the namespace options the sandbox acts on.

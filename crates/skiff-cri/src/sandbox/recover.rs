@@ -12,7 +12,7 @@ impl CriRuntime {
             match record.state {
                 SandboxState::Creating => {
                     tracing::warn!(sandbox = %record.id, name = %record.name, "pod sandbox cut short by a crash; undoing it");
-                    if let Err(e) = self.undo(&record) {
+                    if let Err(e) = self.undo(&record, true) {
                         tracing::warn!(sandbox = %record.id, error = %e, "undoing a cut-short pod sandbox; it stays listed not ready");
                         let mut record = record;
                         record.state = SandboxState::NotReady;

@@ -30,7 +30,7 @@ impl CriRuntime {
             let Some(record) = runtime.sandboxes.get(&record.id) else {
                 return Ok(());
             };
-            runtime.undo(&record)
+            runtime.undo(&record, false)
         })
         .await
     }
@@ -62,14 +62,22 @@ impl CriRuntime {
         Ok(())
     }
 
-    /// Undoes everything `record` names, in reverse: network, namespaces, state dir, record.
-    pub(crate) fn undo(&self, record: &SandboxRecord) -> Result<()> {
-        self.detach(record)?;
+    /// Undoes everything `record` names, in reverse: network, namespaces, state dir, record. A
+    /// removal the kubelet asked for stops at a failed network teardown and keeps the record, so
+    /// its retry tries again; the undo of a failed or cut-short RunPodSandbox (`best_effort`) has
+    /// no one to retry it: it logs the failure and goes on.
+    pub(crate) fn undo(&self, record: &SandboxRecord, best_effort: bool) -> Result<()> {
+        match self.detach(record) {
+            Err(e) if best_effort => tracing::warn!(sandbox = %record.id, error = %e, "detaching the network of an unfinished pod sandbox"),
+            other => other?,
+        }
         match &record.pinned {
             Some(pinned) => skiff_runtime::pod::unpin(pinned)?,
             // Cut short during the pin: whatever it made is under the dir.
             None => unpin_dir(&record.dir)?,
         }
+        // The shm tmpfs is unmounted before the dir goes (remove_dir_all would stop at it).
+        super::files::remove_pod_files(&record.dir)?;
         match std::fs::remove_dir_all(&record.dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(CriError::Host { what: format!("removing {}", record.dir.display()), source: e });

@@ -114,6 +114,7 @@ impl CriRuntime {
             pinned: None,
             network_attached: false,
             ips: Vec::new(),
+            files: None,
         };
         self.sandboxes.put(&record, true)?;
         let runtime = self.clone();
@@ -123,7 +124,7 @@ impl CriRuntime {
                 Ok(()) => Ok(record.id),
                 Err(e) => {
                     tracing::warn!(sandbox = %record.id, error = %e, "pod sandbox failed; undoing it");
-                    if let Err(undo) = runtime.undo(&record) {
+                    if let Err(undo) = runtime.undo(&record, true) {
                         tracing::warn!(sandbox = %record.id, error = %undo, "undoing the failed pod sandbox");
                     }
                     Err(e)
@@ -144,13 +145,8 @@ impl CriRuntime {
             // The host's network namespace is not the pod's to change.
             sysctls.retain(|k, _| !k.starts_with("net.") && !k.starts_with("net/"));
         }
-        let hostname = if modes.host_network {
-            None
-        } else if record.config.hostname.is_empty() {
-            Some(record.metadata().name)
-        } else {
-            Some(record.config.hostname.clone())
-        };
+        let pod_hostname = if record.config.hostname.is_empty() { record.metadata().name } else { record.config.hostname.clone() };
+        let hostname = (!modes.host_network).then(|| pod_hostname.clone());
         let pin = PinRequest {
             dir: record.dir.clone(),
             namespaces: Namespaces { net: !modes.host_network, ipc: !modes.host_ipc, uts: !modes.host_network },
@@ -162,6 +158,15 @@ impl CriRuntime {
         let pinned_at = started.elapsed();
         record.pinned = Some(pinned.clone());
         self.sandboxes.put(record, false)?;
+        let files = super::files::make_pod_files(&super::files::PodFilesRequest {
+            dir: &record.dir,
+            hostname: &pod_hostname,
+            dns: record.config.dns_config.as_ref(),
+            host_network: modes.host_network,
+            host_ipc: modes.host_ipc,
+            shm_size: self.parts.pod_shm_size,
+        })?;
+        record.files = Some(files);
         if let Some(netns) = &pinned.net {
             record.network_attached = true;
             self.sandboxes.put(record, true)?;

@@ -53,6 +53,10 @@ async fn a_sandbox_is_made_shown_stopped_and_removed() {
         assert_eq!(probe(file), NetnsState::Live, "{}", file.display());
     }
     assert!(pinned.pid_holder.is_none(), "CONTAINER pid mode needs no holder");
+    let files = record.files.clone().expect("pod files");
+    assert_eq!(std::fs::read_to_string(&files.hostname).expect("hostname"), "web\n");
+    let mounted = |path: &std::path::Path| std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo").contains(&format!(" {} ", path.display()));
+    assert!(mounted(&files.shm), "the pod's /dev/shm is a tmpfs of its own");
     assert!(fake.is_set_up(&id));
 
     let listed = |filter: cri::PodSandboxFilter| runtime.list_pod_sandbox(&cri::ListPodSandboxRequest { filter: Some(filter) }).len();
@@ -72,6 +76,7 @@ async fn a_sandbox_is_made_shown_stopped_and_removed() {
     runtime.remove_pod_sandbox(&id).await.expect("remove again");
     runtime.stop_pod_sandbox(&id).await.expect("stop after remove");
     assert!(!record.dir.exists(), "state dir removed");
+    assert!(!mounted(&files.shm), "shm unmounted");
     for file in pinned.files() {
         assert_ne!(probe(file), NetnsState::Live);
     }
