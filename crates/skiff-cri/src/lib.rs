@@ -7,6 +7,7 @@
 //! Skiff's own API uses too.
 
 mod blocking;
+pub mod container;
 mod error;
 pub mod images;
 mod locks;

@@ -184,6 +184,8 @@ async fn serve() -> Result<()> {
         shim: shim.path(),
         default_sysctls: cfg.cri.default_sysctls.clone(),
         pod_shm_size: cfg.cri.pod_shm_size_mib << 20,
+        manager: manager.clone(),
+        images: cri_images.clone(),
     })
     .context("recover pod sandboxes")?;
     // Bound last: a client that can connect finds the containers of a previous run recovered.

@@ -26,6 +26,9 @@ pub enum ApiError {
     /// A request field the service itself checks (before any library sees it).
     #[error("{0}")]
     BadRequest(String),
+    /// The object belongs to another API (a pod's container to the CRI).
+    #[error("{0}")]
+    Owned(String),
     /// A limit of the service itself was reached.
     #[error("{0}")]
     Busy(String),
@@ -54,6 +57,7 @@ impl HasKind for ApiError {
             ApiError::Runtime(e) => e.kind(),
             ApiError::BadRequest(_) => ErrorKind::InvalidArgument,
             ApiError::Busy(_) => ErrorKind::ResourceExhausted,
+            ApiError::Owned(_) => ErrorKind::FailedPrecondition,
             ApiError::Encode { .. } | ApiError::Host { .. } => ErrorKind::Internal,
         }
     }

@@ -53,6 +53,13 @@ impl CriImages {
         CriImages { parts: Arc::new(parts), facts: Arc::default(), pulls: Arc::default(), usage: Arc::default() }
     }
 
+    /// The stored image a container's ImageSpec names: (its id, the name of one of its records);
+    /// None when it is not stored. Blocking.
+    pub fn resolve(&self, reference: &str) -> Result<Option<(String, String)>, CriError> {
+        let found = find_image(&self.parts.store, &self.facts, &self.parts.platform, reference)?;
+        Ok(found.and_then(|(facts, records)| records.first().map(|r| (facts.id.clone(), r.name.clone()))))
+    }
+
     fn check_handler(&self, spec: &cri::ImageSpec) -> Result<(), CriError> {
         let handler = &spec.runtime_handler;
         if handler.is_empty() || self.parts.handlers.iter().any(|h| h == handler) {

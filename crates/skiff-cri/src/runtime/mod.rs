@@ -33,12 +33,19 @@ pub struct RuntimeParts {
     pub default_sysctls: BTreeMap<String, String>,
     /// Bytes of each pod's /dev/shm tmpfs.
     pub pod_shm_size: u64,
+    /// The engine's container manager: CRI containers are its containers.
+    pub manager: Arc<skiff_engine::Manager>,
+    /// The image service, to find what a container's ImageSpec names.
+    pub images: crate::images::CriImages,
 }
 
 #[derive(Clone)]
 pub struct CriRuntime {
     pub(crate) parts: Arc<RuntimeParts>,
     pub(crate) sandboxes: Arc<Sandboxes>,
+    pub(crate) containers: Arc<crate::container::CriContainers>,
+    /// CreateContainer calls of one container name, one at a time (as for pods).
+    pub(crate) container_names: Arc<KeyedLocks>,
     /// RunPodSandbox calls of one pod name, one at a time (a kubelet retry waits for the first).
     pub(crate) pod_names: Arc<KeyedLocks>,
     /// Work on one sandbox (stop, remove, a late run), one at a time.
@@ -51,7 +58,16 @@ impl CriRuntime {
     /// Opens the sandbox records and undoes what a crash left half made.
     pub fn new(parts: RuntimeParts) -> Result<CriRuntime> {
         let sandboxes = Arc::new(Sandboxes::open(parts.sandboxes.clone())?);
-        let runtime = CriRuntime { parts: Arc::new(parts), sandboxes, pod_names: Arc::default(), sandbox_ids: Arc::default(), pod_cidr: Arc::default() };
+        let containers = Arc::new(crate::container::CriContainers::open(parts.sandboxes.clone())?);
+        let runtime = CriRuntime {
+            parts: Arc::new(parts),
+            sandboxes,
+            containers,
+            container_names: Arc::default(),
+            pod_names: Arc::default(),
+            sandbox_ids: Arc::default(),
+            pod_cidr: Arc::default(),
+        };
         runtime.recover()?;
         Ok(runtime)
     }

@@ -64,28 +64,33 @@ impl RuntimeService for CriRuntime {
         Ok(Response::new(cri::ListPodSandboxResponse { items: CriRuntime::list_pod_sandbox(self, req.get_ref()) }))
     }
 
-    async fn create_container(&self, _req: Request<cri::CreateContainerRequest>) -> Answer<cri::CreateContainerResponse> {
-        Err(not_served("CreateContainer"))
+    async fn create_container(&self, req: Request<cri::CreateContainerRequest>) -> Answer<cri::CreateContainerResponse> {
+        let container_id = CriRuntime::create_container(self, req.into_inner()).await?;
+        Ok(Response::new(cri::CreateContainerResponse { container_id }))
     }
 
-    async fn start_container(&self, _req: Request<cri::StartContainerRequest>) -> Answer<cri::StartContainerResponse> {
-        Err(not_served("StartContainer"))
+    async fn start_container(&self, req: Request<cri::StartContainerRequest>) -> Answer<cri::StartContainerResponse> {
+        CriRuntime::start_container(self, &req.get_ref().container_id).await?;
+        Ok(Response::new(cri::StartContainerResponse {}))
     }
 
-    async fn stop_container(&self, _req: Request<cri::StopContainerRequest>) -> Answer<cri::StopContainerResponse> {
-        Err(not_served("StopContainer"))
+    async fn stop_container(&self, req: Request<cri::StopContainerRequest>) -> Answer<cri::StopContainerResponse> {
+        let req = req.into_inner();
+        CriRuntime::stop_container(self, &req.container_id, req.timeout).await?;
+        Ok(Response::new(cri::StopContainerResponse {}))
     }
 
-    async fn remove_container(&self, _req: Request<cri::RemoveContainerRequest>) -> Answer<cri::RemoveContainerResponse> {
-        Err(not_served("RemoveContainer"))
+    async fn remove_container(&self, req: Request<cri::RemoveContainerRequest>) -> Answer<cri::RemoveContainerResponse> {
+        CriRuntime::remove_container(self, &req.get_ref().container_id).await?;
+        Ok(Response::new(cri::RemoveContainerResponse {}))
     }
 
-    async fn list_containers(&self, _req: Request<cri::ListContainersRequest>) -> Answer<cri::ListContainersResponse> {
-        Err(not_served("ListContainers"))
+    async fn list_containers(&self, req: Request<cri::ListContainersRequest>) -> Answer<cri::ListContainersResponse> {
+        Ok(Response::new(cri::ListContainersResponse { containers: CriRuntime::list_containers(self, req.get_ref())? }))
     }
 
-    async fn container_status(&self, _req: Request<cri::ContainerStatusRequest>) -> Answer<cri::ContainerStatusResponse> {
-        Err(not_served("ContainerStatus"))
+    async fn container_status(&self, req: Request<cri::ContainerStatusRequest>) -> Answer<cri::ContainerStatusResponse> {
+        Ok(Response::new(CriRuntime::container_status(self, req.get_ref())?))
     }
 
     async fn update_container_resources(&self, _req: Request<cri::UpdateContainerResourcesRequest>) -> Answer<cri::UpdateContainerResourcesResponse> {

@@ -20,7 +20,7 @@ pub mod record;
 mod recover;
 mod remove;
 mod run;
-mod status;
+pub(crate) mod status;
 mod store;
 
 pub use record::{SandboxRecord, SandboxState};

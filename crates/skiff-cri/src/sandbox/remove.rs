@@ -27,6 +27,7 @@ impl CriRuntime {
         let runtime = self.clone();
         blocking("removing a pod sandbox", move || {
             runtime.stop(&record.id)?;
+            runtime.remove_pod_containers(&record.id)?;
             let Some(record) = runtime.sandboxes.get(&record.id) else {
                 return Ok(());
             };
@@ -44,6 +45,7 @@ impl CriRuntime {
         if record.state == SandboxState::NotReady {
             return Ok(());
         }
+        self.stop_pod_containers(&record.id)?;
         self.detach(&record)?;
         record.network_attached = false;
         record.state = SandboxState::NotReady;

@@ -2,14 +2,19 @@
 
 use std::path::PathBuf;
 
-/// The container's cgroup, as `linux.cgroupsPath`.
-pub fn path(id: &str) -> String {
-    format!("/skiff/{id}")
+/// The container's cgroup, as `linux.cgroupsPath`: under `parent` (a pod's cgroup, cgroupfs
+/// style `/kubepods/burstable/pod<uid>`) or Skiff's own `/skiff`.
+pub fn path(parent: Option<&str>, id: &str) -> String {
+    match parent.map(|p| p.trim_end_matches('/')).filter(|p| !p.is_empty()) {
+        Some(parent) => format!("{}/{id}", if parent.starts_with('/') { parent.to_string() } else { format!("/{parent}") }),
+        None => format!("/skiff/{id}"),
+    }
 }
 
-/// Kills what still runs in the container's cgroups and removes them; logs what stays.
-pub fn remove(id: &str) {
-    for left in remove_dirs(&path(id)) {
+/// Kills what still runs in the container's cgroups (`linux.cgroupsPath`) and removes them;
+/// logs what stays.
+pub fn remove(cgroup_path: &str) {
+    for left in remove_dirs(cgroup_path) {
         tracing::warn!(cgroup = %left.display(), "cgroup still busy; left in place");
     }
 }

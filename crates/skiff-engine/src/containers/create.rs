@@ -71,7 +71,9 @@ impl Manager {
             auto_remove: req.auto_remove,
             stop_signal: None,
             annotations: Default::default(),
-            log_path: self.state_dir(&id).join("container.log").display().to_string(),
+            log_path: req.log_path.clone().unwrap_or_else(|| self.state_dir(&id).join("container.log")).display().to_string(),
+            cgroup_path: cgroups::path(req.cgroup_parent.as_deref(), &id),
+            owner: req.owner.clone(),
         };
         // Written before anything is made, so a crash from here on is cleaned up on start.
         self.records.create(&record)?;
@@ -93,6 +95,10 @@ impl Manager {
         let bundle = self.bundle(&record.id);
         let rootfs = self.rootfs(&record.id);
         skiff_store::private_dir(&state_dir, skiff_store::PRIVATE_MODE)?;
+        if let Some(dir) = std::path::Path::new(&record.log_path).parent() {
+            // The CRI names a log under the pod's log directory, which may not exist yet.
+            std::fs::create_dir_all(dir).map_err(EngineError::io(format!("creating {}", dir.display())))?;
+        }
         std::fs::create_dir_all(&rootfs).map_err(EngineError::io(format!("creating {}", rootfs.display())))?;
         let parent = chain_ids(resolved.config.rootfs().diff_ids()).pop();
         let labels = BTreeMap::from([("io.skiff.container".to_string(), record.id.clone())]);
@@ -151,7 +157,7 @@ impl Manager {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             }
         }
-        cgroups::remove(&record.id);
+        cgroups::remove(&record.cgroup_path());
         if let Err(e) = mount::unmount(&self.rootfs(&record.id)) {
             tracing::warn!(container = %record.id, error = %e, "unmounting the rootfs");
         }

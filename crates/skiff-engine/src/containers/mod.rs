@@ -46,6 +46,7 @@ use skiff_snapshot::Unpacker;
 use skiff_store::Store;
 
 pub use create::CreateSpec;
+pub use plan::Owner;
 pub use ids::parse_signal;
 pub use lifecycle::ExecSpec;
 pub use record::{ContainerRecord, Records};

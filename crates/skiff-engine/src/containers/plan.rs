@@ -10,7 +10,6 @@ use skiff_runtime::spec::{self, Built, RunRequest, SpecInputs};
 use skiff_runtime::ImageAnnotationPolicy;
 use skiff_types::ImageAnnotations;
 
-use super::cgroups;
 use super::record::ContainerRecord;
 use crate::config::HandlerConfig;
 use crate::error::Result;
@@ -29,6 +28,23 @@ pub struct CreateSpec {
     pub labels: BTreeMap<String, String>,
     pub auto_remove: bool,
     pub host_network: bool,
+    /// The pod sandbox the container belongs to (a CRI container); None for Skiff's own.
+    pub owner: Option<Owner>,
+    /// Where the container's log goes (the CRI's `log_directory/log_path`); None: its state dir.
+    pub log_path: Option<std::path::PathBuf>,
+    /// The cgroup the container's goes under (the pod's); None: `/skiff`.
+    pub cgroup_parent: Option<String>,
+    /// Keys the caller sets at the manager's level (the CRI's `io.kubernetes.cri.*`): no image or
+    /// request annotation can override them.
+    pub manager_annotations: BTreeMap<String, String>,
+}
+
+/// The pod sandbox a container belongs to: Skiff's own API leaves such containers to the CRI.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Owner {
+    pub sandbox_id: String,
+    /// The pod's name (`namespace/name`), for listings.
+    pub pod: String,
 }
 
 /// What is read off the rootfs and the host before planning.
@@ -60,7 +76,7 @@ pub struct Plan {
 /// already chosen).
 pub fn plan(request: &CreateSpec, record: &ContainerRecord, handler: &HandlerConfig, image: &ImageConfiguration, facts: &Facts) -> Plan {
     let mut run = request.run.clone();
-    run.cgroups_path = Some(cgroups::path(&record.id));
+    run.cgroups_path = Some(record.cgroup_path());
     if let Some(adj) = run.oom_score_adj {
         if adj < facts.oom_score_floor {
             tracing::warn!(requested = adj, used = facts.oom_score_floor, "oom_score_adj clamped to skiffd's own");
@@ -80,6 +96,8 @@ pub fn plan(request: &CreateSpec, record: &ContainerRecord, handler: &HandlerCon
         ("io.skiff.image.digest".to_string(), record.image_digest.clone()),
         ("io.skiff.runtime.handler".to_string(), record.runtime.clone()),
     ]);
+    let mut manager_annotations = manager_annotations;
+    manager_annotations.extend(request.manager_annotations.clone());
     let runtime = if handler.binary.as_os_str().is_empty() {
         RuntimeKind::Builtin
     } else {

@@ -30,6 +30,8 @@ fn record() -> ContainerRecord {
         stop_signal: None,
         annotations: Default::default(),
         log_path: String::new(),
+        cgroup_path: String::new(),
+        owner: None,
     }
 }
 

@@ -46,9 +46,24 @@ pub struct ContainerRecord {
     #[serde(default)]
     pub annotations: Effective,
     pub log_path: String,
+    /// `linux.cgroupsPath`; records older than the field are under `/skiff/<id>`.
+    #[serde(default)]
+    pub cgroup_path: String,
+    /// The pod sandbox it belongs to, for a CRI container.
+    #[serde(default)]
+    pub owner: Option<super::plan::Owner>,
 }
 
 impl ContainerRecord {
+    /// `linux.cgroupsPath` of the container.
+    pub fn cgroup_path(&self) -> String {
+        if self.cgroup_path.is_empty() {
+            super::cgroups::path(None, &self.id)
+        } else {
+            self.cgroup_path.clone()
+        }
+    }
+
     /// Exit code, reason and time as listings show them.
     pub fn exit_summary(&self) -> (i32, String, String) {
         match &self.exit {

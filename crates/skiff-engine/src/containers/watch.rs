@@ -74,7 +74,8 @@ impl Manager {
     /// The exit of a container whose shim died without writing one: nothing supervises what may
     /// still run in its cgroup, so that is killed; the exit is recorded as lost (255, Unknown).
     fn lost(&self, id: &str) -> ExitStatus {
-        cgroups::remove(id);
+        let path = self.records.get(id).ok().flatten().map(|r| r.cgroup_path()).unwrap_or_else(|| cgroups::path(None, id));
+        cgroups::remove(&path);
         ExitStatus::lost(ids::now())
     }
 

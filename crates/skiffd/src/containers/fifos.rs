@@ -50,6 +50,7 @@ pub struct StdioFifos {
 #[derive(Debug, Default)]
 pub struct Claim {
     dir: Option<PathBuf>,
+    token: String,
     pub stdin: Option<PathBuf>,
     pub stdout: Option<PathBuf>,
     pub stderr: Option<PathBuf>,
@@ -173,7 +174,7 @@ impl StdioFifos {
             )));
         }
         // From here on the set is this request's: dropped on any refusal below, it goes.
-        let mut claim = Claim { dir: Some(self.dir.join(&token)), stdin: None, stdout: None, stderr: None };
+        let mut claim = Claim { dir: Some(self.dir.join(&token)), token, stdin: None, stdout: None, stderr: None };
         let pick = |stream: &str, path: &str| -> Result<Option<PathBuf>, ApiError> {
             if path.is_empty() {
                 return Ok(None);
@@ -187,6 +188,17 @@ impl StdioFifos {
         claim.stdout = pick("stdout", &paths.stdout)?;
         claim.stderr = pick("stderr", &paths.stderr)?;
         Ok(claim)
+    }
+
+    /// A claim whose request failed before the shim opened the FIFOs: the set is unclaimed again
+    /// (until its TTL from `prepare` runs out), so the client can retry with it — `skiff run`
+    /// pulls a missing image, then creates again with the same FIFOs.
+    pub fn give_back(&self, mut claim: Claim) {
+        if let Some(dir) = claim.dir.take() {
+            if dir.exists() {
+                self.unclaimed().insert(std::mem::take(&mut claim.token), ());
+            }
+        }
     }
 
     fn token_of(&self, stream: &str, path: &str) -> Result<String, ApiError> {

@@ -30,6 +30,10 @@ async fn a_prepared_set_is_the_callers_claimed_once_and_gone_after() {
     assert_eq!(claim.stdout.as_deref(), Some(Path::new(&paths.stdout)));
     let again = refusal(fifos.claim(&paths));
     assert!(again.contains("claimed already or expired"), "{again}");
+    // A request that failed before the shim opened them gives the set back for a retry.
+    fifos.give_back(claim);
+    assert!(set.exists(), "a given-back set stays");
+    let claim = fifos.claim(&paths).expect("claimed again after a failed request");
     drop(claim);
     assert!(!set.exists(), "the set goes with its claim");
 }

@@ -128,6 +128,7 @@ fn create_spec(req: v1::CreateContainerRequest, stdio: Stdio) -> Result<CreateSp
         labels: req.labels.into_iter().collect::<BTreeMap<_, _>>(),
         auto_remove: req.auto_remove,
         host_network,
+        ..Default::default()
     })
 }
 
@@ -159,7 +160,13 @@ impl v1::containers_server::Containers for ContainersService {
         let (stdio, claim) = stdio(&self.fifos, req.stdio.take())?;
         let spec = create_spec(req, stdio).map_err(Status::from)?;
         let manager = self.manager.clone();
-        let record = blocking(move || Ok(manager.create(spec)?)).await?;
+        let record = match blocking(move || Ok(manager.create(spec)?)).await {
+            Ok(record) => record,
+            Err(e) => {
+                self.fifos.give_back(claim);
+                return Err(e);
+            }
+        };
         drop(claim);
         Ok(Response::new(v1::CreateContainerResponse { container: Some(container(&record)) }))
     }
@@ -197,7 +204,18 @@ impl v1::containers_server::Containers for ContainersService {
     async fn delete(&self, req: Request<v1::DeleteContainerRequest>) -> Result<Response<v1::DeleteContainerResponse>, Status> {
         let req = req.into_inner();
         let manager = self.manager.clone();
-        blocking(move || Ok(manager.delete(&req.id, req.force)?)).await?;
+        blocking(move || {
+            let record = manager.records().find(&req.id)?;
+            if let Some(owner) = &record.owner {
+                // The kubelet owns it: removed behind its back, the pod would be remade in a loop.
+                return Err(ApiError::Owned(format!(
+                    "container {} belongs to pod {} (sandbox {}): remove it through the CRI (RemoveContainer or RemovePodSandbox)",
+                    record.name, owner.pod, owner.sandbox_id
+                )));
+            }
+            Ok(manager.delete(&record.id, req.force)?)
+        })
+        .await?;
         Ok(Response::new(v1::DeleteContainerResponse {}))
     }
 
@@ -257,7 +275,13 @@ impl v1::containers_server::Containers for ContainersService {
         let (stdio, claim) = stdio(&self.fifos, req.stdio)?;
         let spec = ExecSpec { args: req.args, env: req.env, user: non_empty(req.user), workdir: non_empty(req.workdir), stdio };
         let manager = self.manager.clone();
-        let (exec_id, pid) = blocking(move || Ok(manager.exec(&req.id, spec)?)).await?;
+        let (exec_id, pid) = match blocking(move || Ok(manager.exec(&req.id, spec)?)).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                self.fifos.give_back(claim);
+                return Err(e);
+            }
+        };
         drop(claim);
         Ok(Response::new(v1::ExecContainerResponse { exec_id, pid }))
     }

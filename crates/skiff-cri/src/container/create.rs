@@ -1,0 +1,250 @@
+//! CreateContainer: the kubelet's ContainerConfig turned into an engine create in the pod — its
+//! namespaces joined, its cgroup parent, its /etc files and /dev/shm mounted, its log where the
+//! kubelet reads it, and the annotations in order (image levels < pod < container < the
+//! `io.kubernetes.cri.*` keys, which nothing sent can set).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use k8s_cri::v1 as cri;
+use skiff_engine::{CreateSpec, Owner};
+use skiff_runtime::spec::{MountRequest, Resources, RunRequest};
+
+use super::CriContainer;
+use crate::blocking::blocking;
+use crate::error::{text, CriError, Result};
+use crate::runtime::CriRuntime;
+use crate::sandbox::{SandboxRecord, SandboxState};
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+/// The engine's name of a CRI container: unique per pod and attempt, within the engine's rules.
+fn engine_name(c: &cri::ContainerMetadata, sandbox: &SandboxRecord) -> String {
+    let pod = sandbox.metadata();
+    let clean = |s: &str| s.chars().map(|ch| if ch.is_ascii_alphanumeric() || matches!(ch, '_' | '.' | '-') { ch } else { '-' }).collect::<String>();
+    let mut name = format!("{}_{}_{}_{}_{}", clean(&c.name), clean(&pod.name), clean(&pod.namespace), &sandbox.id[..8], c.attempt);
+    name.truncate(128);
+    name
+}
+
+fn check(config: &cri::ContainerConfig) -> Result<()> {
+    let m = config.metadata.as_ref().ok_or_else(|| CriError::InvalidArgument("config.metadata is missing".into()))?;
+    if m.name.is_empty() {
+        return Err(CriError::InvalidArgument("config.metadata.name is empty".into()));
+    }
+    text("config.metadata.name", &m.name)?;
+    let image = config.image.as_ref().map(|i| i.image.as_str()).unwrap_or("");
+    if image.is_empty() {
+        return Err(CriError::InvalidArgument("config.image is empty: name the image to run".into()));
+    }
+    text("config.image", image)?;
+    for (field, list) in [("command", &config.command), ("args", &config.args)] {
+        for v in list {
+            text(&format!("config.{field}"), v)?;
+        }
+    }
+    for kv in &config.envs {
+        if kv.key.is_empty() || kv.key.contains('=') {
+            return Err(CriError::InvalidArgument(format!("config.envs key {:?} must be non-empty and hold no '='", kv.key)));
+        }
+        text("config.envs key", &kv.key)?;
+        text(&format!("config.envs {:?}", kv.key), &kv.value)?;
+    }
+    for (field, v) in [("working_dir", &config.working_dir), ("log_path", &config.log_path)] {
+        text(&format!("config.{field}"), v)?;
+    }
+    for (field, map) in [("labels", &config.labels), ("annotations", &config.annotations)] {
+        for (k, v) in map {
+            text(&format!("config.{field} key"), k)?;
+            text(&format!("config.{field} {k:?}"), v)?;
+        }
+    }
+    for m in &config.mounts {
+        text("config.mounts.host_path", &m.host_path)?;
+        text("config.mounts.container_path", &m.container_path)?;
+        if !m.container_path.starts_with('/') {
+            return Err(CriError::InvalidArgument(format!("config.mounts: container_path {:?} must be absolute", m.container_path)));
+        }
+        if m.image.as_ref().is_some_and(|i| !i.image.is_empty()) {
+            return Err(CriError::InvalidArgument("config.mounts.image: image volumes are not supported".into()));
+        }
+    }
+    if !config.devices.is_empty() {
+        return Err(CriError::InvalidArgument("config.devices: device passthrough is not supported yet".into()));
+    }
+    Ok(())
+}
+
+/// How the container's process is named to the runtime: a name from the image's passwd, or a
+/// numeric uid (and gid).
+fn user(sc: &cri::LinuxContainerSecurityContext) -> Option<String> {
+    let group = sc.run_as_group.as_ref().map(|g| g.value);
+    if !sc.run_as_username.is_empty() {
+        return Some(match group {
+            Some(g) => format!("{}:{g}", sc.run_as_username),
+            None => sc.run_as_username.clone(),
+        });
+    }
+    sc.run_as_user.as_ref().map(|u| match group {
+        Some(g) => format!("{}:{g}", u.value),
+        None => u.value.to_string(),
+    })
+}
+
+/// The namespaces a container joins: the pod's pinned ones, the host's for NODE modes (skiffd's
+/// own, by /proc path), its own PID namespace for CONTAINER mode.
+fn namespaces(sandbox: &SandboxRecord, sc: &cri::LinuxContainerSecurityContext) -> Result<(Vec<(String, String)>, bool)> {
+    let pinned = sandbox.pinned.clone().unwrap_or_default();
+    let host = |kind: &str| (kind.to_string(), format!("/proc/{}/ns/{kind}", std::process::id()));
+    let modes = sandbox.modes();
+    let mut join = Vec::new();
+    match &pinned.net {
+        Some(net) => join.push(("network".to_string(), net.display().to_string())),
+        None if modes.host_network => {}
+        None => return Err(CriError::FailedPrecondition(format!("pod sandbox {} has no network namespace", sandbox.id))),
+    }
+    join.push(match &pinned.ipc {
+        Some(ipc) => ("ipc".to_string(), ipc.display().to_string()),
+        None => host("ipc"),
+    });
+    join.push(match &pinned.uts {
+        Some(uts) => ("uts".to_string(), uts.display().to_string()),
+        None => host("uts"),
+    });
+    let pid_mode = sc.namespace_options.as_ref().map(|o| o.pid).unwrap_or(cri::NamespaceMode::Container as i32);
+    if pid_mode == cri::NamespaceMode::Node as i32 || modes.host_pid {
+        join.push(host("pid"));
+    } else if pid_mode == cri::NamespaceMode::Pod as i32 {
+        let holder = pinned.pid_holder.as_ref().filter(|h| h.is_alive()).ok_or_else(|| {
+            CriError::FailedPrecondition(format!("pod sandbox {} has no shared PID namespace (its PID 1 is gone): recreate the pod", sandbox.id))
+        })?;
+        join.push(("pid".to_string(), holder.ns.display().to_string()));
+    } else if pid_mode == cri::NamespaceMode::Target as i32 {
+        return Err(CriError::InvalidArgument("namespace_options.pid TARGET is not supported yet".into()));
+    }
+    Ok((join, modes.host_network))
+}
+
+impl CriRuntime {
+    pub async fn create_container(&self, req: cri::CreateContainerRequest) -> Result<String> {
+        let config = req.config.ok_or_else(|| CriError::InvalidArgument("config is missing".into()))?;
+        check(&config)?;
+        let sandbox = self
+            .sandboxes
+            .find(&req.pod_sandbox_id)?
+            .ok_or_else(|| CriError::NotFound(format!("pod sandbox {:?} not found", req.pod_sandbox_id)))?;
+        if sandbox.state != SandboxState::Ready {
+            return Err(CriError::FailedPrecondition(format!("pod sandbox {} is not ready (stopped): containers cannot be created in it", sandbox.id)));
+        }
+        let metadata = config.metadata.clone().expect("checked");
+        let name = engine_name(&metadata, &sandbox);
+        let (_name, waited) = self.container_names.lock_noting_wait(&name).await;
+        if let Some(existing) = self.containers.of_sandbox(&sandbox.id).into_iter().find(|c| c.metadata == metadata) {
+            if waited {
+                return Ok(existing.id);
+            }
+            return Err(CriError::NameInUse { what: "container", name: metadata.name.clone(), holder: existing.id });
+        }
+        let runtime = self.clone();
+        blocking("creating a container", move || runtime.create_in(&sandbox, config, name)).await
+    }
+
+    fn create_in(&self, sandbox: &SandboxRecord, config: cri::ContainerConfig, name: String) -> Result<String> {
+        let image_spec = config.image.clone().unwrap_or_default();
+        let (image_ref, image_name) = self
+            .parts
+            .images
+            .resolve(&image_spec.image)?
+            .ok_or_else(|| CriError::NotFound(format!("image {:?} is not present: pull it first (PullImage)", image_spec.image)))?;
+        let linux = config.linux.clone().unwrap_or_default();
+        let sc = linux.security_context.clone().unwrap_or_default();
+        let res = linux.resources.clone().unwrap_or_default();
+        let (join_namespaces, host_network) = namespaces(sandbox, &sc)?;
+        let mut mounts = Vec::new();
+        if let Some(files) = &sandbox.files {
+            for (dest, source) in [("/etc/hostname", &files.hostname), ("/etc/hosts", &files.hosts), ("/etc/resolv.conf", &files.resolv_conf), ("/dev/shm", &files.shm)] {
+                // The kubelet mounts its own /etc/hosts (with the pod's IP) once the pod has one: it wins.
+                if config.mounts.iter().any(|m| m.container_path == dest) {
+                    continue;
+                }
+                mounts.push(MountRequest { source: source.display().to_string(), destination: dest.to_string(), readonly: false });
+            }
+        }
+        for m in &config.mounts {
+            mounts.push(MountRequest { source: m.host_path.clone(), destination: m.container_path.clone(), readonly: m.readonly });
+        }
+        // Pod annotations, then the container's: the container's win.
+        let mut annotations: BTreeMap<String, String> = sandbox.config.annotations.clone().into_iter().collect();
+        annotations.extend(config.annotations.clone());
+        let pod = sandbox.metadata();
+        let log_directory = &sandbox.config.log_directory;
+        let log_path = (!log_directory.is_empty() && !config.log_path.is_empty()).then(|| PathBuf::from(log_directory).join(&config.log_path));
+        let manager_annotations = BTreeMap::from([
+            ("io.kubernetes.cri.container-type".to_string(), "container".to_string()),
+            ("io.kubernetes.cri.container-name".to_string(), config.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default()),
+            ("io.kubernetes.cri.sandbox-id".to_string(), sandbox.id.clone()),
+            ("io.kubernetes.cri.sandbox-name".to_string(), pod.name.clone()),
+            ("io.kubernetes.cri.sandbox-namespace".to_string(), pod.namespace.clone()),
+            ("io.kubernetes.cri.sandbox-uid".to_string(), pod.uid.clone()),
+            ("io.kubernetes.cri.image-name".to_string(), image_spec.image.clone()),
+            ("io.kubernetes.cri.sandbox-log-directory".to_string(), log_directory.clone()),
+        ]);
+        let run = RunRequest {
+            args: config.args.clone(),
+            entrypoint: (!config.command.is_empty()).then(|| config.command.clone()),
+            env: config.envs.iter().map(|kv| format!("{}={}", kv.key, kv.value)).collect(),
+            user: user(&sc),
+            workdir: (!config.working_dir.is_empty()).then(|| config.working_dir.clone()),
+            tty: config.tty,
+            mounts,
+            annotations,
+            resources: Resources {
+                memory_limit: (res.memory_limit_in_bytes > 0).then_some(res.memory_limit_in_bytes),
+                cpu_quota: (res.cpu_quota > 0).then_some(res.cpu_quota),
+                cpu_period: (res.cpu_period > 0).then_some(res.cpu_period as u64),
+                cpu_shares: (res.cpu_shares > 0).then_some(res.cpu_shares as u64),
+                ..Default::default()
+            },
+            join_namespaces,
+            readonly_rootfs: sc.readonly_rootfs,
+            oom_score_adj: (res.oom_score_adj != 0).then_some(res.oom_score_adj as i32),
+            host_network,
+            ..Default::default()
+        };
+        let cgroup_parent = sandbox.config.linux.as_ref().map(|l| l.cgroup_parent.clone()).filter(|p| !p.is_empty());
+        let spec = CreateSpec {
+            image: image_name,
+            name,
+            run,
+            runtime: sandbox.runtime_handler.clone(),
+            labels: config.labels.clone().into_iter().collect(),
+            host_network,
+            owner: Some(Owner { sandbox_id: sandbox.id.clone(), pod: format!("{}/{}", pod.namespace, pod.name) }),
+            log_path: log_path.clone(),
+            cgroup_parent,
+            manager_annotations,
+            ..Default::default()
+        };
+        let record = self.parts.manager.create(spec)?;
+        let meta = CriContainer {
+            id: record.id.clone(),
+            sandbox_id: sandbox.id.clone(),
+            metadata: config.metadata.clone().unwrap_or_default(),
+            image: image_spec,
+            image_ref,
+            labels: config.labels,
+            annotations: config.annotations,
+            mounts: config.mounts,
+            log_path: log_path.map(|p| p.display().to_string()).unwrap_or_default(),
+            created_at: now_ns(),
+        };
+        if let Err(e) = self.containers.put(&meta) {
+            let _ = self.parts.manager.delete(&record.id, true);
+            return Err(e);
+        }
+        tracing::info!(container = %record.id, sandbox = %sandbox.id, name = %record.name, "cri container created");
+        Ok(record.id)
+    }
+}

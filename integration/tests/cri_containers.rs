@@ -1,0 +1,198 @@
+//! Containers in pods through the CRI: created in a pod's namespaces with its files, started,
+//! listed and inspected as the kubelet does, their logs where the kubelet reads them, the
+//! annotations that reach config.json (and the spoofs that do not), stopped and removed with the
+//! pod, leaving nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use skiff_integration::cri::{connect, cri, image_spec, pod_config, CniNetwork};
+use skiff_integration::{mounts_under, Skiff};
+use skiff_testimage::{write_layout, ImageSpec};
+use tonic::Code;
+
+const IMAGE: &str = "localhost/cri/busybox:1";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+}
+
+fn start() -> (Skiff, CniNetwork) {
+    let mut network = None;
+    let s = Skiff::start_with(|dir, cfg| {
+        let net = CniNetwork::new(dir)?;
+        let cfg = net.configure(&cfg);
+        network = Some(net);
+        Ok(cfg)
+    })
+    .expect("skiffd");
+    let mut spec = ImageSpec::busybox(IMAGE, Path::new("/usr/bin/busybox")).expect("busybox (apt-get install busybox-static)");
+    spec.manifest_annotations = BTreeMap::from([
+        ("com.urunc.unikernel.binary".into(), "/bin/busybox".into()),
+        // An image may never set the keys the runtime sets.
+        ("io.kubernetes.cri.sandbox-id".into(), "from-the-image".into()),
+    ]);
+    let layout = s.path("layout");
+    write_layout(&spec, &layout).expect("layout");
+    s.cli(&["images", "import", layout.to_str().expect("utf8")]).ok();
+    (s, network.expect("network"))
+}
+
+fn container(name: &str, command: &[&str]) -> cri::ContainerConfig {
+    cri::ContainerConfig {
+        metadata: Some(cri::ContainerMetadata { name: name.into(), attempt: 0 }),
+        image: image_spec(IMAGE),
+        command: command.iter().map(|c| c.to_string()).collect(),
+        labels: HashMap::from([("io.kubernetes.container.name".to_string(), name.to_string())]),
+        annotations: HashMap::from([
+            ("io.kubernetes.container.hash".to_string(), "abc123".to_string()),
+            ("io.kubernetes.cri.sandbox-id".to_string(), "spoofed-by-the-container".to_string()),
+        ]),
+        log_path: format!("{name}/0.log"),
+        ..Default::default()
+    }
+}
+
+async fn wait_exited(rt: &mut k8s_cri::v1::runtime_service_client::RuntimeServiceClient<tonic::transport::Channel>, id: &str) -> cri::ContainerStatus {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = rt.container_status(cri::ContainerStatusRequest { container_id: id.into(), verbose: false }).await.expect("status");
+        let st = st.into_inner().status.expect("status");
+        if st.state == cri::ContainerState::ContainerExited as i32 || Instant::now() > deadline {
+            return st;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn containers_run_in_their_pod_and_go_with_it() {
+    let (s, _net) = start();
+    let logs = s.path("pod-logs");
+    let config_digest = {
+        let inspect: serde_json::Value = serde_json::from_str(&s.cli(&["images", "inspect", IMAGE]).ok()).expect("inspect");
+        inspect["Config"]["Digest"].as_str().expect("config digest").to_string()
+    };
+    runtime().block_on(async {
+        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let mut pod = pod_config("web");
+        pod.log_directory = logs.display().to_string();
+        pod.annotations.insert("pod.example.com/owner".into(), "team-a".into());
+        pod.dns_config = Some(cri::DnsConfig { servers: vec!["10.96.0.10".into()], searches: vec!["default.svc.cluster.local".into()], options: vec!["ndots:5".into()] });
+        let sandbox_config = pod.clone();
+        let pod_id = rt.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pod), runtime_handler: String::new() }).await.expect("pod").into_inner().pod_sandbox_id;
+
+        let create = |config: cri::ContainerConfig| cri::CreateContainerRequest { pod_sandbox_id: pod_id.clone(), config: Some(config), sandbox_config: Some(sandbox_config.clone()) };
+        let server = rt.create_container(create(container("server", &["/bin/busybox", "httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/"]))).await.expect("create server").into_inner().container_id;
+        let st = rt.container_status(cri::ContainerStatusRequest { container_id: server.clone(), verbose: false }).await.expect("status").into_inner().status.expect("status");
+        assert_eq!(st.state, cri::ContainerState::ContainerCreated as i32);
+        rt.start_container(cri::StartContainerRequest { container_id: server.clone() }).await.expect("start server");
+        let st = rt.container_status(cri::ContainerStatusRequest { container_id: server.clone(), verbose: false }).await.expect("status").into_inner().status.expect("status");
+        assert_eq!(st.state, cri::ContainerState::ContainerRunning as i32);
+        assert!(st.created_at > 0 && st.started_at >= st.created_at, "{st:?}");
+        assert_eq!((st.image_ref.as_str(), st.image.as_ref().map(|i| i.image.as_str())), (config_digest.as_str(), Some(IMAGE)));
+        assert_eq!(st.annotations.get("io.kubernetes.cri.sandbox-id").map(String::as_str), Some("spoofed-by-the-container"), "echoed as sent");
+        assert_eq!(st.log_path, logs.join("server/0.log").display().to_string());
+
+        // A second container of the pod reaches the first over the pod's localhost, and sees the pod's files.
+        let client = container("client", &["sh", "-c", "sleep 0.3; wget -q -O- http://127.0.0.1:8080/hello.txt; hostname; cat /etc/resolv.conf; echo oops >&2"]);
+        let client = rt.create_container(create(client)).await.expect("create client").into_inner().container_id;
+        rt.start_container(cri::StartContainerRequest { container_id: client.clone() }).await.expect("start client");
+        let done = wait_exited(&mut rt, &client).await;
+        assert_eq!((done.state, done.exit_code, done.reason.as_str()), (cri::ContainerState::ContainerExited as i32, 0, "Completed"), "{done:?}");
+        assert!(done.finished_at >= done.started_at && done.finished_at > 0);
+        let log = std::fs::read_to_string(logs.join("client/0.log")).expect("client log");
+        for needle in [" stdout F hello from skiff", " stdout F web", " stdout F nameserver 10.96.0.10", " stdout F search default.svc.cluster.local", " stderr F oops"] {
+            assert!(log.contains(needle), "{needle:?} in the CRI log:\n{log}");
+        }
+
+        // The kubelet's listings: by sandbox, by label, by state.
+        let lister = rt.clone();
+        let list = |filter: cri::ContainerFilter| {
+            let mut rt = lister.clone();
+            async move { rt.list_containers(cri::ListContainersRequest { filter: Some(filter) }).await.expect("list").into_inner().containers }
+        };
+        assert_eq!(list(cri::ContainerFilter { pod_sandbox_id: pod_id.clone(), ..Default::default() }).await.len(), 2);
+        let by_label = list(cri::ContainerFilter { label_selector: HashMap::from([("io.kubernetes.container.name".into(), "server".into())]), ..Default::default() }).await;
+        assert_eq!(by_label.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), [server.as_str()]);
+        let exited = cri::ContainerStateValue { state: cri::ContainerState::ContainerExited as i32 };
+        assert_eq!(list(cri::ContainerFilter { state: Some(exited), ..Default::default() }).await.len(), 1);
+
+        // config.json: the image's annotations, the pod's and the container's, and the CRI keys, which neither could spoof.
+        let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(s.root.join("containers").join(&server).join("bundle/config.json")).expect("config.json")).expect("json");
+        let a = &spec["annotations"];
+        assert_eq!(a["com.urunc.unikernel.binary"], "/bin/busybox", "{a}");
+        assert_eq!(a["pod.example.com/owner"], "team-a");
+        assert_eq!(a["io.kubernetes.container.hash"], "abc123");
+        assert_eq!(a["io.kubernetes.cri.container-type"], "container");
+        assert_eq!(a["io.kubernetes.cri.sandbox-id"], pod_id.as_str(), "neither the image nor the container sets a reserved key");
+        assert_eq!(a["io.kubernetes.cri.sandbox-name"], "web");
+        assert_eq!(a["io.kubernetes.cri.container-name"], "server");
+        assert_eq!(a["io.kubernetes.cri.image-name"], IMAGE);
+
+        // Skiff's own API leaves a pod's containers to the CRI.
+        s.cli(&["rm", "-f", &server]).fails_with(&["belongs to pod"]);
+
+        rt.stop_container(cri::StopContainerRequest { container_id: server.clone(), timeout: 2 }).await.expect("stop");
+        rt.stop_container(cri::StopContainerRequest { container_id: server.clone(), timeout: 2 }).await.expect("stop again");
+        let stopped = wait_exited(&mut rt, &server).await;
+        assert_eq!(stopped.state, cri::ContainerState::ContainerExited as i32);
+        assert_ne!(stopped.exit_code, 0);
+        rt.remove_container(cri::RemoveContainerRequest { container_id: server.clone() }).await.expect("remove");
+        rt.remove_container(cri::RemoveContainerRequest { container_id: server.clone() }).await.expect("remove again");
+        let err = rt.container_status(cri::ContainerStatusRequest { container_id: server.clone(), verbose: false }).await.expect_err("gone");
+        assert_eq!(err.code(), Code::NotFound);
+
+        // The pod's stop and removal take its remaining container with it.
+        rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod_id.clone() }).await.expect("stop pod");
+        let err = rt.create_container(create(container("late", &["true"]))).await.expect_err("stopped pod");
+        assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
+        rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod_id.clone() }).await.expect("remove pod");
+        assert!(list(cri::ContainerFilter::default()).await.is_empty());
+    });
+    assert_eq!(s.cli(&["ps", "-aq"]).ok(), "");
+    assert!(mounts_under(&s.root).is_empty(), "{:?}", mounts_under(&s.root));
+}
+
+#[test]
+fn bad_container_requests_get_clear_codes() {
+    let (s, _net) = start();
+    runtime().block_on(async {
+        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let pod = rt.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pod_config("bad")), runtime_handler: String::new() }).await.expect("pod").into_inner().pod_sandbox_id;
+        let req = |sandbox: &str, config: cri::ContainerConfig| cri::CreateContainerRequest { pod_sandbox_id: sandbox.into(), config: Some(config), sandbox_config: None };
+        let mut missing_image = container("a", &["true"]);
+        missing_image.image = image_spec("localhost/not/pulled:1");
+        let mut nul = container("a", &["tr\0ue"]);
+        nul.labels.clear();
+        let cases = [
+            ("no sandbox", req("0123456789abcdef", container("a", &["true"])), Code::NotFound),
+            ("image not present", req(&pod, missing_image), Code::NotFound),
+            ("nul", req(&pod, nul), Code::InvalidArgument),
+            ("no metadata", req(&pod, cri::ContainerConfig { metadata: None, ..container("a", &["true"]) }), Code::InvalidArgument),
+            ("no config", cri::CreateContainerRequest { pod_sandbox_id: pod.clone(), config: None, sandbox_config: None }, Code::InvalidArgument),
+        ];
+        for (what, r, code) in cases {
+            let err = rt.create_container(r).await.expect_err(what);
+            assert_eq!(err.code(), code, "{what}: {}", err.message());
+        }
+        let first = rt.create_container(req(&pod, container("dup", &["true"]))).await.expect("first").into_inner().container_id;
+        let err = rt.create_container(req(&pod, container("dup", &["true"]))).await.expect_err("duplicate");
+        assert_eq!(err.code(), Code::AlreadyExists);
+        assert!(err.message().contains(&first), "names the holder: {}", err.message());
+        for missing in ["stop", "remove"] {
+            let id = "feedfacefeedface".to_string();
+            let answer = match missing {
+                "stop" => rt.stop_container(cri::StopContainerRequest { container_id: id, timeout: 0 }).await.map(drop),
+                _ => rt.remove_container(cri::RemoveContainerRequest { container_id: id }).await.map(drop),
+            };
+            answer.expect("a missing container's stop and remove succeed");
+        }
+        let err = rt.start_container(cri::StartContainerRequest { container_id: "feedfacefeedface".into() }).await.expect_err("start missing");
+        assert_eq!(err.code(), Code::NotFound);
+        rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod }).await.expect("remove pod");
+    });
+    assert_eq!(s.cli(&["ps", "-aq"]).ok(), "");
+    assert!(mounts_under(&s.root).is_empty());
+}
