@@ -1,0 +1,42 @@
+//! A pod left running when a test ends: the harness's teardown stops and removes it through the
+//! CRI (containers, network, pinned namespaces) and reports clean.
+
+mod common;
+
+use k8s_cri::v1 as cri;
+use skiff_harness::Harness;
+
+use common::{import_busybox, mounts_under, IMAGE};
+
+#[test]
+fn a_running_pod_is_torn_down_through_the_cri_and_the_report_is_clean() {
+    let h = Harness::start().expect("harness");
+    import_busybox(&h);
+    let dir = h.dir().to_path_buf();
+    let bridge = h.cni().bridge().to_string();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let mut c = h.cri().await.expect("cri").runtime;
+        let config = cri::PodSandboxConfig {
+            metadata: Some(cri::PodSandboxMetadata { name: "left".into(), uid: "uid-left".into(), namespace: "default".into(), attempt: 0 }),
+            log_directory: dir.join("logs").display().to_string(),
+            ..Default::default()
+        };
+        let pod = c.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: String::new() }).await.expect("pod").into_inner().pod_sandbox_id;
+        let container = cri::ContainerConfig {
+            metadata: Some(cri::ContainerMetadata { name: "sleeper".into(), attempt: 0 }),
+            image: Some(cri::ImageSpec { image: IMAGE.into(), ..Default::default() }),
+            command: vec!["sleep".into(), "300".into()],
+            log_path: "sleeper.log".into(),
+            ..Default::default()
+        };
+        let req = cri::CreateContainerRequest { pod_sandbox_id: pod, config: Some(container), sandbox_config: Some(config) };
+        let id = c.create_container(req).await.expect("create").into_inner().container_id;
+        c.start_container(cri::StartContainerRequest { container_id: id }).await.expect("start");
+    });
+    assert!(std::fs::read_dir(format!("/sys/class/net/{bridge}/brif")).map(|d| d.count()).unwrap_or(0) == 1, "the pod is on the bridge");
+    let report = h.shutdown().expect("shutdown");
+    assert!(report.is_clean(), "{report}");
+    assert!(mounts_under(&dir).is_empty() && !dir.exists());
+    assert!(!std::path::Path::new("/sys/class/net").join(&bridge).exists());
+}
