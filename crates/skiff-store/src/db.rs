@@ -210,9 +210,30 @@ mod tests {
             raw.flush().expect("flush");
         }
         let db = Db::open(&dir.path().join("db"), 1 << 20).expect("open");
-        assert_eq!(db.schema_version().expect("version"), 4);
+        assert_eq!(db.schema_version().expect("version"), SCHEMA_VERSION);
         assert_eq!(db.containers.get("name/web").expect("get").as_deref(), Some(&b"abc"[..]));
         assert!(db.containers.get("container/abc").expect("get").is_some(), "v3 records kept");
+    }
+
+    #[test]
+    fn migration_five_adds_an_empty_sandboxes_tree_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let raw = sled::open(dir.path().join("db")).expect("sled");
+            raw.open_tree("meta").expect("meta").insert(SCHEMA_KEY, &4u32.to_be_bytes()).expect("stamp");
+            let containers = raw.open_tree("containers").expect("containers");
+            containers.insert("container/abc", br#"{"id":"abc","name":"web","status":"running"}"#.to_vec()).expect("record");
+            containers.insert("name/web", b"abc".to_vec()).expect("name");
+            raw.flush().expect("flush");
+        }
+        let db = Db::open(&dir.path().join("db"), 1 << 20).expect("open");
+        assert_eq!(db.schema_version().expect("version"), 5);
+        assert!(db.sandboxes.is_empty());
+        assert_eq!(db.containers.len(), 2, "v4 records and names kept");
+        db.sandboxes.insert("sandbox/x", b"{}".to_vec()).expect("sandbox");
+        drop(db);
+        let db = Db::open(&dir.path().join("db"), 1 << 20).expect("reopen");
+        assert!(db.sandboxes.get("sandbox/x").expect("get").is_some(), "sandboxes persist");
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod images;
 mod info;
 mod inspect;
 mod leases;
+mod pods;
 mod progress;
 mod registry;
 mod snapshots;
@@ -68,6 +69,12 @@ enum Command {
     Containers {
         #[command(subcommand)]
         command: containers::ContainersCommand,
+    },
+    /// Kubernetes pod sandboxes, through the CRI skiffd serves beside Skiff's own API.
+    #[command(alias = "pod", alias = "p")]
+    Pods {
+        #[command(subcommand)]
+        command: pods::PodsCommand,
     },
     /// Run a command in a new container (pulls the image if it is not stored).
     Run(containers::RunArgs),
@@ -168,6 +175,7 @@ async fn run(cli: Cli) -> Result<Option<i32>> {
         Command::Content { command } => content::run(&ctx, command).await,
         Command::Snapshots { command } => snapshots::run(&ctx, command).await,
         Command::Leases { command } => leases::run(&ctx, command).await,
+        Command::Pods { command } => pods::run(&ctx, command).await,
         Command::Containers { command } => containers::containers(&ctx, command).await,
         Command::Run(args) => return containers::run(&ctx, args).await.map(Some),
         Command::Exec(args) => return containers::exec(&ctx, args).await.map(Some),

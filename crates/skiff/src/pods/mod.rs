@@ -1,0 +1,56 @@
+//! `skiff pods`: Kubernetes pod sandboxes through the CRI skiffd serves on the same socket, for
+//! a look at what the kubelet made and for trying pods by hand (as `crictl pods|runp|create|rmp`).
+
+mod list;
+mod run;
+
+use anyhow::Result;
+use clap::Subcommand;
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use tonic::transport::Channel;
+
+use crate::output::ListFormat;
+use crate::Ctx;
+
+#[derive(Subcommand)]
+pub enum PodsCommand {
+    /// List pod sandboxes.
+    #[command(alias = "list")]
+    Ls {
+        /// Only ids.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+        #[command(flatten)]
+        list: ListFormat,
+    },
+    /// A sandbox's status as the CRI answers it (verbose), as JSON.
+    Inspect {
+        #[arg(required = true)]
+        pods: Vec<String>,
+    },
+    /// Make a pod sandbox (pinned namespaces, CNI network, pod files); prints its id.
+    Run(run::RunArgs),
+    /// Create and start a container in a pod; prints its id.
+    Create(run::CreateArgs),
+    /// Stop pod sandboxes (their containers are killed, the network detached) and remove them.
+    #[command(alias = "remove", alias = "delete")]
+    Rm {
+        #[arg(required = true)]
+        pods: Vec<String>,
+    },
+}
+
+/// The CRI's RuntimeService on skiffd's socket.
+fn client(ctx: &Ctx) -> RuntimeServiceClient<Channel> {
+    RuntimeServiceClient::new(ctx.channel.clone()).max_decoding_message_size(16 << 20)
+}
+
+pub async fn run(ctx: &Ctx, cmd: PodsCommand) -> Result<()> {
+    match cmd {
+        PodsCommand::Ls { quiet, list } => list::ls(ctx, quiet, &list).await,
+        PodsCommand::Inspect { pods } => list::inspect(ctx, &pods).await,
+        PodsCommand::Run(args) => run::run_pod(ctx, args).await,
+        PodsCommand::Create(args) => run::create(ctx, args).await,
+        PodsCommand::Rm { pods } => run::rm(ctx, &pods).await,
+    }
+}
