@@ -196,3 +196,31 @@ fn bad_container_requests_get_clear_codes() {
     assert_eq!(s.cli(&["ps", "-aq"]).ok(), "");
     assert!(mounts_under(&s.root).is_empty());
 }
+
+/// Two names of one image id whose manifests differ (an annotated copy): a container named by
+/// either gets that name's annotations, also when the kubelet names it by id beside what the user typed.
+#[test]
+fn the_name_asked_for_picks_the_manifest_among_names_of_one_id() {
+    let (s, _net) = start();
+    let annotated = "localhost/cri/busybox:annotated";
+    s.cli(&["images", "annotate", IMAGE, annotated, "-a", "com.example.variant=annotated"]).ok();
+    let inspect: serde_json::Value = serde_json::from_str(&s.cli(&["images", "inspect", annotated]).ok()).expect("inspect");
+    let id = inspect["Config"]["Digest"].as_str().expect("config digest").to_string();
+    runtime().block_on(async {
+        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let pod = rt.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pod_config("names")), runtime_handler: String::new() }).await.expect("pod").into_inner().pod_sandbox_id;
+        let specs = [
+            ("by-name", cri::ImageSpec { image: annotated.into(), ..Default::default() }, true),
+            ("by-id", cri::ImageSpec { image: id.clone(), user_specified_image: annotated.into(), ..Default::default() }, true),
+            ("plain", cri::ImageSpec { image: IMAGE.into(), ..Default::default() }, false),
+        ];
+        for (name, image, variant) in specs {
+            let config = cri::ContainerConfig { image: Some(image), ..container(name, &["true"]) };
+            let req = cri::CreateContainerRequest { pod_sandbox_id: pod.clone(), config: Some(config), sandbox_config: None };
+            let cid = rt.create_container(req).await.expect("create").into_inner().container_id;
+            let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(s.root.join("containers").join(&cid).join("bundle/config.json")).expect("config.json")).expect("json");
+            assert_eq!(spec["annotations"].get("com.example.variant").is_some(), variant, "{name}: {}", spec["annotations"]);
+        }
+        rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod }).await.expect("remove pod");
+    });
+}

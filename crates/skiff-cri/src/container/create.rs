@@ -153,11 +153,20 @@ impl CriRuntime {
 
     fn create_in(&self, sandbox: &SandboxRecord, config: cri::ContainerConfig, name: String) -> Result<String> {
         let image_spec = config.image.clone().unwrap_or_default();
-        let (image_ref, image_name) = self
+        let (image_ref, mut image_name) = self
             .parts
             .images
             .resolve(&image_spec.image)?
             .ok_or_else(|| CriError::NotFound(format!("image {:?} is not present: pull it first (PullImage)", image_spec.image)))?;
+        // The kubelet names the image by its id and says what the user typed beside it: that
+        // name picks among the names of one id (their manifests, and so annotations, may differ).
+        if !image_spec.user_specified_image.is_empty() {
+            if let Some((id, name)) = self.parts.images.resolve(&image_spec.user_specified_image)? {
+                if id == image_ref {
+                    image_name = name;
+                }
+            }
+        }
         let linux = config.linux.clone().unwrap_or_default();
         let sc = linux.security_context.clone().unwrap_or_default();
         let res = linux.resources.clone().unwrap_or_default();

@@ -24,7 +24,12 @@ pub fn find_image(store: &Store, cache: &FactsCache, default: &Platform, referen
     let of_record = |record: &ImageRecord| all.iter().find(|(_, records)| records.iter().any(|r| r.name == record.name)).cloned();
     // A name, a target digest or a prefix of one: Skiff's own lookup.
     if let Some(record) = find(store, reference)?.first() {
-        return Ok(of_record(record));
+        // The record named comes first: names of one id may differ in their manifests (and so in
+        // the annotations a container gets).
+        return Ok(of_record(record).map(|(facts, mut records)| {
+            records.sort_by_key(|r| r.name != record.name);
+            (facts, records)
+        }));
     }
     // The CRI image id (config digest) or a unique prefix of it.
     let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
