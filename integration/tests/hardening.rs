@@ -204,7 +204,9 @@ fn kill_9_during_run_d_never_leaves_a_wrong_record() {
         s.kill9();
         let _ = run.wait();
         s.spawn().expect("restart");
-        let listed: serde_json::Value = serde_json::from_str(&s.cli(&["ps", "-a", "-o", "json"]).ok()).expect("ps json");
+        let ps = s.cli(&["ps", "-a", "-o", "json"]);
+        assert_eq!(ps.code, 0, "trial {trial}: ps after the restart: {}\nskiffd's log:\n{}", ps.stderr, s.log());
+        let listed: serde_json::Value = serde_json::from_str(&ps.stdout).expect("ps json");
         let Some(c) = listed.as_array().expect("array").iter().find(|c| c["name"] == name.as_str()) else { continue };
         // What the record says must be what its state allows.
         let ok = match c["status"].as_str() {
@@ -216,7 +218,8 @@ fn kill_9_during_run_d_never_leaves_a_wrong_record() {
         if !ok {
             wrong.push(format!("{name}: {c}"));
         }
-        s.cli(&["rm", "-f", &name]).ok();
+        let rm = s.cli(&["rm", "-f", &name]);
+        assert_eq!(rm.code, 0, "trial {trial}: rm -f {name}: {}\nskiffd's log:\n{}", rm.stderr, s.log());
     }
     assert!(wrong.is_empty(), "records that do not say what runs: {wrong:?}");
     assert_eq!(s.cli(&["ps", "-aq"]).ok(), "");
