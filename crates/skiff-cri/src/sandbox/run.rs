@@ -140,7 +140,7 @@ impl CriRuntime {
         let modes = record.modes();
         let linux = record.config.linux.clone().unwrap_or_default();
         let mut sysctls: BTreeMap<String, String> = self.parts.default_sysctls.clone();
-        sysctls.extend(linux.sysctls.into_iter());
+        sysctls.extend(linux.sysctls);
         if modes.host_network {
             // The host's network namespace is not the pod's to change.
             sysctls.retain(|k, _| !k.starts_with("net.") && !k.starts_with("net/"));

@@ -65,7 +65,7 @@ async fn a_sandbox_is_made_shown_stopped_and_removed() {
     assert_eq!(listed(cri::PodSandboxFilter { label_selector: HashMap::from([("app".into(), "web".into())]), ..Default::default() }), 1);
     assert_eq!(listed(cri::PodSandboxFilter { label_selector: HashMap::from([("app".into(), "db".into())]), ..Default::default() }), 0);
     let not_ready = Some(cri::PodSandboxStateValue { state: cri::PodSandboxState::SandboxNotready as i32 });
-    assert_eq!(listed(cri::PodSandboxFilter { state: not_ready.clone(), ..Default::default() }), 0);
+    assert_eq!(listed(cri::PodSandboxFilter { state: not_ready, ..Default::default() }), 0);
 
     runtime.stop_pod_sandbox(&id).await.expect("stop");
     runtime.stop_pod_sandbox(&id).await.expect("stop again");
