@@ -10,6 +10,7 @@ mod blocking;
 pub mod container;
 mod error;
 pub mod images;
+mod kept;
 mod locks;
 pub mod runtime;
 pub mod sandbox;

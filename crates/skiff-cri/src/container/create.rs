@@ -249,7 +249,7 @@ impl CriRuntime {
             log_path: log_path.map(|p| p.display().to_string()).unwrap_or_default(),
             created_at: now_ns(),
         };
-        if let Err(e) = self.containers.put(&meta) {
+        if let Err(e) = self.containers.put(&meta, true) {
             let _ = self.parts.manager.delete(&record.id, true);
             return Err(e);
         }
