@@ -309,10 +309,19 @@ pub fn exec_process(base: &Value, args: &[String], env: &[String], cwd: Option<&
     Ok(process)
 }
 
-/// The spec as `config.json` bytes, canonical: oci-spec keeps capabilities in hash sets, so they
-/// are sorted here to make the same spec always the same file.
+/// The fields oci-spec keeps in hash maps, whose order changes from one spec value to the next.
+const MAP_FIELDS: &[&str] = &["/annotations", "/linux/sysctl", "/linux/netDevices", "/linux/timeOffsets", "/linux/resources/unified", "/linux/resources/rdma"];
+
+/// The spec as `config.json` bytes, canonical: oci-spec keeps capabilities in hash sets and
+/// annotations, sysctls and a few more in hash maps, so they are sorted here to make the same
+/// spec always the same file.
 pub fn to_json(spec: &Spec) -> Result<Vec<u8>> {
     let mut doc = serde_json::to_value(spec).map_err(|e| RuntimeError::Spec(e.to_string()))?;
+    for field in MAP_FIELDS {
+        if let Some(map) = doc.pointer_mut(field).and_then(Value::as_object_mut) {
+            map.sort_keys();
+        }
+    }
     if let Some(caps) = doc.pointer_mut("/process/capabilities").and_then(Value::as_object_mut) {
         for set in caps.values_mut() {
             if let Some(list) = set.as_array_mut() {

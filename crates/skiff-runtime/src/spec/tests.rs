@@ -128,3 +128,23 @@ fn mounts_over_proc_and_sys_are_refused() {
     let fine = RunRequest { mounts: vec![MountRequest { source: "/tmp".into(), destination: "/procs".into(), readonly: false }], ..Default::default() };
     assert!(build_with(&img, &fine, &ImageAnnotations::default()).is_ok(), "/procs is not /proc");
 }
+
+#[test]
+fn config_json_has_its_map_fields_in_key_order() {
+    // oci-spec keeps annotations (and sysctls, unified cgroup keys, ...) in hash maps, whose
+    // order changes from one build to the next: config.json must not.
+    let img = image(json!({"Cmd": ["sh"]}));
+    let keys = ["a.one", "b.two", "c.three", "d.four", "e.five", "f.six", "g.seven", "h.eight"];
+    let req = RunRequest { annotations: keys.iter().map(|k| (k.to_string(), "v".to_string())).collect(), ..Default::default() };
+    let built = build_with(&img, &req, &ImageAnnotations::default()).expect("spec");
+    let mut spec = built.spec.clone();
+    let mut linux = spec.linux().clone().expect("linux");
+    linux.set_sysctl(Some(keys.iter().map(|k| (k.to_string(), "1".to_string())).collect()));
+    spec.set_linux(Some(linux));
+    let doc: Value = serde_json::from_slice(&to_json(&spec).expect("json")).expect("parse");
+    let order = |v: &Value| v.as_object().expect("map").keys().cloned().collect::<Vec<String>>();
+    let mut want: Vec<String> = keys.iter().map(|k| k.to_string()).chain(["io.skiff.container.id".to_string()]).collect();
+    want.sort();
+    assert_eq!(order(&doc["annotations"]), want);
+    assert_eq!(order(&doc["linux"]["sysctl"]), keys);
+}
