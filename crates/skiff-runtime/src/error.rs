@@ -26,6 +26,9 @@ pub enum RuntimeError {
     #[error("runtime spec: {0}")]
     Spec(String),
 
+    #[error("reading the host's devices under {path}: {source}")]
+    HostDevices { path: String, source: std::io::Error },
+
     #[error(transparent)]
     Pod(#[from] crate::pod::PodError),
 }
@@ -37,6 +40,8 @@ impl skiff_types::HasKind for RuntimeError {
         match self {
             // The spec could not be written from values already checked: a bug, not the caller's.
             RuntimeError::Spec(_) => skiff_types::ErrorKind::Internal,
+            // The host's /dev, not the request, is at fault.
+            RuntimeError::HostDevices { .. } => skiff_types::ErrorKind::Internal,
             RuntimeError::Pod(e) => e.kind(),
             _ => skiff_types::ErrorKind::InvalidArgument,
         }

@@ -14,4 +14,4 @@ pub mod user;
 
 pub use annotations::{merge, Effective, ImageAnnotationPolicy, Source};
 pub use error::{Result, RuntimeError};
-pub use spec::{build, Built, RunRequest, SpecInputs};
+pub use spec::{build, Built, Device, MountRequest, Propagation, ResolvedDevice, RunRequest, Seccomp, Security, SpecInputs};

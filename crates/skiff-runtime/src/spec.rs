@@ -1,6 +1,9 @@
 //! The runtime spec (`config.json`) for a container: defaults ⊕ image config ⊕ run request ⊕
 //! annotations. A pure function of its inputs — the same inputs give the same spec — so that it is
 //! unit-tested here and every runtime (libcontainer, runc, crun, urunc, kata) gets the same document.
+//! What it needs of the host (the device nodes of `RunRequest::security`) the caller looks up
+//! first, with `resolve_devices` and `host_devices`; a `Seccomp::Localhost` profile is the one
+//! file it reads.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +15,14 @@ use skiff_types::ImageAnnotations;
 use crate::annotations::{merge, Effective, ImageAnnotationPolicy};
 use crate::error::{Result, RuntimeError};
 use crate::user;
+
+mod caps;
+mod devices;
+mod security;
+
+pub use caps::ALL_CAPABILITIES;
+pub use devices::{host_devices, resolve_devices, Device, DeviceKind, ResolvedDevice};
+pub use security::{Propagation, Seccomp, Security};
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -53,6 +64,10 @@ pub struct MountRequest {
     pub source: String,
     pub destination: String,
     pub readonly: bool,
+    /// `rprivate`, `rslave` or `rshared` on the mount, and the rootfs made as shared as it needs.
+    pub propagation: Propagation,
+    /// Ignored, with a warning: Skiff does not run with SELinux.
+    pub selinux_relabel: bool,
 }
 
 /// Resource limits (cgroup).
@@ -88,6 +103,8 @@ pub struct RunRequest {
     pub oom_score_adj: Option<i32>,
     /// Share the host's network namespace instead of creating one.
     pub host_network: bool,
+    /// The security context; its default is the spec Skiff always built.
+    pub security: Security,
 }
 
 /// Everything the spec is built from.
@@ -103,6 +120,11 @@ pub struct SpecInputs<'a> {
     pub policy: &'a ImageAnnotationPolicy,
     /// `root.path`: the rootfs as the runtime sees it.
     pub rootfs: &'a str,
+    /// `resolve_devices(&request.security.devices)`: the requested devices as the host has them.
+    pub devices: &'a [ResolvedDevice],
+    /// `host_devices()` for a privileged request (read only then; `&[]` otherwise): every device
+    /// node of the host, which a privileged container gets.
+    pub host_devices: &'a [ResolvedDevice],
 }
 
 /// The spec, and what went into its annotations.
@@ -163,7 +185,8 @@ pub fn build(inputs: &SpecInputs<'_>) -> Result<Built> {
     }
 
     let user_spec = req.user.clone().or_else(|| config.user().clone()).unwrap_or_default();
-    let identity = user::resolve(&user_spec, inputs.passwd, inputs.group)?;
+    let sec = &req.security;
+    let identity = security::identity(&user_spec, sec, inputs.passwd, inputs.group)?;
     if !env.iter().any(|e| env_key(e) == "HOME") {
         env.push(format!("HOME={}", identity.home.clone().unwrap_or_else(|| "/".into())));
     }
@@ -175,20 +198,28 @@ pub fn build(inputs: &SpecInputs<'_>) -> Result<Built> {
     let annotations = merge(inputs.image_annotations, &req.annotations, inputs.manager_annotations, inputs.policy)?;
 
     let mut mounts = default_mounts();
+    if sec.privileged {
+        security::writable_kernel_mounts(&mut mounts);
+    }
     for m in &req.mounts {
         if !m.destination.starts_with('/') {
             return Err(RuntimeError::InvalidArgument(format!("mount destination {:?} must be absolute", m.destination)));
         }
         if let Some(kernel) = kernel_filesystem(&m.destination) {
-            // A bind over them would undo the masked and read-only paths (runc refuses it too).
+            // A bind over them would undo the masked and read-only paths (runc refuses it too);
+            // a privileged container has none of those, but a bind over /proc or /sys hides the
+            // kernel's view all the same, so it is refused there too.
             return Err(RuntimeError::InvalidArgument(format!(
                 "mount destination {:?} covers {kernel}: containers cannot mount over /proc or /sys",
                 m.destination
             )));
         }
+        if m.selinux_relabel {
+            tracing::warn!(source = %m.source, destination = %m.destination, "selinux relabel asked for a mount: skiff does not run with selinux, the mount is not relabelled");
+        }
         mounts.push(json!({
             "destination": m.destination, "type": "bind", "source": m.source,
-            "options": ["rbind", if m.readonly { "ro" } else { "rw" }],
+            "options": ["rbind", m.propagation.option(), if m.readonly { "ro" } else { "rw" }],
         }));
     }
 
@@ -201,7 +232,8 @@ pub fn build(inputs: &SpecInputs<'_>) -> Result<Built> {
         }
     }
 
-    let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    let (device_nodes, device_rules) = security::device_entries(sec, inputs.devices, inputs.host_devices)?;
+    let mut resources = json!({"devices": device_rules});
     let r = &req.resources;
     if let Some(limit) = r.memory_limit {
         resources["memory"] = json!({"limit": limit, "swap": limit});
@@ -223,7 +255,7 @@ pub fn build(inputs: &SpecInputs<'_>) -> Result<Built> {
         resources["pids"] = json!({"limit": p});
     }
 
-    let caps = DEFAULT_CAPABILITIES;
+    let caps = security::capabilities(sec, DEFAULT_CAPABILITIES)?;
     // RLIMIT_NOFILE 1024:1024 is containerd's default; a higher hard limit than the caller's would
     // need CAP_SYS_RESOURCE, which a manager does not always hold.
     let mut process = json!({
@@ -234,7 +266,7 @@ pub fn build(inputs: &SpecInputs<'_>) -> Result<Built> {
         "cwd": cwd,
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-        "noNewPrivileges": true,
+        "noNewPrivileges": sec.no_new_privileges.unwrap_or(true),
     });
     if !identity.additional_gids.is_empty() {
         process["user"]["additionalGids"] = json!(identity.additional_gids);
@@ -245,10 +277,18 @@ pub fn build(inputs: &SpecInputs<'_>) -> Result<Built> {
     let mut linux = json!({
         "namespaces": namespaces,
         "resources": resources,
-        "maskedPaths": MASKED_PATHS,
-        "readonlyPaths": READONLY_PATHS,
-        "seccomp": crate::seccomp::default_profile(),
+        "maskedPaths": security::paths("masked path", sec, &sec.masked_paths, MASKED_PATHS)?,
+        "readonlyPaths": security::paths("read-only path", sec, &sec.readonly_paths, READONLY_PATHS)?,
     });
+    if let Some(profile) = security::seccomp(sec)? {
+        linux["seccomp"] = profile;
+    }
+    if !device_nodes.is_empty() {
+        linux["devices"] = json!(device_nodes);
+    }
+    if let Some(propagation) = security::rootfs_propagation(req.mounts.iter().map(|m| m.propagation)) {
+        linux["rootfsPropagation"] = json!(propagation);
+    }
     if let Some(path) = &req.cgroups_path {
         linux["cgroupsPath"] = json!(path);
     }
@@ -309,10 +349,19 @@ pub fn exec_process(base: &Value, args: &[String], env: &[String], cwd: Option<&
     Ok(process)
 }
 
-/// The spec as `config.json` bytes, canonical: oci-spec keeps capabilities in hash sets, so they
-/// are sorted here to make the same spec always the same file.
+/// The fields oci-spec keeps in hash maps, whose order changes from one spec value to the next.
+const MAP_FIELDS: &[&str] = &["/annotations", "/linux/sysctl", "/linux/netDevices", "/linux/timeOffsets", "/linux/resources/unified", "/linux/resources/rdma"];
+
+/// The spec as `config.json` bytes, canonical: oci-spec keeps capabilities in hash sets and
+/// annotations, sysctls and a few more in hash maps, so they are sorted here to make the same
+/// spec always the same file.
 pub fn to_json(spec: &Spec) -> Result<Vec<u8>> {
     let mut doc = serde_json::to_value(spec).map_err(|e| RuntimeError::Spec(e.to_string()))?;
+    for field in MAP_FIELDS {
+        if let Some(map) = doc.pointer_mut(field).and_then(Value::as_object_mut) {
+            map.sort_keys();
+        }
+    }
     if let Some(caps) = doc.pointer_mut("/process/capabilities").and_then(Value::as_object_mut) {
         for set in caps.values_mut() {
             if let Some(list) = set.as_array_mut() {
@@ -325,3 +374,6 @@ pub fn to_json(spec: &Spec) -> Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod security_tests;

@@ -125,6 +125,8 @@ pub fn build_spec(
         manager_annotations: &plan.manager_annotations,
         policy,
         rootfs: "rootfs",
+        devices: &[],
+        host_devices: &[],
     })?)
 }
 

@@ -121,7 +121,7 @@ fn plans_and_their_specs() {
                     hostname: Some("box".into()),
                     user: Some("root".into()),
                     annotations: [("com.example/a".to_string(), "1".to_string()), ("io.skiff.container.name".to_string(), "forged".to_string())].into(),
-                    mounts: vec![MountRequest { source: "/tmp".into(), destination: "/data".into(), readonly: true }],
+                    mounts: vec![MountRequest { source: "/tmp".into(), destination: "/data".into(), readonly: true, ..Default::default() }],
                     ..Default::default()
                 },
                 ..Default::default()

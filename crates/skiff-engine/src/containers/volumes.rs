@@ -97,7 +97,7 @@ pub fn prepare(
         let source = dir.join(mounts.len().to_string());
         std::fs::create_dir(&source).map_err(EngineError::io(format!("creating {}", source.display())))?;
         seed(&in_image, &source)?;
-        mounts.push(MountRequest { source: source.display().to_string(), destination, readonly: false });
+        mounts.push(MountRequest { source: source.display().to_string(), destination, readonly: false, ..Default::default() });
     }
     Ok(mounts)
 }
@@ -131,7 +131,7 @@ mod tests {
     use super::*;
 
     fn mount(destination: &str) -> MountRequest {
-        MountRequest { source: "/src".into(), destination: destination.into(), readonly: false }
+        MountRequest { source: "/src".into(), destination: destination.into(), readonly: false, ..Default::default() }
     }
 
     #[test]

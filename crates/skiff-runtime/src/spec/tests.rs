@@ -23,6 +23,8 @@ fn build_with(img: &ImageConfiguration, req: &RunRequest, ann: &ImageAnnotations
         manager_annotations: &manager,
         policy: &ImageAnnotationPolicy::default(),
         rootfs: "rootfs",
+        devices: &[],
+        host_devices: &[],
     })
 }
 
@@ -71,7 +73,7 @@ fn defaults_resources_and_namespaces() {
     let req = RunRequest {
         resources: Resources { memory_limit: Some(64 << 20), pids_limit: Some(100), cpu_quota: Some(50_000), cpu_period: Some(100_000), ..Default::default() },
         join_namespaces: vec![("network".into(), "/var/run/netns/pod".into())],
-        mounts: vec![MountRequest { source: "/host".into(), destination: "/in".into(), readonly: true }],
+        mounts: vec![MountRequest { source: "/host".into(), destination: "/in".into(), readonly: true, ..Default::default() }],
         hostname: Some("box".into()),
         ..Default::default()
     };
@@ -84,7 +86,7 @@ fn defaults_resources_and_namespaces() {
     assert!(doc["linux"]["seccomp"]["syscalls"][0]["names"].as_array().expect("names").iter().any(|n| n == "kexec_load"));
     let net = doc["linux"]["namespaces"].as_array().expect("ns").iter().find(|n| n["type"] == "network").cloned().expect("net");
     assert_eq!(net["path"], "/var/run/netns/pod");
-    assert!(doc["mounts"].as_array().expect("mounts").iter().any(|m| m["destination"] == "/in" && m["options"][1] == "ro"));
+    assert!(doc["mounts"].as_array().expect("mounts").iter().any(|m| m["destination"] == "/in" && m["options"] == json!(["rbind", "rprivate", "ro"])));
     assert!(doc["linux"]["maskedPaths"].as_array().expect("masked").iter().any(|p| p == "/proc/kcore"));
     assert_eq!(doc["hostname"], "box");
     // Same inputs, same spec.
@@ -121,10 +123,30 @@ fn host_network_and_exec_process() {
 fn mounts_over_proc_and_sys_are_refused() {
     let img = image(serde_json::json!({"Cmd": ["sh"]}));
     for dest in ["/proc", "/proc/sys", "/sys", "//sys/fs/cgroup", "/x/../proc/1", "/./proc"] {
-        let req = RunRequest { mounts: vec![MountRequest { source: "/tmp".into(), destination: dest.into(), readonly: false }], ..Default::default() };
+        let req = RunRequest { mounts: vec![MountRequest { source: "/tmp".into(), destination: dest.into(), readonly: false, ..Default::default() }], ..Default::default() };
         let err = build_with(&img, &req, &ImageAnnotations::default()).expect_err(dest);
         assert!(err.to_string().contains("cannot mount over /proc or /sys"), "{dest}: {err}");
     }
-    let fine = RunRequest { mounts: vec![MountRequest { source: "/tmp".into(), destination: "/procs".into(), readonly: false }], ..Default::default() };
+    let fine = RunRequest { mounts: vec![MountRequest { source: "/tmp".into(), destination: "/procs".into(), readonly: false, ..Default::default() }], ..Default::default() };
     assert!(build_with(&img, &fine, &ImageAnnotations::default()).is_ok(), "/procs is not /proc");
+}
+
+#[test]
+fn config_json_has_its_map_fields_in_key_order() {
+    // oci-spec keeps annotations (and sysctls, unified cgroup keys, ...) in hash maps, whose
+    // order changes from one build to the next: config.json must not.
+    let img = image(json!({"Cmd": ["sh"]}));
+    let keys = ["a.one", "b.two", "c.three", "d.four", "e.five", "f.six", "g.seven", "h.eight"];
+    let req = RunRequest { annotations: keys.iter().map(|k| (k.to_string(), "v".to_string())).collect(), ..Default::default() };
+    let built = build_with(&img, &req, &ImageAnnotations::default()).expect("spec");
+    let mut spec = built.spec.clone();
+    let mut linux = spec.linux().clone().expect("linux");
+    linux.set_sysctl(Some(keys.iter().map(|k| (k.to_string(), "1".to_string())).collect()));
+    spec.set_linux(Some(linux));
+    let doc: Value = serde_json::from_slice(&to_json(&spec).expect("json")).expect("parse");
+    let order = |v: &Value| v.as_object().expect("map").keys().cloned().collect::<Vec<String>>();
+    let mut want: Vec<String> = keys.iter().map(|k| k.to_string()).chain(["io.skiff.container.id".to_string()]).collect();
+    want.sort();
+    assert_eq!(order(&doc["annotations"]), want);
+    assert_eq!(order(&doc["linux"]["sysctl"]), keys);
 }

@@ -72,7 +72,7 @@ fn mount(m: v1::BindMount) -> Result<MountRequest, ApiError> {
     if !std::path::Path::new(&m.source).exists() {
         return Err(ApiError::BadRequest(format!("mount source {} does not exist", m.source)));
     }
-    Ok(MountRequest { source: m.source, destination: m.destination, readonly: m.readonly })
+    Ok(MountRequest { source: m.source, destination: m.destination, readonly: m.readonly, ..Default::default() })
 }
 
 fn create_spec(req: v1::CreateContainerRequest, stdio: Stdio) -> Result<CreateSpec, ApiError> {
