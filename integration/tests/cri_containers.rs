@@ -224,3 +224,54 @@ fn the_name_asked_for_picks_the_manifest_among_names_of_one_id() {
         rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod }).await.expect("remove pod");
     });
 }
+
+/// The kubelet's security context, seen from inside the containers (their logs) and in their
+/// config.json: run-as user, group and supplemental groups; capabilities dropped and added;
+/// privileged; no_new_privs; unmasked paths; a read-only rootfs.
+#[test]
+fn the_security_context_reaches_the_process() {
+    let (s, _net) = start();
+    let logs = s.path("sec-logs");
+    runtime().block_on(async {
+        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let mut pod = pod_config("secure");
+        pod.log_directory = logs.display().to_string();
+        let pod_id = rt.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pod.clone()), runtime_handler: String::new() }).await.expect("pod").into_inner().pod_sandbox_id;
+        let status_line = "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; id; touch /probe 2>&1 | head -1; true";
+        let cases = [
+            ("plain", cri::LinuxContainerSecurityContext::default()),
+            ("runas", cri::LinuxContainerSecurityContext {
+                run_as_user: Some(cri::Int64Value { value: 1000 }),
+                run_as_group: Some(cri::Int64Value { value: 2000 }),
+                supplemental_groups: vec![3000],
+                readonly_rootfs: true,
+                no_new_privs: true,
+                capabilities: Some(cri::Capability { drop_capabilities: vec!["ALL".into()], ..Default::default() }),
+                ..Default::default()
+            }),
+            ("privileged", cri::LinuxContainerSecurityContext { privileged: true, ..Default::default() }),
+        ];
+        for (name, sc) in cases {
+            let config = cri::ContainerConfig {
+                linux: Some(cri::LinuxContainerConfig { security_context: Some(sc), resources: None }),
+                ..container(name, &["sh", "-c", status_line])
+            };
+            let req = cri::CreateContainerRequest { pod_sandbox_id: pod_id.clone(), config: Some(config), sandbox_config: Some(pod.clone()) };
+            let id = match rt.create_container(req).await {
+                Ok(answer) => answer.into_inner().container_id,
+                Err(e) => panic!("{name}: {}\nskiffd's log:\n{}", e.message(), s.log()),
+            };
+            rt.start_container(cri::StartContainerRequest { container_id: id.clone() }).await.expect("start");
+            let done = wait_exited(&mut rt, &id).await;
+            assert_eq!(done.exit_code, 0, "{name}: {done:?}");
+        }
+        let runas = std::fs::read_to_string(logs.join("runas/0.log")).expect("log");
+        assert!(runas.contains("uid=1000 gid=2000 groups=3000"), "run_as_user, run_as_group, supplemental_groups: {runas}");
+        assert!(runas.contains("CapEff:\t0000000000000000") && runas.contains("NoNewPrivs:\t1"), "{runas}");
+        assert!(runas.contains("Read-only file system"), "{runas}");
+        let privileged = std::fs::read_to_string(logs.join("privileged/0.log")).expect("log");
+        assert!(!privileged.contains("CapEff:\t0000000000000000") && privileged.contains("uid=0(root)"), "{privileged}");
+        assert!(!privileged.contains("CapEff:\t00000000a80425fb"), "more than the default set: {privileged}");
+        rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.expect("remove pod");
+    });
+}

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use k8s_cri::v1 as cri;
 use skiff_engine::{CreateSpec, Owner};
-use skiff_runtime::spec::{MountRequest, Resources, RunRequest};
+use skiff_runtime::spec::{MountRequest, Propagation, Resources, RunRequest};
+
+use super::security::{security, user};
 
 use super::CriContainer;
 use crate::blocking::blocking;
@@ -75,22 +77,6 @@ fn check(config: &cri::ContainerConfig) -> Result<()> {
         return Err(CriError::InvalidArgument("config.devices: device passthrough is not supported yet".into()));
     }
     Ok(())
-}
-
-/// How the container's process is named to the runtime: a name from the image's passwd, or a
-/// numeric uid (and gid).
-fn user(sc: &cri::LinuxContainerSecurityContext) -> Option<String> {
-    let group = sc.run_as_group.as_ref().map(|g| g.value);
-    if !sc.run_as_username.is_empty() {
-        return Some(match group {
-            Some(g) => format!("{}:{g}", sc.run_as_username),
-            None => sc.run_as_username.clone(),
-        });
-    }
-    sc.run_as_user.as_ref().map(|u| match group {
-        Some(g) => format!("{}:{g}", u.value),
-        None => u.value.to_string(),
-    })
 }
 
 /// The namespaces a container joins: the pod's pinned ones, the host's for NODE modes (skiffd's
@@ -178,11 +164,22 @@ impl CriRuntime {
                 if config.mounts.iter().any(|m| m.container_path == dest) {
                     continue;
                 }
-                mounts.push(MountRequest { source: source.display().to_string(), destination: dest.to_string(), readonly: false });
+                mounts.push(MountRequest { source: source.display().to_string(), destination: dest.to_string(), ..Default::default() });
             }
         }
         for m in &config.mounts {
-            mounts.push(MountRequest { source: m.host_path.clone(), destination: m.container_path.clone(), readonly: m.readonly });
+            let propagation = match cri::MountPropagation::try_from(m.propagation) {
+                Ok(cri::MountPropagation::PropagationHostToContainer) => Propagation::RSlave,
+                Ok(cri::MountPropagation::PropagationBidirectional) => Propagation::RShared,
+                _ => Propagation::Private,
+            };
+            mounts.push(MountRequest {
+                source: m.host_path.clone(),
+                destination: m.container_path.clone(),
+                readonly: m.readonly,
+                propagation,
+                selinux_relabel: m.selinux_relabel,
+            });
         }
         // Pod annotations, then the container's: the container's win.
         let mut annotations: BTreeMap<String, String> = sandbox.config.annotations.clone().into_iter().collect();
@@ -220,6 +217,7 @@ impl CriRuntime {
             readonly_rootfs: sc.readonly_rootfs,
             oom_score_adj: (res.oom_score_adj != 0).then_some(res.oom_score_adj as i32),
             host_network,
+            security: security(&sc)?,
             ..Default::default()
         };
         let cgroup_parent = sandbox.config.linux.as_ref().map(|l| l.cgroup_parent.clone()).filter(|p| !p.is_empty());

@@ -12,6 +12,7 @@
 
 mod create;
 mod lifecycle;
+mod security;
 mod status;
 mod store;
 

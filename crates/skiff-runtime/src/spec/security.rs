@@ -31,6 +31,10 @@ pub struct Security {
     pub supplemental_groups: Vec<u32>,
     /// Resolved by the caller with `spec::resolve_devices` and given to `build` in `SpecInputs::devices`.
     pub devices: Vec<Device>,
+    /// The capabilities the runtime itself holds (its bounding set), when known: a privileged
+    /// container gets those, as containerd gives it the current process's, since the kernel
+    /// refuses a capability set beyond the caller's (here root lacks CAP_SYS_RESOURCE). None: all.
+    pub held_capabilities: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -122,7 +126,11 @@ pub fn identity(user_spec: &str, sec: &Security, passwd: &str, group: &str) -> R
 pub fn capabilities(sec: &Security, default: &[&'static str]) -> Result<Vec<&'static str>> {
     if sec.privileged {
         caps::check(&sec.add_capabilities, &sec.drop_capabilities)?;
-        return Ok(caps::ALL_CAPABILITIES.to_vec());
+        let all = caps::ALL_CAPABILITIES.iter().copied();
+        return Ok(match &sec.held_capabilities {
+            Some(held) => all.filter(|c| held.iter().any(|h| h == c)).collect(),
+            None => all.collect(),
+        });
     }
     caps::compute(default, &sec.add_capabilities, &sec.drop_capabilities)
 }
