@@ -20,6 +20,11 @@ pub use images::{CriImages, ImageParts};
 pub use k8s_cri::v1 as cri;
 
 
+/// Now, as the CRI gives times: nanoseconds since the epoch.
+pub(crate) fn now_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
 /// The largest message the kubelet sends or accepts; skiffd's CRI services use the same both ways.
 pub const MAX_MESSAGE_SIZE: usize = 16 << 20;
 pub use runtime::{CriRuntime, RuntimeParts};

@@ -18,10 +18,6 @@ use crate::error::{text, CriError, Result};
 use crate::runtime::CriRuntime;
 use crate::sandbox::{SandboxRecord, SandboxState};
 
-fn now_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
-}
-
 /// The engine's name of a CRI container: unique per pod and attempt, within the engine's rules.
 fn engine_name(c: &cri::ContainerMetadata, sandbox: &SandboxRecord) -> String {
     let pod = sandbox.metadata();
@@ -245,7 +241,7 @@ impl CriRuntime {
             annotations: config.annotations,
             mounts: config.mounts,
             log_path: log_path.map(|p| p.display().to_string()).unwrap_or_default(),
-            created_at: now_ns(),
+            created_at: crate::now_ns(),
         };
         if let Err(e) = self.containers.put(&meta, true) {
             let _ = self.parts.manager.delete(&record.id, true);

@@ -17,10 +17,6 @@ pub struct UsageCache {
     committed: Mutex<HashMap<String, Usage>>,
 }
 
-fn now_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
-}
-
 impl UsageCache {
     pub fn measure(&self, root: &Path, snapshotter: &dyn Snapshotter) -> Result<cri::FilesystemUsage> {
         let infos = snapshotter.list()?;
@@ -47,7 +43,7 @@ impl UsageCache {
         }
         *self.committed.lock().unwrap_or_else(|p| p.into_inner()) = known;
         Ok(cri::FilesystemUsage {
-            timestamp: now_ns(),
+            timestamp: crate::now_ns(),
             fs_id: Some(cri::FilesystemIdentifier { mountpoint: root.join("snapshots").display().to_string() }),
             used_bytes: Some(cri::UInt64Value { value: bytes }),
             inodes_used: Some(cri::UInt64Value { value: inodes }),

@@ -13,10 +13,6 @@ use crate::blocking::blocking;
 use crate::error::{text, CriError, Result};
 use crate::runtime::CriRuntime;
 
-fn now_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
-}
-
 fn random_id() -> Result<String> {
     use std::io::Read;
     let mut bytes = [0u8; 32];
@@ -107,7 +103,7 @@ impl CriRuntime {
             id: id.clone(),
             name,
             state: SandboxState::Creating,
-            created_at: now_ns(),
+            created_at: crate::now_ns(),
             runtime_handler: handler,
             dir: self.parts.root.join("pods").join(&id),
             config,

@@ -1,8 +1,6 @@
 //! `skiff pods run`, `skiff pods create` and `skiff pods rm`: a pod by hand, as the kubelet
 //! would make it (crictl's runp, create + start, stopp + rmp).
 
-use std::collections::HashMap;
-
 use anyhow::{bail, Result};
 use k8s_cri::v1 as cri;
 
@@ -115,7 +113,7 @@ pub async fn create(ctx: &Ctx, a: CreateArgs) -> Result<()> {
 
 pub async fn rm(ctx: &Ctx, pods: &[String]) -> Result<()> {
     let mut c = client(ctx);
-    let mut failed: HashMap<String, String> = HashMap::new();
+    let mut failed = 0;
     for id in pods {
         let stopped = c.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: id.clone() }).await;
         let removed = match stopped {
@@ -126,12 +124,12 @@ pub async fn rm(ctx: &Ctx, pods: &[String]) -> Result<()> {
             Ok(()) => outln!("{id}")?,
             Err(s) => {
                 eprintln!("skiff: {id}: {}", s.message());
-                failed.insert(id.clone(), s.message().to_string());
+                failed += 1;
             }
         }
     }
-    if !failed.is_empty() {
-        bail!("{} pod(s) not removed", failed.len());
+    if failed > 0 {
+        bail!("{failed} pod(s) not removed");
     }
     Ok(())
 }
