@@ -13,15 +13,6 @@ use crate::blocking::blocking;
 use crate::error::{text, CriError, Result};
 use crate::runtime::CriRuntime;
 
-fn random_id() -> Result<String> {
-    use std::io::Read;
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|source| CriError::Host { what: "reading /dev/urandom".into(), source })?;
-    Ok(hex::encode(bytes))
-}
-
 /// Checks what the kubelet sent before anything is made.
 fn check(config: &cri::PodSandboxConfig) -> Result<()> {
     let m = config.metadata.as_ref().ok_or_else(|| CriError::InvalidArgument("config.metadata is missing".into()))?;
@@ -98,7 +89,7 @@ impl CriRuntime {
             }
             return Err(CriError::NameInUse { what: "pod sandbox", name, holder: holder.id });
         }
-        let id = random_id()?;
+        let id = skiff_engine::containers::random_id()?;
         let record = SandboxRecord {
             id: id.clone(),
             name,

@@ -9,9 +9,15 @@ pub use skiff_store::now;
 
 /// 64 hex digits from the kernel's random source, as docker's and containerd's ids.
 pub fn random_id() -> Result<String> {
-    let mut bytes = [0u8; 32];
-    File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).map_err(EngineError::io("reading /dev/urandom"))?;
-    Ok(hex::encode(bytes))
+    random_hex(32)
+}
+
+/// `bytes` random bytes from the kernel's random source, in hex: every id and token Skiff makes
+/// (containers, pod sandboxes, stdio FIFO sets).
+pub fn random_hex(bytes: usize) -> Result<String> {
+    let mut buf = vec![0u8; bytes];
+    File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).map_err(EngineError::io("reading /dev/urandom"))?;
+    Ok(hex::encode(buf))
 }
 
 /// Docker's rule for names: a letter or digit, then letters, digits, `_`, `.`, `-`; at most 128.

@@ -47,7 +47,7 @@ use skiff_store::Store;
 
 pub use create::CreateSpec;
 pub use plan::Owner;
-pub use ids::parse_signal;
+pub use ids::{parse_signal, random_hex, random_id};
 pub use lifecycle::ExecSpec;
 pub use record::{ContainerRecord, Records};
 pub use state::{Action, Status};

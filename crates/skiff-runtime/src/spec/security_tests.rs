@@ -2,27 +2,13 @@
 
 use super::*;
 
-const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n";
-const GROUP: &str = "root:x:0:\napp:x:1000:\nvideo:x:44:app\n";
 
 fn image(config: Value) -> ImageConfiguration {
     serde_json::from_value(json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}, "config": config})).expect("image config")
 }
 
 fn build_full(img: &ImageConfiguration, req: &RunRequest, devices: &[ResolvedDevice], host_devices: &[ResolvedDevice]) -> Result<Value> {
-    let manager = BTreeMap::from([("io.skiff.container.id".to_string(), "c1".to_string())]);
-    let built = build(&SpecInputs {
-        image: img,
-        image_annotations: &ImageAnnotations::default(),
-        passwd: PASSWD,
-        group: GROUP,
-        request: req,
-        manager_annotations: &manager,
-        policy: &ImageAnnotationPolicy::default(),
-        rootfs: "rootfs",
-        devices,
-        host_devices,
-    })?;
+    let built = super::tests::build_inputs(img, req, &ImageAnnotations::default(), devices, host_devices)?;
     // The file a runtime reads, so that every assertion is on config.json itself.
     Ok(serde_json::from_slice(&to_json(&built.spec)?).expect("config.json"))
 }
@@ -80,20 +66,8 @@ fn the_default_security_builds_the_spec_skiff_always_built() {
         security: Security::default(),
         ..Default::default()
     };
-    let manager = BTreeMap::from([("io.skiff.container.id".to_string(), "c1".to_string())]);
-    let inputs = SpecInputs {
-        image: &img,
-        image_annotations: &ImageAnnotations::default(),
-        passwd: PASSWD,
-        group: GROUP,
-        request: &req,
-        manager_annotations: &manager,
-        policy: &ImageAnnotationPolicy::default(),
-        rootfs: "rootfs",
-        devices: &[],
-        host_devices: &[],
-    };
-    let json = to_json(&build(&inputs).expect("spec").spec).expect("json");
+    let built = super::tests::build_inputs(&img, &req, &ImageAnnotations::default(), &[], &[]).expect("spec");
+    let json = to_json(&built.spec).expect("json");
     assert_eq!(String::from_utf8(json).expect("utf-8"), include_str!("testdata/default_spec.json"));
 }
 

@@ -13,6 +13,11 @@ const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/a
 const GROUP: &str = "root:x:0:\napp:x:1000:\nvideo:x:44:app\n";
 
 fn build_with(img: &ImageConfiguration, req: &RunRequest, ann: &ImageAnnotations) -> Result<Built> {
+    build_inputs(img, req, ann, &[], &[])
+}
+
+/// The spec of `req` over `img` with the test's passwd and group (also the security tests').
+pub(super) fn build_inputs(img: &ImageConfiguration, req: &RunRequest, ann: &ImageAnnotations, devices: &[ResolvedDevice], host_devices: &[ResolvedDevice]) -> Result<Built> {
     let manager = BTreeMap::from([("io.skiff.container.id".to_string(), "c1".to_string())]);
     build(&SpecInputs {
         image: img,
@@ -23,8 +28,8 @@ fn build_with(img: &ImageConfiguration, req: &RunRequest, ann: &ImageAnnotations
         manager_annotations: &manager,
         policy: &ImageAnnotationPolicy::default(),
         rootfs: "rootfs",
-        devices: &[],
-        host_devices: &[],
+        devices,
+        host_devices,
     })
 }
 

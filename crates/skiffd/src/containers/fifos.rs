@@ -77,10 +77,7 @@ fn io_error(what: String) -> impl FnOnce(std::io::Error) -> ApiError {
 }
 
 fn token() -> Result<String, ApiError> {
-    use std::io::Read;
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).map_err(io_error("reading /dev/urandom".into()))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(skiff_engine::containers::random_hex(16)?)
 }
 
 impl StdioFifos {
