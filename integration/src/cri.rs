@@ -5,24 +5,11 @@ use std::path::Path;
 
 use anyhow::Result;
 pub use k8s_cri::v1 as cri;
-use k8s_cri::v1::image_service_client::ImageServiceClient;
-use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
-use tonic::transport::Channel;
+pub use skiff_harness::CriClients;
 
-/// The kubelet's message size limit, both ways.
-const MAX_MESSAGE: usize = 16 << 20;
-
-pub struct CriClients {
-    pub runtime: RuntimeServiceClient<Channel>,
-    pub images: ImageServiceClient<Channel>,
-}
-
+/// The clients the kubelet would hold, with its 16 MiB message limits (skiff-harness's).
 pub async fn connect(socket: &Path) -> Result<CriClients> {
-    let channel = skiff_api::connect(socket).await?;
-    Ok(CriClients {
-        runtime: RuntimeServiceClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE),
-        images: ImageServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE),
-    })
+    Ok(skiff_harness::connect_cri(socket).await?)
 }
 
 /// An ImageSpec naming `image`.

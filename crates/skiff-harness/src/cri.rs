@@ -18,7 +18,8 @@ pub struct CriClients {
     pub images: ImageServiceClient<Channel>,
 }
 
-pub(crate) async fn connect(socket: &Path) -> Result<CriClients> {
+/// Connected clients on the socket of any skiffd (`Harness::cri` for the harness's own).
+pub async fn connect(socket: &Path) -> Result<CriClients> {
     let channel = skiff_api::connect(socket).await.map_err(|source| Error::Connect { socket: socket.to_path_buf(), source })?;
     Ok(CriClients {
         runtime: RuntimeServiceClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE),

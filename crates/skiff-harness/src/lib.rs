@@ -58,7 +58,7 @@ mod teardown;
 pub use builder::Builder;
 pub use cni::{CniNetwork, BIN_DIRS as CNI_BIN_DIRS, HOST_LOCAL_DIR};
 pub use config::{SkiffdConfig, Value};
-pub use cri::{CriClients, MAX_MESSAGE};
+pub use cri::{connect as connect_cri, CriClients, MAX_MESSAGE};
 pub use error::{Error, Result};
 pub use k8s_cri;
 pub use leaks::{Leak, LeakKind, LeakReport};
