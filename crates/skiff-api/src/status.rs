@@ -17,11 +17,12 @@ pub fn code(kind: ErrorKind) -> Code {
         ErrorKind::Unauthenticated => Code::Unauthenticated,
         ErrorKind::DataLoss => Code::DataLoss,
         ErrorKind::ResourceExhausted => Code::ResourceExhausted,
+        ErrorKind::DeadlineExceeded => Code::DeadlineExceeded,
         ErrorKind::Internal => Code::Internal,
     }
 }
 
-/// The kind a gRPC code stands for; codes outside the set (Cancelled, DeadlineExceeded, Aborted,
+/// The kind a gRPC code stands for; codes outside the set (Cancelled, Aborted,
 /// Unimplemented, …) fold into the nearest kind a caller would act on the same way.
 pub fn kind(code: Code) -> ErrorKind {
     match code {
@@ -29,7 +30,8 @@ pub fn kind(code: Code) -> ErrorKind {
         Code::AlreadyExists => ErrorKind::AlreadyExists,
         Code::InvalidArgument | Code::OutOfRange => ErrorKind::InvalidArgument,
         Code::FailedPrecondition | Code::Aborted => ErrorKind::FailedPrecondition,
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => ErrorKind::Unavailable,
+        Code::Unavailable | Code::Cancelled => ErrorKind::Unavailable,
+        Code::DeadlineExceeded => ErrorKind::DeadlineExceeded,
         Code::PermissionDenied => ErrorKind::PermissionDenied,
         Code::Unauthenticated => ErrorKind::Unauthenticated,
         Code::DataLoss => ErrorKind::DataLoss,
@@ -72,7 +74,8 @@ mod tests {
                 assert_eq!(back, c, "{c:?}");
             }
         }
-        assert_eq!(kind(Code::DeadlineExceeded), ErrorKind::Unavailable);
+        assert_eq!(kind(Code::DeadlineExceeded), ErrorKind::DeadlineExceeded);
+        assert_eq!(kind(Code::Cancelled), ErrorKind::Unavailable);
         assert_eq!(kind(Code::Unimplemented), ErrorKind::Internal);
     }
 

@@ -40,6 +40,9 @@ pub enum CriError {
     /// A document the service builds could not be encoded.
     #[error("encoding {what}: {source}")]
     Encode { what: &'static str, source: serde_json::Error },
+    /// The work outlived the time the request allowed.
+    #[error("{0}")]
+    DeadlineExceeded(String),
     /// Work on the blocking pool that never answered (it panicked or was cancelled).
     #[error("{0} did not finish")]
     Lost(&'static str),
@@ -63,6 +66,7 @@ impl HasKind for CriError {
             CriError::NotFound(_) => ErrorKind::NotFound,
             CriError::Host { source, .. } => ErrorKind::of_io(source),
             CriError::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            CriError::DeadlineExceeded(_) => ErrorKind::DeadlineExceeded,
             CriError::Lost(_) | CriError::Encode { .. } => ErrorKind::Internal,
         }
     }

@@ -1,7 +1,7 @@
 //! One container's supervision: its init and exec'd processes, their exits, and the requests
 //! skiffd sends.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -23,14 +23,20 @@ struct Process {
     pid: i32,
     exit: Option<ExitStatus>,
     master: Option<Arc<File>>,
+    /// Lets signals reach the process even if its pid were reused after it was reaped.
+    pidfd: Option<OwnedFd>,
 }
+
+/// Exited exec'd processes kept for a late Wait; older ones are forgotten, so that a container
+/// probed by ExecSync every few seconds for months does not grow its shim.
+const KEPT_EXITED_EXECS: usize = 64;
 
 pub struct Inner {
     status: Status,
     init: Process,
-    /// Lets signals reach the init even if its pid were reused after it was reaped.
-    init_pidfd: Option<OwnedFd>,
     execs: HashMap<String, Process>,
+    /// Exec ids in the order their processes exited.
+    exited_execs: VecDeque<String>,
 }
 
 pub struct Supervisor {
@@ -52,6 +58,15 @@ fn pidfd_open(pid: i32) -> Option<OwnedFd> {
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     // SAFETY: a non-negative return is a fresh fd we own.
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// A signal through a pidfd; a process that is already gone is fine.
+fn signal_process(pidfd: &OwnedFd, signal: i32) -> Response {
+    match pidfd_send_signal(pidfd, signal) {
+        Ok(()) => Response::Ok,
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Response::Ok,
+        Err(e) => failed(ErrorCode::Internal, format!("signal {signal}: {e}")),
+    }
 }
 
 fn pidfd_send_signal(pidfd: &OwnedFd, signal: i32) -> std::io::Result<()> {
@@ -115,9 +130,9 @@ impl Supervisor {
         };
         let inner = Inner {
             status: Status::Created,
-            init: Process { pid, exit: None, master: attached.master.clone() },
-            init_pidfd,
+            init: Process { pid, exit: None, master: attached.master.clone(), pidfd: init_pidfd },
             execs: HashMap::new(),
+            exited_execs: VecDeque::new(),
         };
         let supervisor = Arc::new(Supervisor { config, state_dir, launcher, reaper, log, inner: Mutex::new(inner), changed: Condvar::new() });
         supervisor.watch(pid, None, attached);
@@ -164,11 +179,18 @@ impl Supervisor {
                 None => {
                     inner.init.exit = Some(exit);
                     inner.status = Status::Stopped;
-                    inner.init_pidfd = None;
+                    inner.init.pidfd = None;
                 }
                 Some(id) => {
                     if let Some(p) = inner.execs.get_mut(id) {
                         p.exit = Some(exit);
+                        p.pidfd = None;
+                    }
+                    inner.exited_execs.push_back(id.clone());
+                    while inner.exited_execs.len() > KEPT_EXITED_EXECS {
+                        if let Some(old) = inner.exited_execs.pop_front() {
+                            inner.execs.remove(&old);
+                        }
                     }
                 }
             }
@@ -216,6 +238,7 @@ impl Supervisor {
                 }
             }
             Request::Kill { signal, all } => self.kill(signal, all),
+            Request::KillExec { exec_id, signal } => self.kill_exec(&exec_id, signal),
             Request::Exec { exec_id, process, stdio } => self.exec(exec_id, process, stdio),
             Request::ResizePty { exec_id, rows, columns } => {
                 let inner = self.lock();
@@ -246,12 +269,8 @@ impl Supervisor {
             return Response::Ok;
         }
         if !all {
-            if let Some(pidfd) = &inner.init_pidfd {
-                return match pidfd_send_signal(pidfd, signal) {
-                    Ok(()) => Response::Ok,
-                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Response::Ok,
-                    Err(e) => failed(ErrorCode::Internal, format!("signal {signal}: {e}")),
-                };
+            if let Some(pidfd) = &inner.init.pidfd {
+                return signal_process(pidfd, signal);
             }
         }
         drop(inner);
@@ -262,6 +281,16 @@ impl Supervisor {
                 Response::Ok
             }
             Err(e) => failed(ErrorCode::Internal, format!("kill: {e}")),
+        }
+    }
+
+    fn kill_exec(&self, exec_id: &str, signal: i32) -> Response {
+        let inner = self.lock();
+        match inner.execs.get(exec_id) {
+            None => failed(ErrorCode::NotFound, format!("no exec'd process {exec_id:?}")),
+            Some(Process { exit: Some(_), .. }) => Response::Ok,
+            Some(Process { pidfd: Some(pidfd), .. }) => signal_process(pidfd, signal),
+            Some(Process { pidfd: None, .. }) => failed(ErrorCode::Internal, format!("exec'd process {exec_id:?} cannot be signalled safely: no pidfd")),
         }
     }
 
@@ -293,7 +322,9 @@ impl Supervisor {
         let _ = std::fs::remove_file(&process_file);
         match result {
             Ok((pid, attached)) => {
-                self.lock().execs.insert(exec_id.clone(), Process { pid, exit: None, master: attached.master.clone() });
+                // Opened before the watcher can reap it: a zombie still has its pidfd.
+                let pidfd = pidfd_open(pid);
+                self.lock().execs.insert(exec_id.clone(), Process { pid, exit: None, master: attached.master.clone(), pidfd });
                 self.watch(pid, Some(exec_id), attached);
                 Response::Exec { pid }
             }

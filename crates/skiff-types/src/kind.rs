@@ -24,13 +24,15 @@ pub enum ErrorKind {
     DataLoss,
     /// A limit was reached.
     ResourceExhausted,
+    /// The work took longer than the caller allowed (an ExecSync past its timeout).
+    DeadlineExceeded,
     /// A bug or an unexpected failure of the host.
     Internal,
 }
 
 impl ErrorKind {
     /// Every kind, for exhaustive tests of mappings.
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::NotFound,
         ErrorKind::AlreadyExists,
         ErrorKind::InvalidArgument,
@@ -40,6 +42,7 @@ impl ErrorKind {
         ErrorKind::Unauthenticated,
         ErrorKind::DataLoss,
         ErrorKind::ResourceExhausted,
+        ErrorKind::DeadlineExceeded,
         ErrorKind::Internal,
     ];
 

@@ -11,6 +11,7 @@
 //! served from memory; the state (created, running, exited, the exit) is the engine record's.
 
 mod create;
+mod exec_sync;
 mod lifecycle;
 mod security;
 mod status;
@@ -22,6 +23,7 @@ use k8s_cri::v1 as cri;
 use serde::{Deserialize, Serialize};
 
 pub use store::CriContainers;
+pub(crate) use exec_sync::clear_leftovers as clear_exec_leftovers;
 
 /// The CRI's side of a container.
 #[derive(Clone, Debug, Serialize, Deserialize)]

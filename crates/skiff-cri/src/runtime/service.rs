@@ -101,8 +101,8 @@ impl RuntimeService for CriRuntime {
         Err(not_served("ReopenContainerLog"))
     }
 
-    async fn exec_sync(&self, _req: Request<cri::ExecSyncRequest>) -> Answer<cri::ExecSyncResponse> {
-        Err(not_served("ExecSync"))
+    async fn exec_sync(&self, req: Request<cri::ExecSyncRequest>) -> Answer<cri::ExecSyncResponse> {
+        Ok(Response::new(CriRuntime::exec_sync(self, req.into_inner()).await?))
     }
 
     async fn container_stats(&self, _req: Request<cri::ContainerStatsRequest>) -> Answer<cri::ContainerStatsResponse> {

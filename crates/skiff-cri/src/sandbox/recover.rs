@@ -8,6 +8,7 @@ use crate::runtime::CriRuntime;
 
 impl CriRuntime {
     pub(crate) fn recover(&self) -> Result<()> {
+        crate::container::clear_exec_leftovers(&self.parts.root);
         for record in self.sandboxes.list() {
             match record.state {
                 SandboxState::Creating => {

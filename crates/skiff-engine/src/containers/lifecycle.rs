@@ -162,6 +162,22 @@ impl Manager {
         Ok((exec_id, pid))
     }
 
+    /// Waits up to `timeout` for an exec'd process; None when it is still running then.
+    pub fn wait_exec(&self, id_or_name: &str, exec_id: &str, timeout: Duration) -> Result<Option<ExitStatus>> {
+        let record = self.records.find(id_or_name)?;
+        match self.shim(&record.id).wait(Some(exec_id), Some(timeout)) {
+            Ok(exit) => Ok(Some(exit)),
+            Err(shim::ShimError::Timeout { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Signals one exec'd process, never the container's init or its other processes.
+    pub fn kill_exec(&self, id_or_name: &str, exec_id: &str, signal: i32) -> Result<()> {
+        let record = self.records.find(id_or_name)?;
+        Ok(self.shim(&record.id).kill_exec(exec_id, signal)?)
+    }
+
     pub fn resize(&self, id_or_name: &str, exec_id: Option<&str>, rows: u16, columns: u16) -> Result<()> {
         let record = self.records.find(id_or_name)?;
         check(&record, Action::Resize)?;

@@ -51,6 +51,7 @@ fn op_name(request: &Request) -> &'static str {
         Request::Wait { .. } => "wait",
         Request::Kill { .. } => "kill",
         Request::Exec { .. } => "exec",
+        Request::KillExec { .. } => "kill-exec",
         Request::ResizePty { .. } => "resize",
         Request::ReopenLog => "reopen-log",
         Request::Delete => "delete",
@@ -165,6 +166,11 @@ impl ShimClient {
     /// Signals the init, or with `all` every process of the container.
     pub fn kill(&self, signal: i32, all: bool) -> Result<(), ShimError> {
         self.expect_ok(Request::Kill { signal, all }, Duration::from_secs(10))
+    }
+
+    /// Signals one exec'd process; fine when it already exited.
+    pub fn kill_exec(&self, exec_id: &str, signal: i32) -> Result<(), ShimError> {
+        self.expect_ok(Request::KillExec { exec_id: exec_id.to_string(), signal }, Duration::from_secs(10))
     }
 
     /// SIGKILL to every process of the container, then its init's exit.

@@ -144,6 +144,8 @@ pub enum Request {
     Wait { exec_id: Option<String> },
     /// Signals the init, or with `all` every process of the container.
     Kill { signal: i32, all: bool },
+    /// Signals one exec'd process only (an ExecSync past its timeout), never the container.
+    KillExec { exec_id: String, signal: i32 },
     /// Runs `process` (an OCI `process` object) in the container.
     Exec { exec_id: String, process: serde_json::Value, stdio: Stdio },
     ResizePty { exec_id: Option<String>, rows: u16, columns: u16 },

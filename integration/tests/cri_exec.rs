@@ -1,0 +1,101 @@
+//! ExecSync through the CRI, as the kubelet's exec probes use it: output and exit code back, the
+//! cap on a flood of output, a timeout that kills the exec'd process and leaves the container
+//! running, and clear codes for what cannot run.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use skiff_integration::cri::{connect, cri, image_spec, pod_config, CniNetwork};
+use skiff_integration::Skiff;
+use skiff_testimage::{write_layout, ImageSpec};
+use tonic::Code;
+
+const IMAGE: &str = "localhost/cri-exec/busybox:1";
+
+#[test]
+fn exec_sync_runs_in_the_container_and_its_timeout_kills_only_the_exec() {
+    let mut network = None;
+    let s = Skiff::start_with(|dir, cfg| {
+        let net = CniNetwork::new(dir)?;
+        let cfg = net.configure(&cfg);
+        network = Some(net);
+        Ok(cfg)
+    })
+    .expect("skiffd");
+    let _network = network.expect("network");
+    let layout = s.path("layout");
+    write_layout(&ImageSpec::busybox(IMAGE, Path::new("/usr/bin/busybox")).expect("busybox (apt-get install busybox-static)"), &layout).expect("layout");
+    s.cli(&["images", "import", layout.to_str().expect("utf8")]).ok();
+
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(async {
+        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let pod = pod_config("probed");
+        let pod_id = rt.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pod.clone()), runtime_handler: String::new() }).await.expect("pod").into_inner().pod_sandbox_id;
+        let config = cri::ContainerConfig {
+            metadata: Some(cri::ContainerMetadata { name: "app".into(), attempt: 0 }),
+            image: image_spec(IMAGE),
+            command: vec!["sleep".into(), "3600".into()],
+            envs: vec![cri::KeyValue { key: "GREETING".into(), value: "from-the-spec".into() }],
+            working_dir: "/tmp".into(),
+            ..Default::default()
+        };
+        let id = rt.create_container(cri::CreateContainerRequest { pod_sandbox_id: pod_id.clone(), config: Some(config), sandbox_config: Some(pod) }).await.expect("create").into_inner().container_id;
+        let exec = |cmd: &[&str], timeout: i64| cri::ExecSyncRequest { container_id: id.clone(), cmd: cmd.iter().map(|c| c.to_string()).collect(), timeout };
+
+        let err = rt.exec_sync(exec(&["true"], 0)).await.expect_err("not started");
+        assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
+        rt.start_container(cri::StartContainerRequest { container_id: id.clone() }).await.expect("start");
+
+        // Both streams and the exit code, in the container's environment, cwd and hostname.
+        let answer = rt.exec_sync(exec(&["sh", "-c", "echo $GREETING; pwd; hostname; echo oops >&2; exit 3"], 10)).await.expect("exec").into_inner();
+        assert_eq!(String::from_utf8_lossy(&answer.stdout), "from-the-spec\n/tmp\nprobed\n");
+        assert_eq!(String::from_utf8_lossy(&answer.stderr), "oops\n");
+        assert_eq!(answer.exit_code, 3);
+
+        // A flood of output is capped with a marker, and the answer still fits the kubelet's 16 MiB message.
+        let flood = rt.exec_sync(exec(&["sh", "-c", "head -c 20000000 /dev/zero; echo small >&2"], 30)).await.expect("flood").into_inner();
+        assert!(flood.stdout.len() < 16 << 20, "{} bytes", flood.stdout.len());
+        assert!(flood.stdout.len() > 15 << 20, "the cap is used: {} bytes", flood.stdout.len());
+        assert!(String::from_utf8_lossy(&flood.stdout[flood.stdout.len() - 200..]).contains("output truncated"));
+        assert_eq!(flood.stderr, b"small\n");
+        assert_eq!(flood.exit_code, 0);
+
+        // A timeout: DeadlineExceeded soon after it, the exec'd process gone, the container running.
+        let started = Instant::now();
+        let err = rt.exec_sync(exec(&["sleep", "31"], 1)).await.expect_err("timed out");
+        assert_eq!(err.code(), Code::DeadlineExceeded, "{}", err.message());
+        assert!(started.elapsed() < Duration::from_secs(8), "answered after {:?}", started.elapsed());
+        let st = rt.container_status(cri::ContainerStatusRequest { container_id: id.clone(), verbose: false }).await.expect("status").into_inner().status.expect("status");
+        assert_eq!(st.state, cri::ContainerState::ContainerRunning as i32, "the container survives its exec's timeout");
+        let ps = rt.exec_sync(exec(&["sh", "-c", "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done"], 10)).await.expect("ps").into_inner();
+        let ps = String::from_utf8_lossy(&ps.stdout).to_string();
+        assert!(ps.contains("sleep 3600"), "the workload is there:\n{ps}");
+        assert!(!ps.contains("sleep 31"), "the timed-out exec was killed:\n{ps}");
+
+        // What cannot run gets a clear code; the container is still fine afterwards.
+        let err = rt.exec_sync(exec(&[], 10)).await.expect_err("empty");
+        assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+        let err = rt.exec_sync(cri::ExecSyncRequest { container_id: "nope".into(), cmd: vec!["true".into()], timeout: 1 }).await.expect_err("missing");
+        assert_eq!(err.code(), Code::NotFound, "{}", err.message());
+        let err = rt.exec_sync(exec(&["tr\0ue"], 10)).await.expect_err("nul");
+        assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+        match rt.exec_sync(exec(&["/no/such/binary"], 10)).await {
+            Ok(a) => assert_ne!(a.into_inner().exit_code, 0, "a missing binary does not succeed"),
+            Err(e) => assert!(e.message().contains("no/such/binary") || e.message().contains("No such file"), "{}", e.message()),
+        }
+        let again = rt.exec_sync(exec(&["echo", "still", "here"], 10)).await.expect("exec after errors").into_inner();
+        assert_eq!(again.stdout, b"still here\n");
+
+        // Many probes do not pile up state: a hundred execs in a row.
+        for _ in 0..100 {
+            assert_eq!(rt.exec_sync(exec(&["true"], 5)).await.expect("probe").into_inner().exit_code, 0);
+        }
+
+        rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod_id.clone() }).await.expect("stop pod");
+        let err = rt.exec_sync(exec(&["true"], 5)).await.expect_err("stopped");
+        assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
+        rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.expect("remove pod");
+    });
+    let leftovers: Vec<_> = std::fs::read_dir(s.root.join("exec")).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    assert!(leftovers.is_empty(), "exec fifo dirs left: {leftovers:?}");
+}
