@@ -20,6 +20,8 @@ pub enum CriError {
     Network(#[from] skiff_cni::CniError),
     #[error(transparent)]
     Files(#[from] crate::sandbox::files::FilesError),
+    #[error(transparent)]
+    Stats(#[from] crate::stats::StatsError),
     /// A sandbox record that does not decode.
     #[error("corrupt sandbox record {key:?}: {reason}")]
     Corrupt { key: String, reason: String },
@@ -60,6 +62,7 @@ impl HasKind for CriError {
             CriError::Runtime(e) => e.kind(),
             CriError::Network(e) => e.kind(),
             CriError::Files(e) => e.kind(),
+            CriError::Stats(e) => e.kind(),
             CriError::Corrupt { .. } => ErrorKind::DataLoss,
             CriError::NameInUse { .. } => ErrorKind::AlreadyExists,
             CriError::FailedPrecondition(_) => ErrorKind::FailedPrecondition,

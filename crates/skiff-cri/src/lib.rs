@@ -14,9 +14,11 @@ mod kept;
 mod locks;
 pub mod runtime;
 pub mod sandbox;
+mod stats;
 
 pub use error::{CriError, Result};
 pub use images::{CriImages, ImageParts};
+pub use stats::StatsError;
 pub use k8s_cri::v1 as cri;
 
 

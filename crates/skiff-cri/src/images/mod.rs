@@ -60,6 +60,11 @@ impl CriImages {
         Ok(found.and_then(|(facts, records)| records.first().map(|r| (facts.id.clone(), r.name.clone()))))
     }
 
+    /// The snapshotter images are unpacked by: containers' writable layers are its active snapshots.
+    pub(crate) fn snapshotter(&self) -> &Arc<dyn skiff_snapshot::Snapshotter> {
+        self.parts.unpacker.snapshotter()
+    }
+
     fn check_handler(&self, spec: &cri::ImageSpec) -> Result<(), CriError> {
         let handler = &spec.runtime_handler;
         if handler.is_empty() || self.parts.handlers.iter().any(|h| h == handler) {

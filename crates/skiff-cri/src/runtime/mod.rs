@@ -52,6 +52,8 @@ pub struct CriRuntime {
     pub(crate) sandbox_ids: Arc<KeyedLocks>,
     /// The pod CIDR the kubelet last gave (UpdateRuntimeConfig), for CNI plugins that take one.
     pod_cidr: Arc<RwLock<String>>,
+    /// What the stats calls keep between calls (the previous CPU samples).
+    pub(crate) stats: Arc<crate::stats::Stats>,
 }
 
 impl CriRuntime {
@@ -67,6 +69,7 @@ impl CriRuntime {
             pod_names: Arc::default(),
             sandbox_ids: Arc::default(),
             pod_cidr: Arc::default(),
+            stats: Arc::default(),
         };
         runtime.recover()?;
         Ok(runtime)

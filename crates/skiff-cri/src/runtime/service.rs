@@ -105,20 +105,20 @@ impl RuntimeService for CriRuntime {
         Ok(Response::new(CriRuntime::exec_sync(self, req.into_inner()).await?))
     }
 
-    async fn container_stats(&self, _req: Request<cri::ContainerStatsRequest>) -> Answer<cri::ContainerStatsResponse> {
-        Err(not_served("ContainerStats"))
+    async fn container_stats(&self, req: Request<cri::ContainerStatsRequest>) -> Answer<cri::ContainerStatsResponse> {
+        Ok(Response::new(cri::ContainerStatsResponse { stats: Some(CriRuntime::container_stats(self, &req.get_ref().container_id).await?) }))
     }
 
-    async fn list_container_stats(&self, _req: Request<cri::ListContainerStatsRequest>) -> Answer<cri::ListContainerStatsResponse> {
-        Err(not_served("ListContainerStats"))
+    async fn list_container_stats(&self, req: Request<cri::ListContainerStatsRequest>) -> Answer<cri::ListContainerStatsResponse> {
+        Ok(Response::new(cri::ListContainerStatsResponse { stats: CriRuntime::list_container_stats(self, req.into_inner().filter).await? }))
     }
 
-    async fn pod_sandbox_stats(&self, _req: Request<cri::PodSandboxStatsRequest>) -> Answer<cri::PodSandboxStatsResponse> {
-        Err(not_served("PodSandboxStats"))
+    async fn pod_sandbox_stats(&self, req: Request<cri::PodSandboxStatsRequest>) -> Answer<cri::PodSandboxStatsResponse> {
+        Ok(Response::new(cri::PodSandboxStatsResponse { stats: Some(CriRuntime::pod_sandbox_stats(self, &req.get_ref().pod_sandbox_id).await?) }))
     }
 
-    async fn list_pod_sandbox_stats(&self, _req: Request<cri::ListPodSandboxStatsRequest>) -> Answer<cri::ListPodSandboxStatsResponse> {
-        Err(not_served("ListPodSandboxStats"))
+    async fn list_pod_sandbox_stats(&self, req: Request<cri::ListPodSandboxStatsRequest>) -> Answer<cri::ListPodSandboxStatsResponse> {
+        Ok(Response::new(cri::ListPodSandboxStatsResponse { stats: CriRuntime::list_pod_sandbox_stats(self, req.into_inner().filter).await? }))
     }
 
     async fn exec(&self, _req: Request<cri::ExecRequest>) -> Answer<cri::ExecResponse> {
