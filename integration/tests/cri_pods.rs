@@ -79,6 +79,18 @@ fn pods_get_addresses_reach_each_other_and_leave_nothing() {
             rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: id.clone() }).await.expect("stop");
         }
         assert_eq!(net.ports(), 0, "stop detaches the network");
+
+        // Where the time went, stage by stage, for a benchmark to show: the pin, each plugin, the invoker's own share.
+        let info = rt.pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: a.clone(), verbose: true }).await.expect("status").into_inner().info;
+        let timings: serde_json::Value = serde_json::from_str(info.get("timings").expect("timings in the verbose info")).expect("json");
+        let stages = |phase: &str| -> Vec<String> { timings[phase].as_array().expect(phase).iter().map(|s| s["stage"].as_str().unwrap_or("").to_string()).collect() };
+        for needle in ["pin namespaces", "cni bridge ADD", "cni portmap ADD", "cni ADD (skiff)", "persist ready"] {
+            assert!(stages("run").iter().any(|s| s == needle), "{needle:?} in {timings}");
+        }
+        for needle in ["stop containers", "cni bridge DEL", "cni portmap DEL"] {
+            assert!(stages("stop").iter().any(|s| s == needle), "{needle:?} in {timings}");
+        }
+        assert!(timings["run"].as_array().expect("run").iter().all(|s| s["ms"].as_f64().is_some_and(|ms| ms >= 0.0)), "{timings}");
         for id in [&a, &b] {
             rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: id.clone() }).await.expect("remove");
             rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: id.clone() }).await.expect("remove again");

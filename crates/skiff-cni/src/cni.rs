@@ -231,8 +231,8 @@ impl NetworkPlugin for Cni {
         self.add(pod)
     }
 
-    fn teardown(&self, pod: &PodNetwork) -> Result<()> {
-        self.del(pod).map(drop)
+    fn teardown(&self, pod: &PodNetwork) -> Result<Vec<PluginTiming>> {
+        self.del(pod)
     }
 
     fn status(&self) -> Result<(), NotReady> {

@@ -138,7 +138,7 @@ impl NetworkPlugin for FakeNetwork {
         Ok(status)
     }
 
-    fn teardown(&self, pod: &PodNetwork) -> Result<()> {
+    fn teardown(&self, pod: &PodNetwork) -> Result<Vec<PluginTiming>> {
         validate(pod)?;
         let mut st = self.state();
         st.calls.push(Call::Teardown(pod.sandbox_id.clone()));
@@ -146,7 +146,8 @@ impl NetworkPlugin for FakeNetwork {
             return Err(plugin_error(Command::Del, f));
         }
         st.pods.remove(&pod.sandbox_id);
-        Ok(())
+        // No plugin ran: nothing took any time.
+        Ok(Vec::new())
     }
 
     fn status(&self) -> Result<(), NotReady> {

@@ -52,8 +52,9 @@ pub use result::CniResult;
 pub trait NetworkPlugin: Send + Sync {
     /// ADD: attaches the pod's namespace to the node's network. On error nothing is left attached.
     fn setup(&self, pod: &PodNetwork) -> Result<NetworkStatus>;
-    /// DEL: detaches it. Repeatable, and works once the namespace is gone.
-    fn teardown(&self, pod: &PodNetwork) -> Result<()>;
+    /// DEL: detaches it. Repeatable, and works once the namespace is gone. Answers what each
+    /// plugin took (for the CRI's stage timings).
+    fn teardown(&self, pod: &PodNetwork) -> Result<Vec<PluginTiming>>;
     /// Ready when a config is found and all its plugins are; why not otherwise.
     fn status(&self) -> Result<(), NotReady>;
     /// The node's pod CIDRs (comma-separated, as the kubelet sends them; empty clears), passed

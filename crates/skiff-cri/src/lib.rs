@@ -2,7 +2,10 @@
 //! the kubelet and crictl drive, served by skiffd on its socket beside Skiff's own API.
 //!
 //! One file per RPC group, as containerd's `internal/cri/server` is split: `images/` (list,
-//! status, pull, remove, filesystem info), `runtime.rs` (version, status, runtime config). Every
+//! status, pull, remove, filesystem info), `runtime/` (version, status, runtime config, and the
+//! service trait), `sandbox/` (run, stop and remove, status and list), `container/` (create,
+//! lifecycle, status and list, ExecSync), `stats/` (container and pod stats), `timings.rs` (the
+//! stage timings shown in verbose status). Every
 //! failure carries an error kind, turned into a gRPC code by `skiff_api::status`, the one map
 //! Skiff's own API uses too.
 
@@ -15,12 +18,12 @@ mod locks;
 pub mod runtime;
 pub mod sandbox;
 mod stats;
+mod timings;
 
 pub use error::{CriError, Result};
 pub use images::{CriImages, ImageParts};
 pub use stats::StatsError;
 pub use k8s_cri::v1 as cri;
-
 
 /// Now, as the CRI gives times: nanoseconds since the epoch.
 pub(crate) fn now_ns() -> i64 {

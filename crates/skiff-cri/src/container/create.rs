@@ -16,6 +16,7 @@ use super::CriContainer;
 use crate::blocking::blocking;
 use crate::error::{text, CriError, Result};
 use crate::runtime::CriRuntime;
+use crate::timings::Stopwatch;
 use crate::sandbox::{SandboxRecord, SandboxState};
 
 /// The engine's name of a CRI container: unique per pod and attempt, within the engine's rules.
@@ -111,6 +112,7 @@ fn namespaces(sandbox: &SandboxRecord, sc: &cri::LinuxContainerSecurityContext) 
 
 impl CriRuntime {
     pub async fn create_container(&self, req: cri::CreateContainerRequest) -> Result<String> {
+        let mut watch = Stopwatch::start();
         let config = req.config.ok_or_else(|| CriError::InvalidArgument("config is missing".into()))?;
         check(&config)?;
         let sandbox = self
@@ -129,11 +131,18 @@ impl CriRuntime {
             }
             return Err(CriError::NameInUse { what: "container", name: metadata.name.clone(), holder: existing.id });
         }
+        watch.lap("checks and name");
         let runtime = self.clone();
-        blocking("creating a container", move || runtime.create_in(&sandbox, config, name)).await
+        blocking("creating a container", move || {
+            watch.lap("to the blocking pool");
+            let id = runtime.create_in(&sandbox, config, name, &mut watch)?;
+            runtime.timings.record(&id, "create", watch);
+            Ok(id)
+        })
+        .await
     }
 
-    fn create_in(&self, sandbox: &SandboxRecord, config: cri::ContainerConfig, name: String) -> Result<String> {
+    fn create_in(&self, sandbox: &SandboxRecord, config: cri::ContainerConfig, name: String, watch: &mut Stopwatch) -> Result<String> {
         let image_spec = config.image.clone().unwrap_or_default();
         let (image_ref, mut image_name) = self
             .parts
@@ -230,7 +239,9 @@ impl CriRuntime {
             manager_annotations,
             ..Default::default()
         };
+        watch.lap("image lookup and request");
         let record = self.parts.manager.create(spec)?;
+        watch.lap("engine create (rootfs, spec, shim)");
         let meta = CriContainer {
             id: record.id.clone(),
             sandbox_id: sandbox.id.clone(),
@@ -247,6 +258,7 @@ impl CriRuntime {
             let _ = self.parts.manager.delete(&record.id, true);
             return Err(e);
         }
+        watch.lap("persist");
         tracing::info!(container = %record.id, sandbox = %sandbox.id, name = %record.name, "cri container created");
         Ok(record.id)
     }

@@ -8,6 +8,7 @@ use skiff_engine::Status;
 use crate::blocking::blocking;
 use crate::error::{CriError, Result};
 use crate::runtime::CriRuntime;
+use crate::timings::Stopwatch;
 
 /// The engine's answer for a container it no longer has.
 fn gone(e: &skiff_engine::EngineError) -> bool {
@@ -16,10 +17,14 @@ fn gone(e: &skiff_engine::EngineError) -> bool {
 
 impl CriRuntime {
     pub async fn start_container(&self, id: &str) -> Result<()> {
+        let mut watch = Stopwatch::start();
         let c = self.containers.find(id)?.ok_or_else(|| CriError::NotFound(format!("container {id:?} not found")))?;
-        let manager = self.parts.manager.clone();
+        let runtime = self.clone();
         blocking("starting a container", move || {
-            manager.start(&c.id)?;
+            watch.lap("to the blocking pool");
+            runtime.parts.manager.start(&c.id)?;
+            watch.lap("engine start (shim, record)");
+            runtime.timings.record(&c.id, "start", watch);
             Ok(())
         })
         .await
@@ -29,8 +34,16 @@ impl CriRuntime {
         let Some(c) = self.containers.find(id)? else {
             return Ok(());
         };
+        let mut watch = Stopwatch::start();
         let runtime = self.clone();
-        blocking("stopping a container", move || runtime.stop_engine(&c.id, Duration::from_secs(timeout.max(0) as u64))).await
+        blocking("stopping a container", move || {
+            watch.lap("to the blocking pool");
+            runtime.stop_engine(&c.id, Duration::from_secs(timeout.max(0) as u64))?;
+            watch.lap("engine stop (signal, exit, record)");
+            runtime.timings.record(&c.id, "stop", watch);
+            Ok(())
+        })
+        .await
     }
 
     pub async fn remove_container(&self, id: &str) -> Result<()> {
@@ -63,6 +76,7 @@ impl CriRuntime {
             }
         }
         self.containers.delete(id)?;
+        self.timings.forget(id);
         tracing::info!(container = %id, "cri container removed");
         Ok(())
     }

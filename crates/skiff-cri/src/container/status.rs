@@ -79,6 +79,9 @@ impl CriRuntime {
             let spec = self.parts.manager.spec(&c.id).unwrap_or(serde_json::Value::Null);
             let doc = serde_json::json!({ "sandboxID": c.sandbox_id, "pid": r.pid, "runtimeHandler": r.runtime, "annotations": r.annotations, "runtimeSpec": spec });
             info.insert("info".to_string(), serde_json::to_string(&doc).map_err(|source| CriError::Encode { what: "the container's info", source })?);
+            if let Some(timings) = self.timings.json(&c.id) {
+                info.insert("timings".to_string(), timings);
+            }
         }
         Ok(cri::ContainerStatusResponse { status: Some(status_of(&c, &r)), info })
     }

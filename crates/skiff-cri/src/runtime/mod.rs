@@ -50,6 +50,8 @@ pub struct CriRuntime {
     pub(crate) pod_names: Arc<KeyedLocks>,
     /// Work on one sandbox (stop, remove, a late run), one at a time.
     pub(crate) sandbox_ids: Arc<KeyedLocks>,
+    /// Where the last lifecycle calls of each sandbox and container spent their time.
+    pub(crate) timings: Arc<crate::timings::Timings>,
     /// The pod CIDR the kubelet last gave (UpdateRuntimeConfig), for CNI plugins that take one.
     pod_cidr: Arc<RwLock<String>>,
     /// What the stats calls keep between calls (the previous CPU samples).
@@ -68,6 +70,7 @@ impl CriRuntime {
             container_names: Arc::default(),
             pod_names: Arc::default(),
             sandbox_ids: Arc::default(),
+            timings: Arc::default(),
             pod_cidr: Arc::default(),
             stats: Arc::default(),
         };

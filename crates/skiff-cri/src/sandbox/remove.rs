@@ -8,6 +8,7 @@ use super::record::{SandboxRecord, SandboxState};
 use crate::blocking::blocking;
 use crate::error::{CriError, Result};
 use crate::runtime::CriRuntime;
+use crate::timings::Stopwatch;
 
 impl CriRuntime {
     pub async fn stop_pod_sandbox(&self, id: &str) -> Result<()> {
@@ -16,7 +17,7 @@ impl CriRuntime {
         };
         let _one = self.sandbox_ids.lock(&record.id).await;
         let runtime = self.clone();
-        blocking("stopping a pod sandbox", move || runtime.stop(&record.id)).await
+        blocking("stopping a pod sandbox", move || runtime.stop(&record.id, Stopwatch::start())).await
     }
 
     pub async fn remove_pod_sandbox(&self, id: &str) -> Result<()> {
@@ -26,7 +27,7 @@ impl CriRuntime {
         let _one = self.sandbox_ids.lock(&record.id).await;
         let runtime = self.clone();
         blocking("removing a pod sandbox", move || {
-            runtime.stop(&record.id)?;
+            runtime.stop(&record.id, Stopwatch::start())?;
             runtime.remove_pod_containers(&record.id)?;
             let Some(record) = runtime.sandboxes.get(&record.id) else {
                 return Ok(());
@@ -38,30 +39,34 @@ impl CriRuntime {
 
     /// Detaches the network of a ready sandbox (its containers stop first, once pods hold
     /// containers) and marks it not ready. Its namespaces stay until removal.
-    fn stop(&self, id: &str) -> Result<()> {
+    fn stop(&self, id: &str, mut watch: Stopwatch) -> Result<()> {
         let Some(mut record) = self.sandboxes.get(id) else {
             return Ok(());
         };
         if record.state == SandboxState::NotReady {
             return Ok(());
         }
+        watch.lap("to the blocking pool");
         self.stop_pod_containers(&record.id)?;
-        self.detach(&record)?;
+        watch.lap("stop containers");
+        let plugins = self.detach(&record)?;
+        watch.lap_plugins("DEL", &plugins);
         record.network_attached = false;
         record.state = SandboxState::NotReady;
         self.sandboxes.put(&record, false)?;
+        watch.lap("persist not ready");
+        self.timings.record(&record.id, "stop", watch);
         tracing::info!(sandbox = %record.id, name = %record.name, "pod sandbox stopped");
         Ok(())
     }
 
     /// CNI DEL when ADD ran (or may have): repeatable, and fine once the namespace is gone.
-    fn detach(&self, record: &SandboxRecord) -> Result<()> {
+    fn detach(&self, record: &SandboxRecord) -> Result<Vec<skiff_cni::PluginTiming>> {
         if !record.network_attached {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let netns = record.pinned.as_ref().and_then(|p| p.net.clone()).unwrap_or_else(|| record.dir.join(skiff_runtime::pod::NET_FILE));
-        self.parts.network.teardown(&self.pod_network(record, &netns))?;
-        Ok(())
+        Ok(self.parts.network.teardown(&self.pod_network(record, &netns))?)
     }
 
     /// Undoes everything `record` names, in reverse: network, namespaces, state dir, record. A
@@ -71,7 +76,7 @@ impl CriRuntime {
     pub(crate) fn undo(&self, record: &SandboxRecord, best_effort: bool) -> Result<()> {
         match self.detach(record) {
             Err(e) if best_effort => tracing::warn!(sandbox = %record.id, error = %e, "detaching the network of an unfinished pod sandbox"),
-            other => other?,
+            other => drop(other?),
         }
         match &record.pinned {
             Some(pinned) => skiff_runtime::pod::unpin(pinned)?,
@@ -87,6 +92,7 @@ impl CriRuntime {
             _ => {}
         }
         self.sandboxes.delete(&record.id)?;
+        self.timings.forget(&record.id);
         tracing::info!(sandbox = %record.id, name = %record.name, "pod sandbox removed");
         Ok(())
     }

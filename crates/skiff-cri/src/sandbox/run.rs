@@ -12,6 +12,7 @@ use super::record::{sandbox_name, SandboxRecord, SandboxState};
 use crate::blocking::blocking;
 use crate::error::{text, CriError, Result};
 use crate::runtime::CriRuntime;
+use crate::timings::Stopwatch;
 
 /// Checks what the kubelet sent before anything is made.
 fn check(config: &cri::PodSandboxConfig) -> Result<()> {
@@ -74,6 +75,7 @@ fn port_mapping(m: &cri::PortMapping) -> PortMapping {
 
 impl CriRuntime {
     pub async fn run_pod_sandbox(&self, req: cri::RunPodSandboxRequest) -> Result<String> {
+        let mut watch = Stopwatch::start();
         let config = req.config.ok_or_else(|| CriError::InvalidArgument("config is missing".into()))?;
         check(&config)?;
         let handler = if req.runtime_handler.is_empty() { self.parts.handlers.first().cloned().unwrap_or_default() } else { req.runtime_handler };
@@ -90,6 +92,7 @@ impl CriRuntime {
             return Err(CriError::NameInUse { what: "pod sandbox", name, holder: holder.id });
         }
         let id = skiff_engine::containers::random_id()?;
+        watch.lap("checks and name");
         let record = SandboxRecord {
             id: id.clone(),
             name,
@@ -104,11 +107,15 @@ impl CriRuntime {
             files: None,
         };
         self.sandboxes.put(&record, true)?;
+        watch.lap("persist creating");
         let runtime = self.clone();
         blocking("running a pod sandbox", move || {
             let mut record = record;
-            match runtime.make(&mut record) {
-                Ok(()) => Ok(record.id),
+            match runtime.make(&mut record, &mut watch) {
+                Ok(()) => {
+                    runtime.timings.record(&record.id, "run", watch);
+                    Ok(record.id)
+                }
                 Err(e) => {
                     tracing::warn!(sandbox = %record.id, error = %e, "pod sandbox failed; undoing it");
                     if let Err(undo) = runtime.undo(&record, true) {
@@ -122,8 +129,9 @@ impl CriRuntime {
     }
 
     /// Pins the namespaces and attaches the network, recording each step.
-    fn make(&self, record: &mut SandboxRecord) -> Result<()> {
+    fn make(&self, record: &mut SandboxRecord, watch: &mut Stopwatch) -> Result<()> {
         let started = std::time::Instant::now();
+        watch.lap("to the blocking pool");
         let modes = record.modes();
         let linux = record.config.linux.clone().unwrap_or_default();
         let mut sysctls: BTreeMap<String, String> = self.parts.default_sysctls.clone();
@@ -143,8 +151,10 @@ impl CriRuntime {
         };
         let pinned = skiff_runtime::pod::pin(&self.parts.shim, &pin)?;
         let pinned_at = started.elapsed();
+        watch.lap("pin namespaces");
         record.pinned = Some(pinned.clone());
         self.sandboxes.put(record, false)?;
+        watch.lap("persist pinned");
         let files = super::files::make_pod_files(&super::files::PodFilesRequest {
             dir: &record.dir,
             hostname: &pod_hostname,
@@ -154,16 +164,18 @@ impl CriRuntime {
             shm_size: self.parts.pod_shm_size,
         })?;
         record.files = Some(files);
+        watch.lap("pod files");
         if let Some(netns) = &pinned.net {
             record.network_attached = true;
             self.sandboxes.put(record, true)?;
+            watch.lap("persist attaching");
             let status = self.parts.network.setup(&self.pod_network(record, netns))?;
             record.ips = status.ips.iter().map(|ip| ip.to_string()).collect();
-            let plugins: Vec<String> = status.timings.iter().map(|t| format!("{} {:?}", t.plugin, t.duration)).collect();
-            tracing::debug!(sandbox = %record.id, ?plugins, "network attached");
+            watch.lap_plugins("ADD", &status.timings);
         }
         record.state = SandboxState::Ready;
         self.sandboxes.put(record, true)?;
+        watch.lap("persist ready");
         tracing::info!(sandbox = %record.id, name = %record.name, ips = ?record.ips, pin = ?pinned_at, elapsed = ?started.elapsed(), "pod sandbox ready");
         Ok(())
     }

@@ -62,6 +62,9 @@ impl CriRuntime {
                 "config": record.config,
             });
             info.insert("info".to_string(), serde_json::to_string(&doc).map_err(|source| CriError::Encode { what: "the sandbox's info", source })?);
+            if let Some(timings) = self.timings.json(&record.id) {
+                info.insert("timings".to_string(), timings);
+            }
         }
         Ok(cri::PodSandboxStatusResponse { status: Some(status_of(&record)), info, containers_statuses: Vec::new(), timestamp: 0 })
     }
