@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+pub mod bench;
 pub mod cri;
 pub mod faults;
 pub mod layout;

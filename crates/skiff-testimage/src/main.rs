@@ -45,6 +45,9 @@ struct Args {
     /// Write the image with no Cmd (and no Entrypoint): it cannot run without a command.
     #[arg(long)]
     no_cmd: bool,
+    /// The image's Cmd, comma-separated (default /bin/sh), e.g. `/bin/sleep,1000000` for a pod's pause image.
+    #[arg(long, value_delimiter = ',', conflicts_with = "no_cmd")]
+    cmd: Vec<String>,
     /// A path for the config's Volumes (repeatable).
     #[arg(long = "volume")]
     volumes: Vec<String>,
@@ -73,6 +76,9 @@ fn main() -> Result<()> {
     let mut spec = ImageSpec::busybox(&a.name, &a.busybox)?;
     if a.no_cmd {
         spec.cmd.clear();
+    }
+    if !a.cmd.is_empty() {
+        spec.cmd = a.cmd.clone();
     }
     spec.volumes = a.volumes.clone();
     if a.random_layers > 0 {
