@@ -4,7 +4,7 @@
 //! One file per RPC group, as containerd's `internal/cri/server` is split: `images/` (list,
 //! status, pull, remove, filesystem info), `runtime/` (version, status, runtime config, and the
 //! service trait), `sandbox/` (run, stop and remove, status and list), `container/` (create,
-//! lifecycle, status and list, ExecSync), `stats/` (container and pod stats), `timings.rs` (the
+//! lifecycle, status and list, ExecSync), `stats/` (container and pod stats), `events.rs` (GetContainerEvents), `timings.rs` (the
 //! stage timings shown in verbose status). Every
 //! failure carries an error kind, turned into a gRPC code by `skiff_api::status`, the one map
 //! Skiff's own API uses too.
@@ -12,6 +12,7 @@
 mod blocking;
 pub mod container;
 mod error;
+mod events;
 pub mod images;
 mod kept;
 mod locks;

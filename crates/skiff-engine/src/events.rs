@@ -48,6 +48,9 @@ pub struct Event {
     /// For `exited`: the exit code and reason.
     pub exit_code: Option<i32>,
     pub reason: Option<String>,
+    /// The pod sandbox the container belongs to (CRI containers), so that a subscriber can
+    /// say which pod changed even once the container is gone.
+    pub sandbox_id: Option<String>,
 }
 
 /// The bus; cloning shares it.
@@ -79,7 +82,7 @@ mod tests {
     use super::*;
 
     fn event(kind: EventType, id: &str) -> Event {
-        Event { kind, container_id: id.into(), container_name: id.into(), time: String::new(), exit_code: None, reason: None }
+        Event { kind, container_id: id.into(), container_name: id.into(), time: String::new(), exit_code: None, reason: None, sandbox_id: None }
     }
 
     #[tokio::test]

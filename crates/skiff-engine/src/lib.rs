@@ -16,7 +16,7 @@ pub mod pull;
 pub mod unpack;
 
 pub use config::{HandlerConfig, ImageVolumes, RuntimeConfig, BUILTIN_HANDLER};
-pub use containers::{ContainerRecord, CreateSpec, ExecSpec, Manager, ManagerParts, Owner, Status};
+pub use containers::{ContainerRecord, CreateSpec, ExecSpec, Manager, ManagerParts, Owner, ResourceUpdate, Status};
 pub use error::{EngineError, Result};
 pub use events::{Event, EventBus, EventType};
 pub use launcher::{Launcher, SealedShim};

@@ -94,7 +94,7 @@ mod tests {
     use super::*;
 
     fn event(kind: EventType, id: &str, name: &str) -> Event {
-        Event { kind, container_id: id.into(), container_name: name.into(), time: String::new(), exit_code: None, reason: None }
+        Event { kind, container_id: id.into(), container_name: name.into(), time: String::new(), exit_code: None, reason: None, sandbox_id: None }
     }
 
     #[test]

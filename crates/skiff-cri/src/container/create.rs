@@ -253,12 +253,14 @@ impl CriRuntime {
             mounts: config.mounts,
             log_path: log_path.map(|p| p.display().to_string()).unwrap_or_default(),
             created_at: crate::now_ns(),
+            resources: Some(res.clone()),
         };
         if let Err(e) = self.containers.put(&meta, true) {
             let _ = self.parts.manager.delete(&record.id, true);
             return Err(e);
         }
         watch.lap("persist");
+        self.cri_events.created(&record.id, &sandbox.id);
         tracing::info!(container = %record.id, sandbox = %sandbox.id, name = %record.name, "cri container created");
         Ok(record.id)
     }

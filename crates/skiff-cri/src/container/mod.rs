@@ -16,6 +16,7 @@ mod lifecycle;
 mod security;
 mod status;
 mod store;
+mod update;
 
 use std::collections::HashMap;
 
@@ -41,4 +42,7 @@ pub struct CriContainer {
     pub log_path: String,
     /// Nanoseconds since the epoch.
     pub created_at: i64,
+    /// The limits in force: the create's, with every UpdateContainerResources over them.
+    #[serde(default)]
+    pub resources: Option<cri::LinuxContainerResources>,
 }

@@ -46,7 +46,7 @@ fn status_of(c: &CriContainer, r: &ContainerRecord) -> cri::ContainerStatus {
         annotations: c.annotations.clone(),
         mounts: c.mounts.clone(),
         log_path: c.log_path.clone(),
-        resources: None,
+        resources: c.resources.clone().map(|linux| cri::ContainerResources { linux: Some(linux), windows: None }),
         user: None,
     }
 }
@@ -84,6 +84,12 @@ impl CriRuntime {
             }
         }
         Ok(cri::ContainerStatusResponse { status: Some(status_of(&c, &r)), info })
+    }
+
+    /// The statuses of a pod's containers (for its events), each from its engine record.
+    pub(crate) fn pod_container_statuses(&self, sandbox_id: &str) -> Vec<cri::ContainerStatus> {
+        let records = self.parts.manager.records();
+        self.containers.of_sandbox(sandbox_id).iter().filter_map(|c| Some(status_of(c, &records.get(&c.id).ok()??))).collect()
     }
 
     pub fn list_containers(&self, req: &cri::ListContainersRequest) -> Result<Vec<cri::Container>> {

@@ -50,6 +50,8 @@ pub struct CriRuntime {
     pub(crate) pod_names: Arc<KeyedLocks>,
     /// Work on one sandbox (stop, remove, a late run), one at a time.
     pub(crate) sandbox_ids: Arc<KeyedLocks>,
+    /// The events the CRI layer tells itself (sandboxes', containers' created), for GetContainerEvents.
+    pub(crate) cri_events: crate::events::CriEvents,
     /// Where the last lifecycle calls of each sandbox and container spent their time.
     pub(crate) timings: Arc<crate::timings::Timings>,
     /// The pod CIDR the kubelet last gave (UpdateRuntimeConfig), for CNI plugins that take one.
@@ -71,6 +73,7 @@ impl CriRuntime {
             pod_names: Arc::default(),
             sandbox_ids: Arc::default(),
             timings: Arc::default(),
+            cri_events: Default::default(),
             pod_cidr: Arc::default(),
             stats: Arc::default(),
         };

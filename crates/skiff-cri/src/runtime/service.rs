@@ -11,12 +11,6 @@ use super::CriRuntime;
 
 type Answer<T> = Result<Response<T>, Status>;
 
-/// An RPC of a group this skiffd does not serve yet (containers in pods, stats and events come
-/// after the sandboxes); the message names it so that a kubelet's log says what is missing.
-fn not_served(rpc: &str) -> Status {
-    Status::unimplemented(format!("{rpc} is not served by this skiffd yet: containers in pods are still being built"))
-}
-
 /// A streaming RPC (kubectl exec, attach and port-forward): it needs the streaming server.
 fn no_streaming(rpc: &str) -> Status {
     Status::unimplemented(format!("{rpc} needs skiffd's streaming server, which this skiffd does not have yet; ExecSync works without it"))
@@ -93,12 +87,14 @@ impl RuntimeService for CriRuntime {
         Ok(Response::new(CriRuntime::container_status(self, req.get_ref())?))
     }
 
-    async fn update_container_resources(&self, _req: Request<cri::UpdateContainerResourcesRequest>) -> Answer<cri::UpdateContainerResourcesResponse> {
-        Err(not_served("UpdateContainerResources"))
+    async fn update_container_resources(&self, req: Request<cri::UpdateContainerResourcesRequest>) -> Answer<cri::UpdateContainerResourcesResponse> {
+        CriRuntime::update_container_resources(self, req.into_inner()).await?;
+        Ok(Response::new(cri::UpdateContainerResourcesResponse {}))
     }
 
-    async fn reopen_container_log(&self, _req: Request<cri::ReopenContainerLogRequest>) -> Answer<cri::ReopenContainerLogResponse> {
-        Err(not_served("ReopenContainerLog"))
+    async fn reopen_container_log(&self, req: Request<cri::ReopenContainerLogRequest>) -> Answer<cri::ReopenContainerLogResponse> {
+        CriRuntime::reopen_container_log(self, &req.get_ref().container_id).await?;
+        Ok(Response::new(cri::ReopenContainerLogResponse {}))
     }
 
     async fn exec_sync(&self, req: Request<cri::ExecSyncRequest>) -> Answer<cri::ExecSyncResponse> {
@@ -140,7 +136,7 @@ impl RuntimeService for CriRuntime {
     type GetContainerEventsStream = Pin<Box<dyn Stream<Item = Result<cri::ContainerEventResponse, Status>> + Send>>;
 
     async fn get_container_events(&self, _req: Request<cri::GetEventsRequest>) -> Answer<Self::GetContainerEventsStream> {
-        Err(not_served("GetContainerEvents"))
+        Ok(Response::new(Box::pin(self.container_events())))
     }
 
     async fn list_metric_descriptors(&self, _req: Request<cri::ListMetricDescriptorsRequest>) -> Answer<cri::ListMetricDescriptorsResponse> {

@@ -56,6 +56,7 @@ impl CriRuntime {
         self.sandboxes.put(&record, false)?;
         watch.lap("persist not ready");
         self.timings.record(&record.id, "stop", watch);
+        self.cri_events.sandbox(k8s_cri::v1::ContainerEventType::ContainerStoppedEvent, super::status::status_of(&record));
         tracing::info!(sandbox = %record.id, name = %record.name, "pod sandbox stopped");
         Ok(())
     }
@@ -93,6 +94,9 @@ impl CriRuntime {
         }
         self.sandboxes.delete(&record.id)?;
         self.timings.forget(&record.id);
+        if !best_effort {
+            self.cri_events.sandbox(k8s_cri::v1::ContainerEventType::ContainerDeletedEvent, super::status::status_of(record));
+        }
         tracing::info!(sandbox = %record.id, name = %record.name, "pod sandbox removed");
         Ok(())
     }

@@ -114,6 +114,7 @@ impl CriRuntime {
             match runtime.make(&mut record, &mut watch) {
                 Ok(()) => {
                     runtime.timings.record(&record.id, "run", watch);
+                    runtime.cri_events.sandbox(cri::ContainerEventType::ContainerStartedEvent, super::status::status_of(&record));
                     Ok(record.id)
                 }
                 Err(e) => {

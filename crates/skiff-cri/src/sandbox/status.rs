@@ -10,7 +10,7 @@ use super::record::SandboxRecord;
 use crate::error::{CriError, Result};
 use crate::runtime::CriRuntime;
 
-fn status_of(r: &SandboxRecord) -> cri::PodSandboxStatus {
+pub(crate) fn status_of(r: &SandboxRecord) -> cri::PodSandboxStatus {
     let (ip, additional_ips) = match r.ips.split_first() {
         Some((first, rest)) => (first.clone(), rest.iter().map(|ip| cri::PodIp { ip: ip.clone() }).collect()),
         None => (String::new(), Vec::new()),

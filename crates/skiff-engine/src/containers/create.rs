@@ -23,7 +23,7 @@ use crate::events::EventType;
 use crate::images::{lookup, platform_to_run};
 
 /// Writes a file only root may read (0600), whatever the umask.
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+pub(super) fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let context = || format!("writing {}", path.display());

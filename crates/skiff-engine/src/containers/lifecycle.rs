@@ -178,6 +178,13 @@ impl Manager {
         Ok(self.shim(&record.id).kill_exec(exec_id, signal)?)
     }
 
+    /// Has the shim reopen the container's log file (the kubelet renamed it to rotate it).
+    pub fn reopen_log(&self, id_or_name: &str) -> Result<()> {
+        let record = self.records.find(id_or_name)?;
+        check(&record, Action::ReopenLog)?;
+        Ok(self.shim(&record.id).reopen_log()?)
+    }
+
     pub fn resize(&self, id_or_name: &str, exec_id: Option<&str>, rows: u16, columns: u16) -> Result<()> {
         let record = self.records.find(id_or_name)?;
         check(&record, Action::Resize)?;

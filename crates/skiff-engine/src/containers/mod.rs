@@ -28,6 +28,7 @@ pub mod plan;
 pub mod record;
 pub mod rootfs;
 pub mod state;
+pub mod update;
 mod volumes;
 mod watch;
 
@@ -49,6 +50,7 @@ pub use create::CreateSpec;
 pub use plan::Owner;
 pub use ids::{parse_signal, random_hex, random_id};
 pub use lifecycle::ExecSpec;
+pub use update::ResourceUpdate;
 pub use record::{ContainerRecord, Records};
 pub use state::{Action, Status};
 
@@ -165,6 +167,7 @@ impl Manager {
             time: ids::now(),
             exit_code,
             reason,
+            sandbox_id: record.owner.as_ref().map(|o| o.sandbox_id.clone()),
         });
     }
 }

@@ -16,7 +16,7 @@
 //!                                                                              (removed)
 //! ```
 //! A running container is deleted only with force (killed, then removed). `stop` of a container
-//! that is not live does nothing, as docker's does. Exec and resize need a running container;
+//! that is not live does nothing, as docker's does. Exec, resize and a log reopen need a running container;
 //! signals a live one (created or running).
 
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,8 @@ pub enum Action {
     Exec,
     Signal,
     Resize,
+    /// Reopen the container's log after the caller rotated it.
+    ReopenLog,
     Delete,
     ForceDelete,
 }
@@ -83,7 +85,7 @@ impl Status {
     pub fn allows(self, action: Action) -> bool {
         match action {
             Action::Start => self.can_start(),
-            Action::Exec | Action::Resize => self.can_exec(),
+            Action::Exec | Action::Resize | Action::ReopenLog => self.can_exec(),
             Action::Signal => self.can_signal(),
             Action::Delete => self.can_delete(false),
             Action::ForceDelete => self.can_delete(true),
@@ -113,7 +115,7 @@ impl Action {
     pub fn refusal(self, state: Status) -> &'static str {
         match (self, state) {
             (Action::Start, _) => ", not created: only a created container can be started",
-            (Action::Exec | Action::Resize, _) => ", not running",
+            (Action::Exec | Action::Resize | Action::ReopenLog, _) => ", not running",
             (Action::Signal, _) => ": only a created or running container can be signalled",
             (Action::Delete, Status::Running) => ": stop it first, or force",
             (Action::Delete | Action::ForceDelete, _) => ": its create is still under way",
