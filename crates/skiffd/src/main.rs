@@ -130,16 +130,6 @@ async fn serve() -> Result<()> {
     let _ = std::fs::remove_dir_all(images::spool_dir(&cfg.root));
     let store = Arc::new(store);
 
-    let images = images::ImagesService {
-        store: store.clone(),
-        annotation_policy: cfg.runtime.image_annotations.clone(),
-        platform: cfg.platform()?,
-        import_parallelism: cfg.images.import_parallelism,
-        max_layers: cfg.images.max_layers,
-        registry: cfg.registry.clone(),
-        unpacker: unpacker.clone(),
-        containers: skiff_engine::containers::Records::new(store.db().clone()),
-    };
     let content = content::ContentService { store: store.clone(), unpacker: unpacker.clone(), platform: cfg.platform()? };
     let snapshots = snapshots::SnapshotsService { unpacker: unpacker.clone(), backend };
     let bus = EventBus::default();
@@ -155,6 +145,17 @@ async fn serve() -> Result<()> {
     })?;
     // Reconnects to the shims that outlived a previous skiffd and follows them again.
     manager.recover().context("recover containers")?;
+    let images = images::ImagesService {
+        store: store.clone(),
+        annotation_policy: cfg.runtime.image_annotations.clone(),
+        platform: cfg.platform()?,
+        import_parallelism: cfg.images.import_parallelism,
+        max_layers: cfg.images.max_layers,
+        registry: cfg.registry.clone(),
+        unpacker: unpacker.clone(),
+        // The manager's records: one memory copy of them per store.
+        containers: manager.records().clone(),
+    };
     // Shutdown: streams that would never end by themselves (logs -f, events) watch `stopping`;
     // requests still under way get the configured deadline, then skiffd exits without them.
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);

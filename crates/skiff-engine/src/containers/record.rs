@@ -9,7 +9,8 @@
 //! reserves the name. Removal deletes the record, then releases the name (only if this id holds
 //! it). A name whose holder has no record (a crash between those two steps) is free again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 use skiff_runtime::shim::ExitStatus;
@@ -94,15 +95,33 @@ fn decode(key: &[u8], bytes: &[u8]) -> Result<ContainerRecord> {
     Ok(record)
 }
 
-/// The `containers` tree.
+/// The `containers` tree, with every readable record also held in memory: the kubelet lists and
+/// inspects containers every second, and a listing must not decode every record each time.
+/// Clones share one memory copy; make one `Records` per store.
 #[derive(Clone)]
 pub struct Records {
     db: Db,
+    cached: Arc<RwLock<HashMap<String, ContainerRecord>>>,
 }
 
 impl Records {
+    /// Reads every record once; an unreadable one stays out of memory (looking it up by id
+    /// reads the tree and reports it as DataLoss).
     pub fn new(db: Db) -> Records {
-        Records { db }
+        let mut cached = HashMap::new();
+        for entry in db.containers.scan_prefix(RECORD_PREFIX) {
+            match entry.map_err(EngineError::from).and_then(|(k, v)| decode(&k, &v)) {
+                Ok(r) => {
+                    cached.insert(r.id.clone(), r);
+                }
+                Err(e) => tracing::error!(error = %e, "unreadable container record left out"),
+            }
+        }
+        Records { db, cached: Arc::new(RwLock::new(cached)) }
+    }
+
+    fn cache(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, ContainerRecord>> {
+        self.cached.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn tree(&self) -> &sled::Tree {
@@ -118,7 +137,17 @@ impl Records {
 
     fn insert(&self, record: &ContainerRecord) -> Result<()> {
         let bytes = serde_json::to_vec(record).map_err(|e| EngineError::Io { context: "encoding a container record".into(), source: e.into() })?;
+        // Under the memory copy's lock, so that the tree and the memory agree on the last write.
+        let mut cached = self.cached.write().unwrap_or_else(|p| p.into_inner());
         self.tree().insert(record_key(&record.id), bytes)?;
+        cached.insert(record.id.clone(), record.clone());
+        Ok(())
+    }
+
+    fn forget(&self, id: &str) -> Result<()> {
+        let mut cached = self.cached.write().unwrap_or_else(|p| p.into_inner());
+        self.tree().remove(record_key(id))?;
+        cached.remove(id);
         Ok(())
     }
 
@@ -132,7 +161,7 @@ impl Records {
     pub fn create(&self, record: &ContainerRecord) -> Result<()> {
         self.insert(record)?;
         if let Err(e) = self.reserve_name(record) {
-            self.tree().remove(record_key(&record.id))?;
+            self.forget(&record.id)?;
             self.db.flush()?;
             return Err(e);
         }
@@ -167,29 +196,27 @@ impl Records {
 
     /// Removes the record, then frees its name.
     pub fn remove(&self, record: &ContainerRecord) -> Result<()> {
-        self.tree().remove(record_key(&record.id))?;
+        self.forget(&record.id)?;
         self.release_name(&record.name, &record.id);
         self.db.flush()?;
         Ok(())
     }
 
-    /// Every readable record, oldest first; an unreadable one is logged and left out, so one
-    /// corrupt record does not hide the others (looking it up by id reports it as DataLoss).
+    /// Every readable record, oldest first, from memory; an unreadable one was left out at
+    /// start, so one corrupt record does not hide the others (looking it up by id reports it as
+    /// DataLoss).
     pub fn list(&self) -> Result<Vec<ContainerRecord>> {
-        let mut out = Vec::new();
-        for entry in self.tree().scan_prefix(RECORD_PREFIX) {
-            let (k, v) = entry?;
-            match decode(&k, &v) {
-                Ok(r) => out.push(r),
-                Err(e) => tracing::error!(error = %e, "unreadable container record skipped"),
-            }
-        }
+        let mut out: Vec<ContainerRecord> = self.cache().values().cloned().collect();
         out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
         Ok(out)
     }
 
-    /// The record of a full id, if there is one.
+    /// The record of a full id, if there is one: from memory, else from the tree (where only an
+    /// unreadable record can be).
     pub fn get(&self, id: &str) -> Result<Option<ContainerRecord>> {
+        if let Some(r) = self.cache().get(id) {
+            return Ok(Some(r.clone()));
+        }
         let key = record_key(id);
         match self.tree().get(&key)? {
             Some(bytes) => Ok(Some(decode(key.as_bytes(), &bytes)?)),

@@ -212,3 +212,22 @@ fn after_a_crash_the_shim_has_the_last_word_on_the_state() {
     m.exec("started", ExecSpec { args: vec!["true".into()], ..Default::default() }).expect("exec into the running one");
     m.start(&waiting.id).expect("start the created one");
 }
+
+#[test]
+fn records_are_served_from_memory_shared_by_clones_and_loaded_again_at_start() {
+    let f = fixture(FakeLauncher::default());
+    let _inside = f._runtime.enter();
+    let a = create(&f.manager, "alpha").expect("create");
+    let clone = f.manager.records().clone();
+    let mut changed = clone.get(&a.id).expect("get").expect("there");
+    changed.labels.insert("seen".into(), "by-both".into());
+    clone.put(&changed).expect("put");
+    let r = f.manager.records();
+    assert_eq!(r.get(&a.id).expect("get").expect("there").labels.get("seen").map(String::as_str), Some("by-both"), "one memory copy for clones");
+    // A new Records over the same store (a restart) reads what was written.
+    let fresh = super::Records::new(f.manager.store.db().clone());
+    let listed = fresh.list().expect("list");
+    assert_eq!(listed.iter().map(|c| (c.id.as_str(), c.labels.get("seen").map(String::as_str))).collect::<Vec<_>>(), [(a.id.as_str(), Some("by-both"))]);
+    f.manager.delete(&a.id, true).expect("delete");
+    assert!(r.get(&a.id).expect("get").is_none() && clone.list().expect("list").is_empty());
+}
