@@ -12,8 +12,7 @@ use tonic::Code;
 
 const IMAGE: &str = "localhost/cri-exec/busybox:1";
 
-#[test]
-fn exec_sync_runs_in_the_container_and_its_timeout_kills_only_the_exec() {
+fn start() -> (Skiff, CniNetwork) {
     let mut network = None;
     let s = Skiff::start_with(|dir, cfg| {
         let net = CniNetwork::new(dir)?;
@@ -22,10 +21,56 @@ fn exec_sync_runs_in_the_container_and_its_timeout_kills_only_the_exec() {
         Ok(cfg)
     })
     .expect("skiffd");
-    let _network = network.expect("network");
     let layout = s.path("layout");
     write_layout(&ImageSpec::busybox(IMAGE, Path::new("/usr/bin/busybox")).expect("busybox (apt-get install busybox-static)"), &layout).expect("layout");
     s.cli(&["images", "import", layout.to_str().expect("utf8")]).ok();
+    (s, network.expect("network"))
+}
+
+fn sleeper(name: &str) -> cri::ContainerConfig {
+    cri::ContainerConfig { metadata: Some(cri::ContainerMetadata { name: name.into(), attempt: 0 }), image: image_spec(IMAGE), command: vec!["sleep".into(), format!("{}", 3600 + name.len())], ..Default::default() }
+}
+
+#[test]
+fn a_target_mode_container_shares_its_targets_pid_namespace() {
+    let (s, _network) = start();
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(async {
+        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let pod = pod_config("debugged");
+        let pod_id = rt.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pod.clone()), runtime_handler: String::new() }).await.expect("pod").into_inner().pod_sandbox_id;
+        let create = |config: cri::ContainerConfig| cri::CreateContainerRequest { pod_sandbox_id: pod_id.clone(), config: Some(config), sandbox_config: Some(pod.clone()) };
+        let app = rt.create_container(create(sleeper("app"))).await.expect("app").into_inner().container_id;
+        let mut debug = sleeper("debugger");
+        let target = |target_id: &str| cri::LinuxContainerConfig {
+            security_context: Some(cri::LinuxContainerSecurityContext {
+                namespace_options: Some(cri::NamespaceOption { pid: cri::NamespaceMode::Target as i32, target_id: target_id.into(), ..Default::default() }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        debug.linux = Some(target(&app));
+        let err = rt.create_container(create(debug.clone())).await.expect_err("the target is not running");
+        assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
+        rt.start_container(cri::StartContainerRequest { container_id: app.clone() }).await.expect("start app");
+        let dbg = rt.create_container(create(debug.clone())).await.expect("debugger").into_inner().container_id;
+        rt.start_container(cri::StartContainerRequest { container_id: dbg.clone() }).await.expect("start debugger");
+        let ps = rt.exec_sync(cri::ExecSyncRequest { container_id: dbg.clone(), cmd: vec!["sh".into(), "-c".into(), "cat /proc/1/cmdline | tr '\\0' ' '".into()], timeout: 10 }).await.expect("ps").into_inner();
+        assert_eq!(String::from_utf8_lossy(&ps.stdout).trim(), "sleep 3603", "the debugger's PID 1 is the app's workload");
+        let mut stray = sleeper("stray");
+        stray.linux = Some(target("no-such-container"));
+        let err = rt.create_container(create(stray.clone())).await.expect_err("unknown target");
+        assert_eq!(err.code(), Code::NotFound, "{}", err.message());
+        stray.linux = Some(target(""));
+        let err = rt.create_container(create(stray)).await.expect_err("no target");
+        assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+        rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod_id.clone() }).await.expect("stop pod");
+        rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.expect("remove pod");
+    });
+}
+
+#[test]
+fn exec_sync_runs_in_the_container_and_its_timeout_kills_only_the_exec() {
+    let (s, _network) = start();
 
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(async {
         let mut rt = connect(&s.socket).await.expect("connect").runtime;

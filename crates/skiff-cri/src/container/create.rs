@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use k8s_cri::v1 as cri;
-use skiff_engine::{CreateSpec, Owner};
+use skiff_engine::{ContainerRecord, CreateSpec, Owner};
 use skiff_runtime::spec::{MountRequest, Propagation, Resources, RunRequest};
 
 use super::security::{security, user};
@@ -78,7 +78,18 @@ fn check(config: &cri::ContainerConfig) -> Result<()> {
 
 /// The namespaces a container joins: the pod's pinned ones, the host's for NODE modes (skiffd's
 /// own, by /proc path), its own PID namespace for CONTAINER mode.
-fn namespaces(sandbox: &SandboxRecord, sc: &cri::LinuxContainerSecurityContext) -> Result<(Vec<(String, String)>, bool)> {
+/// The PID namespace of the container a TARGET-mode container joins (the kubelet's ephemeral
+/// debug containers): a running container of the same pod.
+fn target_pid_namespace(target: (String, Option<ContainerRecord>)) -> Result<String> {
+    let (id, record) = target;
+    let record = record.ok_or_else(|| CriError::NotFound(format!("namespace_options.target_id: no container {id:?} in this pod sandbox")))?;
+    if record.status != skiff_engine::Status::Running || record.pid <= 0 {
+        return Err(CriError::FailedPrecondition(format!("namespace_options.target_id: container {id} is {}, not running: its PID namespace cannot be joined", record.status.as_str())));
+    }
+    Ok(format!("/proc/{}/ns/pid", record.pid))
+}
+
+fn namespaces(sandbox: &SandboxRecord, sc: &cri::LinuxContainerSecurityContext, target: Result<(String, Option<ContainerRecord>)>) -> Result<(Vec<(String, String)>, bool)> {
     let pinned = sandbox.pinned.clone().unwrap_or_default();
     let host = |kind: &str| (kind.to_string(), format!("/proc/{}/ns/{kind}", std::process::id()));
     let modes = sandbox.modes();
@@ -105,7 +116,7 @@ fn namespaces(sandbox: &SandboxRecord, sc: &cri::LinuxContainerSecurityContext) 
         })?;
         join.push(("pid".to_string(), holder.ns.display().to_string()));
     } else if pid_mode == cri::NamespaceMode::Target as i32 {
-        return Err(CriError::InvalidArgument("namespace_options.pid TARGET is not supported yet".into()));
+        join.push(("pid".to_string(), target_pid_namespace(target?)?));
     }
     Ok((join, modes.host_network))
 }
@@ -142,6 +153,18 @@ impl CriRuntime {
         .await
     }
 
+    /// The container `namespace_options.target_id` names, if it is one of this pod's.
+    fn pid_target(&self, sandbox: &SandboxRecord, sc: &cri::LinuxContainerSecurityContext) -> Result<(String, Option<ContainerRecord>)> {
+        let id = sc.namespace_options.as_ref().map(|o| o.target_id.clone()).unwrap_or_default();
+        if id.is_empty() {
+            return Err(CriError::InvalidArgument("namespace_options.pid is TARGET but target_id is empty".into()));
+        }
+        let Some(c) = self.containers.find(&id)?.filter(|c| c.sandbox_id == sandbox.id) else {
+            return Ok((id, None));
+        };
+        Ok((c.id.clone(), self.parts.manager.records().get(&c.id)?))
+    }
+
     fn create_in(&self, sandbox: &SandboxRecord, config: cri::ContainerConfig, name: String, watch: &mut Stopwatch) -> Result<String> {
         let image_spec = config.image.clone().unwrap_or_default();
         let (image_ref, mut image_name) = self
@@ -161,7 +184,8 @@ impl CriRuntime {
         let linux = config.linux.clone().unwrap_or_default();
         let sc = linux.security_context.clone().unwrap_or_default();
         let res = linux.resources.clone().unwrap_or_default();
-        let (join_namespaces, host_network) = namespaces(sandbox, &sc)?;
+        let target = self.pid_target(sandbox, &sc);
+        let (join_namespaces, host_network) = namespaces(sandbox, &sc, target)?;
         let mut mounts = Vec::new();
         if let Some(files) = &sandbox.files {
             for (dest, source) in [("/etc/hostname", &files.hostname), ("/etc/hosts", &files.hosts), ("/etc/resolv.conf", &files.resolv_conf), ("/dev/shm", &files.shm)] {
