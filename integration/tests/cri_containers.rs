@@ -131,6 +131,13 @@ fn containers_run_in_their_pod_and_go_with_it() {
         assert_eq!(a["io.kubernetes.cri.container-name"], "server");
         assert_eq!(a["io.kubernetes.cri.image-name"], IMAGE);
 
+        // `skiff ps` names the pod of a CRI container.
+        let ps = s.cli(&["ps"]).ok();
+        assert!(ps.contains("POD") && ps.lines().any(|l| l.starts_with(&server[..12]) && l.ends_with("default/web")), "{ps}");
+        let listed: serde_json::Value = serde_json::from_str(&s.cli(&["ps", "--output", "json"]).ok()).expect("json");
+        let row = listed.as_array().expect("rows").iter().find(|r| r["id"] == server.as_str()).expect("the server");
+        assert_eq!((row["pod"].as_str(), row["pod_sandbox_id"].as_str()), (Some("default/web"), Some(pod_id.as_str())));
+
         // Skiff's own API leaves a pod's containers to the CRI.
         s.cli(&["rm", "-f", &server]).fails_with(&["belongs to pod"]);
 

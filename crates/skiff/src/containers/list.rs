@@ -24,10 +24,13 @@ struct ContainerRow {
     started_at: String,
     finished_at: String,
     labels: HashMap<String, String>,
+    /// The CRI pod (namespace/name) it belongs to; empty for Skiff's own containers.
+    pod: String,
+    pod_sandbox_id: String,
 }
 
 impl Row for ContainerRow {
-    const HEADERS: &'static [&'static str] = &["CONTAINER ID", "NAME", "IMAGE", "COMMAND", "STATUS", "RUNTIME"];
+    const HEADERS: &'static [&'static str] = &["CONTAINER ID", "NAME", "IMAGE", "COMMAND", "STATUS", "RUNTIME", "POD"];
     fn cells(&self) -> Vec<String> {
         let status = match self.status.as_str() {
             "exited" => format!("Exited ({}) {}", self.exit_code, self.reason),
@@ -38,7 +41,7 @@ impl Row for ContainerRow {
         if command.chars().count() > 30 {
             command = command.chars().take(29).collect::<String>() + "…";
         }
-        vec![self.id[..12.min(self.id.len())].to_string(), self.name.clone(), self.image.clone(), command, status, self.runtime.clone()]
+        vec![self.id[..12.min(self.id.len())].to_string(), self.name.clone(), self.image.clone(), command, status, self.runtime.clone(), if self.pod.is_empty() { "-".into() } else { self.pod.clone() }]
     }
 }
 
@@ -83,6 +86,8 @@ pub async fn ps(ctx: &Ctx, args: PsArgs) -> Result<()> {
             started_at: c.started_at,
             finished_at: c.finished_at,
             labels: c.labels,
+            pod: c.pod,
+            pod_sandbox_id: c.pod_sandbox_id,
         })
         .collect();
     print_rows(&rows, list)

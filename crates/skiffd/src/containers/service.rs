@@ -148,6 +148,8 @@ pub fn container(r: &ContainerRecord) -> v1::Container {
         finished_at,
         command: r.command.clone(),
         labels: r.labels.clone().into_iter().collect(),
+        pod: r.owner.as_ref().map(|o| o.pod.clone()).unwrap_or_default(),
+        pod_sandbox_id: r.owner.as_ref().map(|o| o.sandbox_id.clone()).unwrap_or_default(),
     }
 }
 
