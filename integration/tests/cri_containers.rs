@@ -282,3 +282,37 @@ fn the_security_context_reaches_the_process() {
         rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.expect("remove pod");
     });
 }
+
+#[test]
+fn devices_asked_for_appear_with_their_permissions() {
+    let (s, _net) = start();
+    runtime().block_on(async {
+        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let pod = pod_config("devices");
+        let pod_id = rt.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pod.clone()), runtime_handler: String::new() }).await.expect("pod").into_inner().pod_sandbox_id;
+        let mut c = container("dev", &["sleep", "3600"]);
+        // Not among the devices every container gets (those are rwm whatever is asked).
+        c.devices = vec![cri::Device { host_path: "/dev/loop-control".into(), container_path: "/dev/skiff-loop".into(), permissions: "r".into() }];
+        let req = |config: cri::ContainerConfig| cri::CreateContainerRequest { pod_sandbox_id: pod_id.clone(), config: Some(config), sandbox_config: Some(pod.clone()) };
+        let id = rt.create_container(req(c.clone())).await.expect("create").into_inner().container_id;
+        rt.start_container(cri::StartContainerRequest { container_id: id.clone() }).await.expect("start");
+        let exec = |cmd: &str| cri::ExecSyncRequest { container_id: id.clone(), cmd: vec!["sh".into(), "-c".into(), cmd.into()], timeout: 10 };
+        let kind = rt.exec_sync(exec("ls -l /dev/skiff-loop")).await.expect("ls").into_inner();
+        assert!(String::from_utf8_lossy(&kind.stdout).starts_with('c'), "a character device: {kind:?}");
+        let write = rt.exec_sync(exec("echo x > /dev/skiff-loop")).await.expect("write").into_inner();
+        assert!(write.exit_code != 0 && String::from_utf8_lossy(&write.stderr).contains("not permitted"), "the device cgroup allows reading only: {write:?}");
+        let rules = std::fs::read_to_string(format!("/sys/fs/cgroup/devices/skiff/{id}/devices.list")).expect("devices.list");
+        assert!(rules.lines().any(|l| l == "c 10:237 r"), "{rules}");
+
+        c.metadata = Some(cri::ContainerMetadata { name: "missing-dev".into(), attempt: 0 });
+        c.devices = vec![cri::Device { host_path: "/dev/no-such-device".into(), container_path: String::new(), permissions: String::new() }];
+        let err = rt.create_container(req(c.clone())).await.expect_err("no such device");
+        assert!(matches!(err.code(), Code::NotFound | Code::InvalidArgument) && err.message().contains("/dev/no-such-device"), "{:?}: {}", err.code(), err.message());
+        c.devices = vec![cri::Device { host_path: "dev/zero".into(), container_path: String::new(), permissions: String::new() }];
+        let err = rt.create_container(req(c)).await.expect_err("relative");
+        assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+        rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod_id.clone() }).await.expect("stop pod");
+        rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.expect("remove pod");
+    });
+    assert_eq!(s.cli(&["ps", "-aq"]).ok(), "");
+}

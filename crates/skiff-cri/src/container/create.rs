@@ -70,14 +70,31 @@ fn check(config: &cri::ContainerConfig) -> Result<()> {
             return Err(CriError::InvalidArgument("config.mounts.image: image volumes are not supported".into()));
         }
     }
-    if !config.devices.is_empty() {
-        return Err(CriError::InvalidArgument("config.devices: device passthrough is not supported yet".into()));
+    for d in &config.devices {
+        text("config.devices.host_path", &d.host_path)?;
+        text("config.devices.container_path", &d.container_path)?;
+        if !d.host_path.starts_with('/') || (!d.container_path.is_empty() && !d.container_path.starts_with('/')) {
+            return Err(CriError::InvalidArgument(format!("config.devices: {:?} -> {:?} must be absolute paths", d.host_path, d.container_path)));
+        }
     }
     Ok(())
 }
 
 /// The namespaces a container joins: the pod's pinned ones, the host's for NODE modes (skiffd's
 /// own, by /proc path), its own PID namespace for CONTAINER mode.
+/// The CRI's devices as the runtime takes them (looked up on the host when the spec is built).
+fn devices(devices: &[cri::Device]) -> Vec<skiff_runtime::spec::Device> {
+    devices
+        .iter()
+        .map(|d| skiff_runtime::spec::Device {
+            host_path: d.host_path.clone(),
+            container_path: d.container_path.clone(),
+            // The kubelet leaves it empty for "all of them", as runc reads it.
+            permissions: if d.permissions.is_empty() { "rwm".into() } else { d.permissions.clone() },
+        })
+        .collect()
+}
+
 /// The PID namespace of the container a TARGET-mode container joins (the kubelet's ephemeral
 /// debug containers): a running container of the same pod.
 fn target_pid_namespace(target: (String, Option<ContainerRecord>)) -> Result<String> {
@@ -246,7 +263,7 @@ impl CriRuntime {
             readonly_rootfs: sc.readonly_rootfs,
             oom_score_adj: (res.oom_score_adj != 0).then_some(res.oom_score_adj as i32),
             host_network,
-            security: security(&sc)?,
+            security: skiff_runtime::spec::Security { devices: devices(&config.devices), ..security(&sc)? },
             ..Default::default()
         };
         let cgroup_parent = sandbox.config.linux.as_ref().map(|l| l.cgroup_parent.clone()).filter(|p| !p.is_empty());

@@ -112,7 +112,8 @@ impl Manager {
         let volume_mounts = volumes::prepare(self.config.image_volumes, &plan.image_volumes, &plan.run.mounts, &rootfs, &state_dir)?;
         plan.run.mounts.extend(volume_mounts);
         volumes::sort_by_depth(&mut plan.run.mounts);
-        let built = build_spec(&plan, &resolved.config, &resolved.annotations, &facts, self.config.policy(handler))?;
+        let devices = super::plan::HostDevices::of(&plan.run)?;
+        let built = build_spec(&plan, &resolved.config, &resolved.annotations, &facts, self.config.policy(handler), &devices)?;
         let config_json = spec::to_json(&built.spec)?;
         // The spec holds the container's environment (secrets among it): root's alone.
         write_private(&bundle.join("config.json"), &config_json)?;

@@ -108,6 +108,23 @@ pub fn plan(request: &CreateSpec, record: &ContainerRecord, handler: &HandlerCon
     Plan { run, manager_annotations, loopback_up: new_netns && runtime == RuntimeKind::Builtin, runtime, image_volumes }
 }
 
+/// The host's device nodes a spec needs: those the request names, and every one for a
+/// privileged container (as runc and containerd give it).
+#[derive(Debug, Default)]
+pub struct HostDevices {
+    pub requested: Vec<skiff_runtime::spec::ResolvedDevice>,
+    pub all: Vec<skiff_runtime::spec::ResolvedDevice>,
+}
+
+impl HostDevices {
+    /// Looks the devices of `run` up on the host (its /dev).
+    pub fn of(run: &skiff_runtime::spec::RunRequest) -> Result<HostDevices> {
+        let requested = spec::resolve_devices(&run.security.devices)?;
+        let all = if run.security.privileged { spec::host_devices()? } else { Vec::new() };
+        Ok(HostDevices { requested, all })
+    }
+}
+
 /// The spec of a planned container (its `run` completed with the image volumes' mounts).
 pub fn build_spec(
     plan: &Plan,
@@ -115,6 +132,7 @@ pub fn build_spec(
     image_annotations: &ImageAnnotations,
     facts: &Facts,
     policy: &ImageAnnotationPolicy,
+    devices: &HostDevices,
 ) -> Result<Built> {
     Ok(spec::build(&SpecInputs {
         image,
@@ -125,8 +143,8 @@ pub fn build_spec(
         manager_annotations: &plan.manager_annotations,
         policy,
         rootfs: "rootfs",
-        devices: &[],
-        host_devices: &[],
+        devices: &devices.requested,
+        host_devices: &devices.all,
     })?)
 }
 

@@ -140,7 +140,7 @@ fn plans_and_their_specs() {
     for case in cases {
         let facts = Facts { passwd: PASSWD.into(), group: String::new(), oom_score_floor: case.floor };
         let plan = plan(&case.request, &record(), &case.handler, &img, &facts);
-        let built = build_spec(&plan, &img, &Default::default(), &facts, &Default::default()).unwrap_or_else(|e| panic!("{}: {e}", case.what));
+        let built = build_spec(&plan, &img, &Default::default(), &facts, &Default::default(), &Default::default()).unwrap_or_else(|e| panic!("{}: {e}", case.what));
         let spec = serde_json::to_value(&built.spec).expect("spec json");
         (case.check)(&plan, &spec);
         // The same inputs give the same plan.
@@ -153,7 +153,7 @@ fn an_unknown_user_is_refused_before_anything_is_made() {
     let img = image(BUSYBOX);
     let facts = Facts { passwd: "root:x:0:0::/root:/bin/sh\n".into(), ..Default::default() };
     let plan = plan(&CreateSpec::default(), &record(), &HandlerConfig::default(), &img, &facts);
-    let err = build_spec(&plan, &img, &Default::default(), &facts, &Default::default()).expect_err("nobody is unknown");
+    let err = build_spec(&plan, &img, &Default::default(), &facts, &Default::default(), &Default::default()).expect_err("nobody is unknown");
     assert!(err.to_string().contains("user \"nobody\" not found"), "{err}");
     assert_eq!(skiff_types::HasKind::kind(&err), skiff_types::ErrorKind::InvalidArgument);
 }
