@@ -4,11 +4,12 @@
 //! Start-up, in order: seal `/proc/self/exe` (a container must never be able to overwrite the
 //! binary that supervises it); fork, the first process waiting for the daemon to report that the
 //! container was created (its exit status and stderr are what skiffd sees); in the daemon: new
-//! session, stdio to /dev/null and the shim log, child subreaper, fork the zygote while still
-//! single-threaded, start the reaper, create the container, serve.
+//! session, stdio to /dev/null and the shim log, child subreaper, start the reaper, create the
+//! container (in a one-shot zygote), serve. `skiff-shim zygote` is that helper; `skiff-shim pin`
+//! makes a pod's namespaces.
 
-// fork() runs here (daemonizing, the zygote) while the process is single-threaded; pidfds and
-// pty ioctls need raw syscalls. Each unsafe block says why it holds.
+// fork() runs here (daemonizing) while the process is single-threaded; the zygote's fd is placed
+// between fork and exec; pidfds and pty ioctls need raw syscalls. Each unsafe block says why it holds.
 #![allow(unsafe_code)]
 
 mod io;
@@ -45,6 +46,11 @@ fn main() {
     // After the sealing: the pid holder pin forks is PID 1 in a pod, its /proc/1/exe in view.
     if std::env::args_os().nth(1).is_some_and(|a| a == "pin") {
         pin::main();
+    }
+    if std::env::args_os().nth(1).is_some_and(|a| a == "zygote") {
+        // The shim's cwd is the state dir: libcontainer's logs go to the shim log.
+        let _ = init_logging();
+        zygote::main();
     }
     let Some(state_dir) = std::env::args_os().nth(1).map(PathBuf::from) else {
         eprintln!("usage: skiff-shim STATE_DIR");
@@ -85,7 +91,7 @@ fn main() {
         let _ = ready.write_all(format!("{e:#}").as_bytes());
         std::process::exit(1);
     };
-    let supervisor = match start(&state_dir, &ready) {
+    let supervisor = match start(&state_dir) {
         Ok(s) => s,
         Err(e) => fail(&mut ready, e),
     };
@@ -98,7 +104,7 @@ fn main() {
     serve(listener, supervisor);
 }
 
-fn start(state_dir: &Path, ready: &File) -> anyhow::Result<Arc<Supervisor>> {
+fn start(state_dir: &Path) -> anyhow::Result<Arc<Supervisor>> {
     let state_dir = std::fs::canonicalize(state_dir).with_context(|| format!("state dir {}", state_dir.display()))?;
     std::env::set_current_dir(&state_dir).context("entering the state dir")?;
     nix::unistd::setsid().context("setsid")?;
@@ -113,8 +119,7 @@ fn start(state_dir: &Path, ready: &File) -> anyhow::Result<Arc<Supervisor>> {
     let reaper = Arc::new(Reaper::default());
     let launcher: Box<dyn Launcher> = match &config.runtime {
         RuntimeKind::Builtin => Box::new(Builtin {
-            // Before any thread exists.
-            zygote: zygote::Zygote::fork(&[ready.as_raw_fd()]).context("forking the zygote")?,
+            zygote: zygote::Zygote::default(),
             id: config.id.clone(),
             root,
             bundle: config.bundle.clone(),

@@ -1,28 +1,35 @@
-//! The zygote: a single-threaded child of the shim that makes every libcontainer call.
+//! The zygote: a single-threaded helper process that makes the shim's libcontainer calls.
 //!
 //! libcontainer forks (clone3) inside the calling process and changes process-wide state: it
 //! `chdir`s, makes the caller non-dumpable, and writes the spec's `oomScoreAdj` to the caller's
-//! own `/proc/self/oom_score_adj`. None of that may touch the shim's threads, so the shim forks
-//! this process before it starts any thread and sends it calls over a SEQPACKET socket pair, with
-//! the child's stdio as SCM_RIGHTS. Containers are built `as_sibling`, so their init and exec'd
-//! processes are the shim's children: the shim reaps them and keeps their exit codes.
+//! own `/proc/self/oom_score_adj`. None of that may touch the shim's threads, so each call runs in
+//! a `skiff-shim zygote` (the shim's own sealed binary, exec'd, so single-threaded from its first
+//! instruction), sent over a SEQPACKET socket pair with the child's stdio as SCM_RIGHTS. The
+//! helper serves the calls that come close together (create, then start) and ends when it has
+//! been idle for a moment: a running container costs the shim's pages alone, not a second
+//! process holding libcontainer. Containers are built `as_sibling`, so their init and exec'd processes are the
+//! shim's children (the helper's siblings): the shim reaps them and keeps their exit codes; the
+//! helper's own exit is reaped and forgotten.
 
 use std::io::IoSlice;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::signal::Signal;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::socket::{recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType};
-use nix::unistd::{fork, ForkResult};
 use serde::{Deserialize, Serialize};
 
 use crate::netns;
 
 const MAX_MESSAGE: usize = 64 * 1024;
+/// The fd the helper finds its end of the socket pair on.
+const HELPER_FD: RawFd = 3;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "op")]
@@ -43,50 +50,91 @@ enum Reply {
     Err { message: String },
 }
 
-/// The shim's end of the zygote.
+/// How long a helper outlives its last call: the kubelet's create and start come moments apart
+/// and share one; a container left running keeps none.
+const IDLE: Duration = Duration::from_secs(2);
+
+/// The shim's way to libcontainer: a helper started for a call and kept for the next ones until
+/// it has been idle for [`IDLE`]; one call at a time (libcontainer's state of a container is not
+/// safe against two writers).
+#[derive(Default, Clone)]
 pub struct Zygote {
-    socket: Mutex<OwnedFd>,
+    /// Our end of the live helper's socket, and when it was last used.
+    live: Arc<Mutex<Option<(OwnedFd, Instant)>>>,
+}
+
+/// Starts a helper; answers our end of its socket. The helper ends when that end is closed.
+fn spawn_helper() -> Result<OwnedFd, String> {
+    let (shim_end, helper_end) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(|e| format!("zygote socket: {e}"))?;
+    let helper_raw = helper_end.as_raw_fd();
+    let mut command = std::process::Command::new("/proc/self/exe");
+    command.arg0("skiff-shim").arg("zygote").stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
+    // SAFETY: between fork and exec only async-signal-safe calls (dup2, fcntl) run.
+    unsafe {
+        command.pre_exec(move || {
+            let rc = if helper_raw == HELPER_FD { libc::fcntl(HELPER_FD, libc::F_SETFD, 0) } else { libc::dup2(helper_raw, HELPER_FD) };
+            if rc < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // Not waited for here: the shim's reaper reaps every child, this one too.
+    command.spawn().map_err(|e| format!("starting the zygote: {e}"))?;
+    Ok(shim_end)
+}
+
+/// One call over the socket: the outer error is the transport's (the helper is then in doubt),
+/// the inner one the call's own.
+fn exchange(socket: &OwnedFd, call: &Call, fds: &[RawFd]) -> Result<Result<Option<i32>, String>, String> {
+    let payload = serde_json::to_vec(call).map_err(|e| e.to_string())?;
+    let iov = [IoSlice::new(&payload)];
+    let rights = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
+    sendmsg::<()>(socket.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None).map_err(|e| format!("zygote send: {e}"))?;
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let n = nix::unistd::read(socket.as_raw_fd(), &mut buf).map_err(|e| format!("zygote receive: {e}"))?;
+    if n == 0 {
+        return Err("the zygote exited without answering; see the shim log".into());
+    }
+    Ok(match serde_json::from_slice(&buf[..n]).map_err(|e| format!("zygote reply: {e}"))? {
+        Reply::Ok { pid } => Ok(pid),
+        Reply::Err { message } => Err(message),
+    })
 }
 
 impl Zygote {
-    /// Forks the zygote. Must be called while the process is single-threaded; `close_in_child`
-    /// are fds the zygote must not keep open (e.g. the readiness pipe).
-    pub fn fork(close_in_child: &[RawFd]) -> std::io::Result<Zygote> {
-        let (shim_end, zygote_end) =
-            socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(std::io::Error::from)?;
-        // SAFETY: the shim has no other thread yet (main forks the zygote before starting any),
-        // so the child may run arbitrary code.
-        match unsafe { fork() }.map_err(std::io::Error::from)? {
-            ForkResult::Child => {
-                let _ = nix::sys::prctl::set_name(c"skiff-zygote");
-                drop(shim_end);
-                for fd in close_in_child {
-                    let _ = nix::unistd::close(*fd);
-                }
-                serve(zygote_end)
-            }
-            ForkResult::Parent { .. } => Ok(Zygote { socket: Mutex::new(shim_end) }),
-        }
-    }
-
-    /// Makes one call; `fds` travel with it.
+    /// Makes one call in the live helper (a new one if none is); `fds` travel with it.
     pub fn call(&self, call: &Call, fds: &[RawFd]) -> Result<Option<i32>, String> {
-        let socket = self.socket.lock().map_err(|_| "zygote lock poisoned".to_string())?;
-        let payload = serde_json::to_vec(call).map_err(|e| e.to_string())?;
-        let iov = [IoSlice::new(&payload)];
-        let rights = [ControlMessage::ScmRights(fds)];
-        let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
-        sendmsg::<()>(socket.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None).map_err(|e| format!("zygote send: {e}"))?;
-        let mut buf = vec![0u8; MAX_MESSAGE];
-        let n = nix::unistd::read(socket.as_raw_fd(), &mut buf).map_err(|e| format!("zygote receive: {e}"))?;
-        if n == 0 {
-            return Err("the zygote exited".into());
-        }
-        match serde_json::from_slice(&buf[..n]).map_err(|e| format!("zygote reply: {e}"))? {
-            Reply::Ok { pid } => Ok(pid),
-            Reply::Err { message } => Err(message),
-        }
+        let mut live = self.live.lock().map_err(|_| "zygote lock poisoned".to_string())?;
+        // A helper ends only when its socket is closed, and only this lock closes it: a kept
+        // one is alive (unless killed, and then the call fails and the next one starts afresh).
+        let socket = match live.take() {
+            Some((socket, _)) => socket,
+            None => spawn_helper()?,
+        };
+        // A transport failure puts the helper in doubt: it is let go (closing ends it).
+        let answer = exchange(&socket, call, fds)?;
+        *live = Some((socket, Instant::now()));
+        drop(live);
+        let zygote = self.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(IDLE);
+            if let Ok(mut live) = zygote.live.lock() {
+                if live.as_ref().is_some_and(|(_, used)| used.elapsed() >= IDLE) {
+                    *live = None;
+                }
+            }
+        });
+        answer
     }
+}
+
+/// `skiff-shim zygote`: serves calls on fd 3 until the shim closes its end.
+pub fn main() -> ! {
+    let _ = nix::sys::prctl::set_name(c"skiff-zygote");
+    // SAFETY: the shim put our end of the socket pair on this fd before exec.
+    serve(unsafe { OwnedFd::from_raw_fd(HELPER_FD) })
 }
 
 fn serve(socket: OwnedFd) -> ! {
