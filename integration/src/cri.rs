@@ -93,3 +93,91 @@ pub fn pod_config(name: &str) -> cri::PodSandboxConfig {
         ..Default::default()
     }
 }
+
+/// The kubelet's runtime client.
+pub type RuntimeClient = cri::runtime_service_client::RuntimeServiceClient<tonic::transport::Channel>;
+
+/// A skiffd with a CNI network of the test's own and `image` (the host's static busybox) imported.
+pub fn start_with_busybox(image: &str) -> Result<(crate::Skiff, CniNetwork)> {
+    let mut network = None;
+    let s = crate::Skiff::start_with(|dir, cfg| {
+        let net = CniNetwork::new(dir)?;
+        let cfg = net.configure(&cfg);
+        network = Some(net);
+        Ok(cfg)
+    })?;
+    let network = network.ok_or_else(|| anyhow::anyhow!("the config edit made no network"))?;
+    let spec = skiff_testimage::ImageSpec::busybox(image, Path::new("/usr/bin/busybox"))?;
+    let layout = s.path("busybox-layout");
+    skiff_testimage::write_layout(&spec, &layout)?;
+    s.cli(&["images", "import", &layout.display().to_string()]).ok();
+    Ok((s, network))
+}
+
+/// A container config as the kubelet sends it: `command` in `image`, its log at `<name>/0.log`.
+pub fn container_config(name: &str, image: &str, command: &[&str]) -> cri::ContainerConfig {
+    cri::ContainerConfig {
+        metadata: Some(cri::ContainerMetadata { name: name.into(), attempt: 0 }),
+        image: image_spec(image),
+        command: command.iter().map(|c| c.to_string()).collect(),
+        labels: [("io.kubernetes.container.name".to_string(), name.to_string())].into(),
+        log_path: format!("{name}/0.log"),
+        ..Default::default()
+    }
+}
+
+/// The pod's namespace options, set where the kubelet sets them.
+pub fn pod_namespaces(pod: &mut cri::PodSandboxConfig, options: cri::NamespaceOption) {
+    pod.linux.get_or_insert_with(Default::default).security_context.get_or_insert_with(Default::default).namespace_options = Some(options);
+}
+
+/// The container's security context's namespace options (the kubelet copies the pod's there).
+pub fn container_namespaces(config: &mut cri::ContainerConfig, options: cri::NamespaceOption) {
+    config.linux.get_or_insert_with(Default::default).security_context.get_or_insert_with(Default::default).namespace_options = Some(options);
+}
+
+/// RunPodSandbox on the default handler; the sandbox's id.
+pub async fn run_pod(rt: &mut RuntimeClient, config: &cri::PodSandboxConfig) -> Result<String> {
+    let req = cri::RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: String::new() };
+    Ok(rt.run_pod_sandbox(req).await?.into_inner().pod_sandbox_id)
+}
+
+/// CreateContainer then StartContainer in pod `pod_id`; the container's id.
+pub async fn run_container(rt: &mut RuntimeClient, pod_id: &str, pod: &cri::PodSandboxConfig, config: cri::ContainerConfig) -> Result<String> {
+    let req = cri::CreateContainerRequest { pod_sandbox_id: pod_id.to_string(), config: Some(config), sandbox_config: Some(pod.clone()) };
+    let id = rt.create_container(req).await?.into_inner().container_id;
+    rt.start_container(cri::StartContainerRequest { container_id: id.clone() }).await?;
+    Ok(id)
+}
+
+/// ContainerStatus (not verbose).
+pub async fn container_status(rt: &mut RuntimeClient, id: &str) -> Result<cri::ContainerStatus> {
+    let st = rt.container_status(cri::ContainerStatusRequest { container_id: id.to_string(), verbose: false }).await?.into_inner();
+    st.status.ok_or_else(|| anyhow::anyhow!("container {id}: a status answer without a status"))
+}
+
+/// Polls ContainerStatus until the container exited (or `within` passed: the last status).
+pub async fn wait_exited(rt: &mut RuntimeClient, id: &str, within: std::time::Duration) -> Result<cri::ContainerStatus> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let st = container_status(rt, id).await?;
+        if st.state == cri::ContainerState::ContainerExited as i32 || std::time::Instant::now() > deadline {
+            return Ok(st);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// ExecSync `cmd` in container `id` (10 s timeout): exit code, stdout, stderr.
+pub async fn exec(rt: &mut RuntimeClient, id: &str, cmd: &[&str]) -> Result<(i32, String, String)> {
+    let req = cri::ExecSyncRequest { container_id: id.to_string(), cmd: cmd.iter().map(|c| c.to_string()).collect(), timeout: 10 };
+    let a = rt.exec_sync(req).await?.into_inner();
+    Ok((a.exit_code, String::from_utf8_lossy(&a.stdout).into_owned(), String::from_utf8_lossy(&a.stderr).into_owned()))
+}
+
+/// StopPodSandbox then RemovePodSandbox.
+pub async fn remove_pod(rt: &mut RuntimeClient, pod_id: &str) -> Result<()> {
+    rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod_id.to_string() }).await?;
+    rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod_id.to_string() }).await?;
+    Ok(())
+}
