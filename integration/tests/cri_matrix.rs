@@ -81,7 +81,6 @@ fn pid_namespace_modes_decide_what_a_container_sees() {
 /// TARGET (ephemeral debug containers): a container joins the PID namespace of another container
 /// of its pod, seeing that container's workload as PID 1.
 #[test]
-#[ignore = "PID TARGET mode not served yet"]
 fn pid_target_mode_joins_another_containers_namespace() {
     let (s, _net) = start_with_busybox(IMAGE).expect("skiffd");
     runtime().block_on(async {
