@@ -191,8 +191,9 @@ impl Run<'_> {
             rt.start_container(cri::StartContainerRequest { container_id: id }).await.context("start a container for the memory reading")?;
         }
         let start_ms = started.elapsed().as_secs_f64() * 1e3;
-        // Let lazily started threads and first allocations settle, as a kubelet's node would.
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Steady state, as a node runs: lazily started threads and first allocations settle, and
+        // helpers that end after their work (skiff-shim's zygote, 2 s idle) are gone.
+        tokio::time::sleep(Duration::from_secs(5)).await;
         let snap = memory::snapshot(pid, self.args.shim_name.as_deref(), self.args.shim_marker.as_deref())?;
         pods::remove_all(rt).await?;
         Ok(MemoryResult { pods: self.args.memory_pods, start_ms, idle, daemon: snap.daemon, shim_name: snap.shim_name, shims: snap.shims, shims_mem: snap.shims_mem })
