@@ -11,7 +11,9 @@
 //!
 //! Every input is checked before anything touches the disk, and the tmpfs is mounted last, so a
 //! refused or failed request never leaves a mount behind. Files are written to a temp name and
-//! renamed, so a crash leaves either no file or a whole one.
+//! renamed, so a reader (or skiffd after a crash) sees either no file or a whole one. They are
+//! not synced to disk: they serve only while the pod's namespaces live, and a host crash, the one
+//! thing a sync would guard against, ends those too (the pod is then marked not ready).
 
 use std::fs::{self, DirBuilder, OpenOptions, Permissions};
 use std::io::{self, Write};
@@ -122,8 +124,6 @@ pub(crate) fn make_with(req: &PodFilesRequest, host: &HostFiles) -> Result<PodFi
         resolv_conf: write_atomic(dir, RESOLV_CONF, &resolv)?,
         shm: if req.host_ipc { PathBuf::from(HOST_SHM) } else { dir.join(SHM) },
     };
-    // The renames are durable only once the dir is synced.
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("syncing", dir))?;
     if !req.host_ipc {
         mount_shm(&files.shm, if req.shm_size == 0 { DEFAULT_SHM_SIZE } else { req.shm_size })?;
     }
@@ -226,7 +226,7 @@ fn temp_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!(".{name}.tmp"))
 }
 
-/// Writes `dir/name` 0644 through a synced temp file and a rename.
+/// Writes `dir/name` 0644 through a temp file and a rename.
 fn write_atomic(dir: &Path, name: &str, content: &[u8]) -> Result<PathBuf, FilesError> {
     let (path, temp) = (dir.join(name), temp_path(dir, name));
     // A temp file a crash left behind goes; create_new then refuses to follow a symlink there.
@@ -236,7 +236,7 @@ fn write_atomic(dir: &Path, name: &str, content: &[u8]) -> Result<PathBuf, Files
     }
     let mut file = OpenOptions::new().write(true).create_new(true).mode(0o644).open(&temp).map_err(io_err("creating", &temp))?;
     // The umask may have narrowed the mode; every container user must read these files.
-    let written = file.set_permissions(Permissions::from_mode(0o644)).and_then(|()| file.write_all(content)).and_then(|()| file.sync_all());
+    let written = file.set_permissions(Permissions::from_mode(0o644)).and_then(|()| file.write_all(content));
     if let Err(e) = written.and_then(|()| fs::rename(&temp, &path)) {
         let _ = fs::remove_file(&temp);
         return Err(io_err("writing", &path)(e));
