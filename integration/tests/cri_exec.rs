@@ -131,6 +131,10 @@ fn exec_sync_runs_in_the_container_and_its_timeout_kills_only_the_exec() {
         let again = rt.exec_sync(exec(&["echo", "still", "here"], 10)).await.expect("exec after errors").into_inner();
         assert_eq!(again.stdout, b"still here\n");
 
+        // The CLI's way to it: output printed, the command's exit code skiff's own.
+        let cli = s.cli(&["pods", "exec", "--timeout", "5", &id, "sh", "-c", "echo via-cli; echo err >&2; exit 4"]);
+        assert_eq!((cli.code, cli.stdout.as_str(), cli.stderr.as_str()), (4, "via-cli\n", "err\n"));
+
         // Many probes do not pile up state: a hundred execs in a row.
         for _ in 0..100 {
             assert_eq!(rt.exec_sync(exec(&["true"], 5)).await.expect("probe").into_inner().exit_code, 0);

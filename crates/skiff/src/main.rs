@@ -175,7 +175,7 @@ async fn run(cli: Cli) -> Result<Option<i32>> {
         Command::Content { command } => content::run(&ctx, command).await,
         Command::Snapshots { command } => snapshots::run(&ctx, command).await,
         Command::Leases { command } => leases::run(&ctx, command).await,
-        Command::Pods { command } => pods::run(&ctx, command).await,
+        Command::Pods { command } => return pods::run(&ctx, command).await,
         Command::Containers { command } => containers::containers(&ctx, command).await,
         Command::Run(args) => return containers::run(&ctx, args).await.map(Some),
         Command::Exec(args) => return containers::exec(&ctx, args).await.map(Some),

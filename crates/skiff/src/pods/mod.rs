@@ -1,6 +1,7 @@
 //! `skiff pods`: Kubernetes pod sandboxes through the CRI skiffd serves on the same socket, for
 //! a look at what the kubelet made and for trying pods by hand (as `crictl pods|runp|create|rmp`).
 
+mod exec;
 mod list;
 mod run;
 
@@ -32,6 +33,9 @@ pub enum PodsCommand {
     Run(run::RunArgs),
     /// Create and start a container in a pod; prints its id.
     Create(run::CreateArgs),
+    /// Run a command in a pod's running container (the CRI's ExecSync, as exec probes); exits
+    /// with the command's exit code.
+    Exec(exec::ExecArgs),
     /// Stop pod sandboxes (their containers are killed, the network detached) and remove them.
     #[command(alias = "remove", alias = "delete")]
     Rm {
@@ -45,12 +49,15 @@ fn client(ctx: &Ctx) -> RuntimeServiceClient<Channel> {
     RuntimeServiceClient::new(ctx.channel.clone()).max_decoding_message_size(16 << 20)
 }
 
-pub async fn run(ctx: &Ctx, cmd: PodsCommand) -> Result<()> {
+/// Runs the command; Some(code) when skiff should exit with an exec'd command's exit code.
+pub async fn run(ctx: &Ctx, cmd: PodsCommand) -> Result<Option<i32>> {
     match cmd {
-        PodsCommand::Ls { quiet, list } => list::ls(ctx, quiet, &list).await,
-        PodsCommand::Inspect { pods } => list::inspect(ctx, &pods).await,
-        PodsCommand::Run(args) => run::run_pod(ctx, args).await,
-        PodsCommand::Create(args) => run::create(ctx, args).await,
-        PodsCommand::Rm { pods } => run::rm(ctx, &pods).await,
+        PodsCommand::Ls { quiet, list } => list::ls(ctx, quiet, &list).await?,
+        PodsCommand::Inspect { pods } => list::inspect(ctx, &pods).await?,
+        PodsCommand::Run(args) => run::run_pod(ctx, args).await?,
+        PodsCommand::Create(args) => run::create(ctx, args).await?,
+        PodsCommand::Exec(args) => return exec::exec(ctx, args).await.map(Some),
+        PodsCommand::Rm { pods } => run::rm(ctx, &pods).await?,
     }
+    Ok(None)
 }
