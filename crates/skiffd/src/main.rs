@@ -71,7 +71,9 @@ async fn shutdown_signal() {
 /// whose tops are only trimmed past twice that, so a long-running daemon's RSS creeps up with
 /// every segment sled rolls over (measured: 1.4 MB anonymous fresh, 4.7 MB after one import,
 /// 8.4 MB after 1,600 containers). Fixed thresholds (glibc's own defaults, made static) keep large
-/// blocks mmapped, returned to the kernel when freed, and trim the arenas promptly.
+/// blocks mmapped, returned to the kernel when freed, and trim the arenas promptly. Arenas are
+/// capped at two: each thread of the blocking pool that allocates would otherwise get one of its
+/// own (up to eight per core), every one keeping pages of its own resident.
 #[cfg(target_env = "gnu")]
 #[allow(unsafe_code)]
 fn fix_malloc_thresholds() {
@@ -80,6 +82,7 @@ fn fix_malloc_thresholds() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD);
         libc::mallopt(libc::M_TRIM_THRESHOLD, THRESHOLD);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 
