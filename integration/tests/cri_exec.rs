@@ -56,6 +56,8 @@ fn a_target_mode_container_shares_its_targets_pid_namespace() {
         rt.start_container(cri::StartContainerRequest { container_id: dbg.clone() }).await.expect("start debugger");
         let ps = rt.exec_sync(cri::ExecSyncRequest { container_id: dbg.clone(), cmd: vec!["sh".into(), "-c".into(), "cat /proc/1/cmdline | tr '\\0' ' '".into()], timeout: 10 }).await.expect("ps").into_inner();
         assert_eq!(String::from_utf8_lossy(&ps.stdout).trim(), "sleep 3603", "the debugger's PID 1 is the app's workload");
+        let seen = rt.exec_sync(cri::ExecSyncRequest { container_id: app.clone(), cmd: vec!["sh".into(), "-c".into(), "cat /proc/[0-9]*/cmdline | tr '\\0' ' '".into()], timeout: 10 }).await.expect("ps").into_inner();
+        assert!(String::from_utf8_lossy(&seen.stdout).contains("sleep 3608"), "the app sees the debugger: {seen:?}");
         let mut stray = sleeper("stray");
         stray.linux = Some(target("no-such-container"));
         let err = rt.create_container(create(stray.clone())).await.expect_err("unknown target");

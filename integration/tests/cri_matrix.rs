@@ -78,32 +78,6 @@ fn pid_namespace_modes_decide_what_a_container_sees() {
     assert!(mounts_under(&s.root).is_empty(), "{:?}", mounts_under(&s.root));
 }
 
-/// TARGET (ephemeral debug containers): a container joins the PID namespace of another container
-/// of its pod, seeing that container's workload as PID 1.
-#[test]
-fn pid_target_mode_joins_another_containers_namespace() {
-    let (s, _net) = start_with_busybox(IMAGE).expect("skiffd");
-    runtime().block_on(async {
-        let mut rt = connect(&s.socket).await.expect("connect").runtime;
-        let pod = pod_config("debugged");
-        let pod_id = run_pod(&mut rt, &pod).await.expect("pod");
-        let target = run_container(&mut rt, &pod_id, &pod, container_config("app", IMAGE, &["sleep", "3605"])).await.expect("target");
-        let mut debug = container_config("debug", IMAGE, &["sleep", "3606"]);
-        container_namespaces(&mut debug, cri::NamespaceOption { pid: cri::NamespaceMode::Target as i32, target_id: target.clone(), ..Default::default() });
-        let req = cri::CreateContainerRequest { pod_sandbox_id: pod_id.clone(), config: Some(debug), sandbox_config: Some(pod.clone()) };
-        let debug = match rt.create_container(req).await {
-            Ok(a) => a.into_inner().container_id,
-            Err(e) => panic!("TARGET create: {:?} {}", e.code(), e.message()),
-        };
-        rt.start_container(cri::StartContainerRequest { container_id: debug.clone() }).await.expect("start debug");
-        let (_, init, _) = exec(&mut rt, &debug, &["sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline"]).await.expect("cmdline");
-        assert_eq!(init, "sleep 3605 ", "the target's workload is PID 1 of the debug container");
-        let (_, ps, _) = exec(&mut rt, &target, &["sh", "-c", PS]).await.expect("ps");
-        assert!(ps.contains("sleep 3606"), "the target sees the debug container:\n{ps}");
-        remove_pod(&mut rt, &pod_id).await.expect("remove pod");
-    });
-}
-
 /// What the kubelet's restart policy reads: a clean exit, a failing one, a stop, and the OOM killer.
 #[test]
 fn exit_codes_and_reasons_reach_the_status() {
