@@ -86,6 +86,15 @@ impl<T: Keyed> Kept<T> {
         }
     }
 
+    /// What `pick` makes of each record it wants, in creation order, without copying the
+    /// others (the kubelet lists every second, mostly with a filter).
+    pub fn select<U>(&self, mut pick: impl FnMut(&T) -> Option<U>) -> Vec<U> {
+        let all = self.by_id.read().unwrap_or_else(|p| p.into_inner());
+        let mut picked: Vec<(i64, U)> = all.values().filter_map(|r| Some((r.created_at(), pick(r)?))).collect();
+        picked.sort_by_key(|(created, _)| *created);
+        picked.into_iter().map(|(_, u)| u).collect()
+    }
+
     /// Every record, in creation order.
     pub fn list(&self) -> Vec<T> {
         let mut all: Vec<T> = self.by_id.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();

@@ -17,7 +17,11 @@ fn ns(time: &str) -> i64 {
 }
 
 fn state(r: &ContainerRecord) -> cri::ContainerState {
-    match r.status {
+    cri_state(r.status)
+}
+
+fn cri_state(status: Status) -> cri::ContainerState {
+    match status {
         Status::Creating | Status::Created => cri::ContainerState::ContainerCreated,
         Status::Running => cri::ContainerState::ContainerRunning,
         Status::Exited => cri::ContainerState::ContainerExited,
@@ -51,7 +55,7 @@ fn status_of(c: &CriContainer, r: &ContainerRecord) -> cri::ContainerStatus {
     }
 }
 
-fn listed(c: &CriContainer, r: &ContainerRecord) -> cri::Container {
+fn listed(c: &CriContainer, state: cri::ContainerState) -> cri::Container {
     cri::Container {
         id: c.id.clone(),
         pod_sandbox_id: c.sandbox_id.clone(),
@@ -59,7 +63,7 @@ fn listed(c: &CriContainer, r: &ContainerRecord) -> cri::Container {
         image: Some(c.image.clone()),
         image_ref: c.image_ref.clone(),
         image_id: c.image_ref.clone(),
-        state: state(r) as i32,
+        state: state as i32,
         created_at: c.created_at,
         labels: c.labels.clone(),
         annotations: c.annotations.clone(),
@@ -94,23 +98,16 @@ impl CriRuntime {
 
     pub fn list_containers(&self, req: &cri::ListContainersRequest) -> Result<Vec<cri::Container>> {
         let filter = req.filter.clone().unwrap_or_default();
-        let mut out = Vec::new();
-        for c in self.containers.list() {
-            if !filter.id.is_empty() && !c.id.starts_with(&filter.id) {
-                continue;
+        let records = self.parts.manager.records();
+        Ok(self.containers.select(|c| {
+            if !c.id.starts_with(&filter.id) || !c.sandbox_id.starts_with(&filter.pod_sandbox_id) || !selects(&filter.label_selector, &c.labels) {
+                return None;
             }
-            if !filter.pod_sandbox_id.is_empty() && !c.sandbox_id.starts_with(&filter.pod_sandbox_id) {
-                continue;
+            let state = cri_state(records.status(&c.id)?);
+            if filter.state.as_ref().is_some_and(|s| s.state != state as i32) {
+                return None;
             }
-            if !selects(&filter.label_selector, &c.labels) {
-                continue;
-            }
-            let Some(r) = self.parts.manager.records().get(&c.id)? else { continue };
-            if filter.state.as_ref().is_some_and(|s| s.state != state(&r) as i32) {
-                continue;
-            }
-            out.push(listed(&c, &r));
-        }
-        Ok(out)
+            Some(listed(c, state))
+        }))
     }
 }

@@ -71,13 +71,11 @@ impl CriRuntime {
 
     pub fn list_pod_sandbox(&self, req: &cri::ListPodSandboxRequest) -> Vec<cri::PodSandbox> {
         let filter = req.filter.clone().unwrap_or_default();
-        self.sandboxes
-            .list()
-            .iter()
-            .filter(|r| filter.id.is_empty() || r.id.starts_with(&filter.id))
-            .filter(|r| filter.state.as_ref().is_none_or(|s| s.state == r.state.as_cri() as i32))
-            .filter(|r| selects(&filter.label_selector, &r.config.labels))
-            .map(listed)
-            .collect()
+        self.sandboxes.select(|r| {
+            let wanted = r.id.starts_with(&filter.id)
+                && filter.state.as_ref().is_none_or(|s| s.state == r.state.as_cri() as i32)
+                && selects(&filter.label_selector, &r.config.labels);
+            wanted.then(|| listed(r))
+        })
     }
 }

@@ -211,6 +211,11 @@ impl Records {
         Ok(out)
     }
 
+    /// The status of a full id's record, read in memory without copying the record.
+    pub fn status(&self, id: &str) -> Option<Status> {
+        self.cache().get(id).map(|r| r.status)
+    }
+
     /// The record of a full id, if there is one: from memory, else from the tree (where only an
     /// unreadable record can be).
     pub fn get(&self, id: &str) -> Result<Option<ContainerRecord>> {
