@@ -5,27 +5,15 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use skiff_integration::cri::{connect, cri, image_spec, pod_config, CniNetwork};
+use skiff_integration::cri::{connect, cri, image_spec, pod_config, start_with_busybox, CniNetwork};
 use skiff_integration::Skiff;
-use skiff_testimage::{write_layout, ImageSpec};
 use tokio_stream::StreamExt;
 use tonic::Code;
 
 const IMAGE: &str = "localhost/cri-events/busybox:1";
 
 fn start() -> (Skiff, CniNetwork) {
-    let mut network = None;
-    let s = Skiff::start_with(|dir, cfg| {
-        let net = CniNetwork::new(dir)?;
-        let cfg = net.configure(&cfg);
-        network = Some(net);
-        Ok(cfg)
-    })
-    .expect("skiffd");
-    let layout = s.path("layout");
-    write_layout(&ImageSpec::busybox(IMAGE, Path::new("/usr/bin/busybox")).expect("busybox (apt-get install busybox-static)"), &layout).expect("layout");
-    s.cli(&["images", "import", layout.to_str().expect("utf8")]).ok();
-    (s, network.expect("network"))
+    start_with_busybox(IMAGE).expect("skiffd with a busybox image (apt-get install busybox-static)")
 }
 
 fn container(name: &str, command: &[&str]) -> cri::ContainerConfig {

@@ -8,9 +8,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use skiff_integration::cri::{connect, cri, image_spec, pod_config, CniNetwork};
+use skiff_integration::cri::{connect, cri, image_spec, pod_config, start_with_busybox, CniNetwork};
 use skiff_integration::{mounts_under, Skiff};
-use skiff_testimage::{write_layout, ImageSpec};
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -20,19 +19,7 @@ const MIB: u64 = 1 << 20;
 type Runtime = k8s_cri::v1::runtime_service_client::RuntimeServiceClient<Channel>;
 
 fn start() -> (Skiff, CniNetwork) {
-    let mut network = None;
-    let s = Skiff::start_with(|dir, cfg| {
-        let net = CniNetwork::new(dir)?;
-        let cfg = net.configure(&cfg);
-        network = Some(net);
-        Ok(cfg)
-    })
-    .expect("skiffd");
-    let spec = ImageSpec::busybox(IMAGE, Path::new("/usr/bin/busybox")).expect("busybox (apt-get install busybox-static)");
-    let layout = s.path("layout");
-    write_layout(&spec, &layout).expect("layout");
-    s.cli(&["images", "import", layout.to_str().expect("utf8")]).ok();
-    (s, network.expect("network"))
+    start_with_busybox(IMAGE).expect("skiffd with a busybox image (apt-get install busybox-static)")
 }
 
 fn container(name: &str, script: &str) -> cri::ContainerConfig {
