@@ -60,6 +60,11 @@ fn the_events_stream_follows_a_pod_and_its_container_through_their_lives() {
         assert_eq!(stopped.pod_sandbox_status.as_ref().map(|p| p.id.as_str()), Some(pod_id.as_str()));
         assert!(stopped.created_at > seen[0].created_at);
 
+        // The pod's status carries its containers' and its time, as the evented PLEG reads it.
+        let pod_status = rt.pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: pod_id.clone(), verbose: false }).await.expect("pod status").into_inner();
+        assert_eq!(pod_status.containers_statuses.iter().map(|c| (c.id.as_str(), c.exit_code)).collect::<Vec<_>>(), [(id.as_str(), 2)]);
+        assert!(pod_status.timestamp >= stopped.created_at, "{} < {}", pod_status.timestamp, stopped.created_at);
+
         rt.remove_container(cri::RemoveContainerRequest { container_id: id.clone() }).await.expect("remove");
         seen.push(next(&mut events).await);
         rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod_id.clone() }).await.expect("stop pod");

@@ -66,7 +66,13 @@ impl CriRuntime {
                 info.insert("timings".to_string(), timings);
             }
         }
-        Ok(cri::PodSandboxStatusResponse { status: Some(status_of(&record)), info, containers_statuses: Vec::new(), timestamp: 0 })
+        // With them, a kubelet running the evented PLEG refreshes the pod from this one answer.
+        Ok(cri::PodSandboxStatusResponse {
+            status: Some(status_of(&record)),
+            info,
+            containers_statuses: self.pod_container_statuses(&record.id),
+            timestamp: crate::now_ns(),
+        })
     }
 
     pub fn list_pod_sandbox(&self, req: &cri::ListPodSandboxRequest) -> Vec<cri::PodSandbox> {
