@@ -160,6 +160,7 @@ fn resources_update_in_place_and_a_rotated_log_is_reopened() {
         assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
         let err = rt.update_container_resources(cri::UpdateContainerResourcesRequest { container_id: id.clone(), linux: Some(cri::LinuxContainerResources { cpu_shares: 256, ..Default::default() }), ..Default::default() }).await.expect_err("exited");
         assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
+        assert!(err.message().contains("resources can be updated"), "{}", err.message());
         rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod_id.clone() }).await.expect("stop pod");
         rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.expect("remove pod");
     });

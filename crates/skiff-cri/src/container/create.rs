@@ -201,7 +201,11 @@ impl CriRuntime {
         let linux = config.linux.clone().unwrap_or_default();
         let sc = linux.security_context.clone().unwrap_or_default();
         let res = linux.resources.clone().unwrap_or_default();
-        let target = self.pid_target(sandbox, &sc);
+        let target = if sc.namespace_options.as_ref().is_some_and(|o| o.pid == cri::NamespaceMode::Target as i32) {
+            self.pid_target(sandbox, &sc)
+        } else {
+            Ok((String::new(), None))
+        };
         let (join_namespaces, host_network) = namespaces(sandbox, &sc, target)?;
         let mut mounts = Vec::new();
         if let Some(files) = &sandbox.files {

@@ -40,6 +40,8 @@ pub enum Action {
     Resize,
     /// Reopen the container's log after the caller rotated it.
     ReopenLog,
+    /// New resource limits for its cgroup.
+    UpdateResources,
     Delete,
     ForceDelete,
 }
@@ -86,7 +88,7 @@ impl Status {
         match action {
             Action::Start => self.can_start(),
             Action::Exec | Action::Resize | Action::ReopenLog => self.can_exec(),
-            Action::Signal => self.can_signal(),
+            Action::Signal | Action::UpdateResources => self.can_signal(),
             Action::Delete => self.can_delete(false),
             Action::ForceDelete => self.can_delete(true),
         }
@@ -117,6 +119,7 @@ impl Action {
             (Action::Start, _) => ", not created: only a created container can be started",
             (Action::Exec | Action::Resize | Action::ReopenLog, _) => ", not running",
             (Action::Signal, _) => ": only a created or running container can be signalled",
+            (Action::UpdateResources, _) => ": only a created or running container's resources can be updated",
             (Action::Delete, Status::Running) => ": stop it first, or force",
             (Action::Delete | Action::ForceDelete, _) => ": its create is still under way",
         }

@@ -149,8 +149,8 @@ impl Manager {
     /// Writes new limits into a live container's cgroup, then into its spec.
     pub fn update_resources(&self, id_or_name: &str, update: &ResourceUpdate) -> Result<()> {
         let record = self.records.find(id_or_name)?;
-        if !record.status.allows(Action::Signal) {
-            return Err(EngineError::InvalidState { name: record.name.clone(), state: record.status, action: Action::Signal });
+        if !record.status.allows(Action::UpdateResources) {
+            return Err(EngineError::InvalidState { name: record.name.clone(), state: record.status, action: Action::UpdateResources });
         }
         for file in update.unified.keys() {
             check_file(file)?;
