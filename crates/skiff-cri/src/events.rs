@@ -65,10 +65,6 @@ fn cri_kind(kind: EventType) -> Option<cri::ContainerEventType> {
     }
 }
 
-fn ns(time: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(time).ok().and_then(|t| t.timestamp_nanos_opt()).unwrap_or_else(crate::now_ns)
-}
-
 impl CriRuntime {
     /// The answer for an engine event of a CRI container; None for Skiff's own containers.
     fn container_event(&self, e: &skiff_engine::Event) -> Option<cri::ContainerEventResponse> {
@@ -77,7 +73,7 @@ impl CriRuntime {
             // Told by CreateContainer once its record is written.
             return None;
         }
-        Some(self.pod_event(&e.container_id, cri_kind(e.kind)?, sandbox_id, ns(&e.time)))
+        Some(self.pod_event(&e.container_id, cri_kind(e.kind)?, sandbox_id, crate::rfc3339_ns(&e.time).unwrap_or_else(crate::now_ns)))
     }
 
     fn pod_event(&self, container_id: &str, kind: cri::ContainerEventType, sandbox_id: &str, at: i64) -> cri::ContainerEventResponse {

@@ -26,6 +26,12 @@ pub use images::{CriImages, ImageParts};
 pub use stats::StatsError;
 pub use k8s_cri::v1 as cri;
 
+/// An RFC 3339 time (the engine's records and events) as the CRI gives times; None when unset
+/// or unreadable.
+pub(crate) fn rfc3339_ns(time: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(time).ok().and_then(|t| t.timestamp_nanos_opt())
+}
+
 /// Now, as the CRI gives times: nanoseconds since the epoch.
 pub(crate) fn now_ns() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)

@@ -13,7 +13,7 @@ use crate::sandbox::status::selects;
 
 /// RFC 3339 as nanoseconds since the epoch (0 when unset).
 fn ns(time: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(time).ok().and_then(|t| t.timestamp_nanos_opt()).unwrap_or(0)
+    crate::rfc3339_ns(time).unwrap_or(0)
 }
 
 fn state(r: &ContainerRecord) -> cri::ContainerState {
