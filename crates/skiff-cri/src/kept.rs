@@ -97,8 +97,6 @@ impl<T: Keyed> Kept<T> {
 
     /// Every record, in creation order.
     pub fn list(&self) -> Vec<T> {
-        let mut all: Vec<T> = self.by_id.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
-        all.sort_by_key(|r| r.created_at());
-        all
+        self.select(|r| Some(r.clone()))
     }
 }
