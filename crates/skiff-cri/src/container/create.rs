@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use k8s_cri::v1 as cri;
-use skiff_engine::{ContainerRecord, CreateSpec, Owner};
+use skiff_engine::{CreateSpec, Owner};
 use skiff_runtime::spec::{MountRequest, Propagation, Resources, RunRequest};
 
 use super::security::{security, user};
@@ -95,18 +95,8 @@ fn devices(devices: &[cri::Device]) -> Vec<skiff_runtime::spec::Device> {
         .collect()
 }
 
-/// The PID namespace of the container a TARGET-mode container joins (the kubelet's ephemeral
-/// debug containers): a running container of the same pod.
-fn target_pid_namespace(target: (String, Option<ContainerRecord>)) -> Result<String> {
-    let (id, record) = target;
-    let record = record.ok_or_else(|| CriError::NotFound(format!("namespace_options.target_id: no container {id:?} in this pod sandbox")))?;
-    if record.status != skiff_engine::Status::Running || record.pid <= 0 {
-        return Err(CriError::FailedPrecondition(format!("namespace_options.target_id: container {id} is {}, not running: its PID namespace cannot be joined", record.status.as_str())));
-    }
-    Ok(format!("/proc/{}/ns/pid", record.pid))
-}
-
-fn namespaces(sandbox: &SandboxRecord, sc: &cri::LinuxContainerSecurityContext, target: Result<(String, Option<ContainerRecord>)>) -> Result<(Vec<(String, String)>, bool)> {
+/// `target_pid` is asked for the PID namespace to join in TARGET mode only.
+fn namespaces(sandbox: &SandboxRecord, sc: &cri::LinuxContainerSecurityContext, target_pid: impl FnOnce(&str) -> Result<String>) -> Result<(Vec<(String, String)>, bool)> {
     let pinned = sandbox.pinned.clone().unwrap_or_default();
     let host = |kind: &str| (kind.to_string(), format!("/proc/{}/ns/{kind}", std::process::id()));
     let modes = sandbox.modes();
@@ -133,7 +123,8 @@ fn namespaces(sandbox: &SandboxRecord, sc: &cri::LinuxContainerSecurityContext, 
         })?;
         join.push(("pid".to_string(), holder.ns.display().to_string()));
     } else if pid_mode == cri::NamespaceMode::Target as i32 {
-        join.push(("pid".to_string(), target_pid_namespace(target?)?));
+        let target_id = sc.namespace_options.as_ref().map(|o| o.target_id.as_str()).unwrap_or_default();
+        join.push(("pid".to_string(), target_pid(target_id)?));
     }
     Ok((join, modes.host_network))
 }
@@ -170,16 +161,19 @@ impl CriRuntime {
         .await
     }
 
-    /// The container `namespace_options.target_id` names, if it is one of this pod's.
-    fn pid_target(&self, sandbox: &SandboxRecord, sc: &cri::LinuxContainerSecurityContext) -> Result<(String, Option<ContainerRecord>)> {
-        let id = sc.namespace_options.as_ref().map(|o| o.target_id.clone()).unwrap_or_default();
+    /// The PID namespace a TARGET-mode container joins (the kubelet's ephemeral debug
+    /// containers): that of `id`, a running container of the same pod.
+    fn target_pid_namespace(&self, sandbox: &SandboxRecord, id: &str) -> Result<String> {
         if id.is_empty() {
             return Err(CriError::InvalidArgument("namespace_options.pid is TARGET but target_id is empty".into()));
         }
-        let Some(c) = self.containers.find(&id)?.filter(|c| c.sandbox_id == sandbox.id) else {
-            return Ok((id, None));
-        };
-        Ok((c.id.clone(), self.parts.manager.records().get(&c.id)?))
+        let not_found = || CriError::NotFound(format!("namespace_options.target_id: no container {id:?} in this pod sandbox"));
+        let c = self.containers.find(id)?.filter(|c| c.sandbox_id == sandbox.id).ok_or_else(not_found)?;
+        let record = self.parts.manager.records().get(&c.id)?.ok_or_else(not_found)?;
+        if record.status != skiff_engine::Status::Running || record.pid <= 0 {
+            return Err(CriError::FailedPrecondition(format!("namespace_options.target_id: container {} is {}, not running: its PID namespace cannot be joined", c.id, record.status.as_str())));
+        }
+        Ok(format!("/proc/{}/ns/pid", record.pid))
     }
 
     fn create_in(&self, sandbox: &SandboxRecord, config: cri::ContainerConfig, name: String, watch: &mut Stopwatch) -> Result<String> {
@@ -201,12 +195,7 @@ impl CriRuntime {
         let linux = config.linux.clone().unwrap_or_default();
         let sc = linux.security_context.clone().unwrap_or_default();
         let res = linux.resources.clone().unwrap_or_default();
-        let target = if sc.namespace_options.as_ref().is_some_and(|o| o.pid == cri::NamespaceMode::Target as i32) {
-            self.pid_target(sandbox, &sc)
-        } else {
-            Ok((String::new(), None))
-        };
-        let (join_namespaces, host_network) = namespaces(sandbox, &sc, target)?;
+        let (join_namespaces, host_network) = namespaces(sandbox, &sc, |target_id| self.target_pid_namespace(sandbox, target_id))?;
         let mut mounts = Vec::new();
         if let Some(files) = &sandbox.files {
             for (dest, source) in [("/etc/hostname", &files.hostname), ("/etc/hosts", &files.hosts), ("/etc/resolv.conf", &files.resolv_conf), ("/dev/shm", &files.shm)] {
