@@ -12,6 +12,11 @@ pub async fn connect(socket: &Path) -> Result<CriClients> {
     Ok(skiff_harness::connect_cri(socket).await?)
 }
 
+/// The async runtime a CRI test drives its clients on (one thread, as a test needs).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime")
+}
+
 /// An ImageSpec naming `image`.
 pub fn image_spec(image: &str) -> Option<cri::ImageSpec> {
     Some(cri::ImageSpec { image: image.to_string(), ..Default::default() })

@@ -7,16 +7,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use skiff_integration::cri::{connect, cri, image_spec, pod_config, CniNetwork};
+use skiff_integration::cri::{connect, cri, image_spec, pod_config, CniNetwork, runtime};
 use skiff_integration::{mounts_under, Skiff};
 use skiff_testimage::{write_layout, ImageSpec};
 use tonic::Code;
 
 const IMAGE: &str = "localhost/cri/busybox:1";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
-}
 
 fn start() -> (Skiff, CniNetwork) {
     let mut network = None;

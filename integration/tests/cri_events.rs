@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use skiff_integration::cri::{connect, cri, image_spec, pod_config, start_with_busybox, CniNetwork};
+use skiff_integration::cri::{connect, container_config, cri, pod_config, start_with_busybox, CniNetwork, runtime};
 use skiff_integration::Skiff;
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -16,22 +16,8 @@ fn start() -> (Skiff, CniNetwork) {
     start_with_busybox(IMAGE).expect("skiffd with a busybox image (apt-get install busybox-static)")
 }
 
-fn container(name: &str, command: &[&str]) -> cri::ContainerConfig {
-    cri::ContainerConfig {
-        metadata: Some(cri::ContainerMetadata { name: name.into(), attempt: 0 }),
-        image: image_spec(IMAGE),
-        command: command.iter().map(|c| c.to_string()).collect(),
-        log_path: format!("{name}/0.log"),
-        ..Default::default()
-    }
-}
-
 async fn next(events: &mut tonic::Streaming<cri::ContainerEventResponse>) -> cri::ContainerEventResponse {
     tokio::time::timeout(Duration::from_secs(10), events.next()).await.expect("an event within 10 s").expect("stream open").expect("event")
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }
 
 #[test]
@@ -44,7 +30,7 @@ fn the_events_stream_follows_a_pod_and_its_container_through_their_lives() {
         let mut pod = pod_config("evented");
         pod.log_directory = s.path("logs").display().to_string();
         let pod_id = rt.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pod.clone()), runtime_handler: String::new() }).await.expect("pod").into_inner().pod_sandbox_id;
-        let req = cri::CreateContainerRequest { pod_sandbox_id: pod_id.clone(), config: Some(container("quits", &["sh", "-c", "sleep 0.5; exit 2"])), sandbox_config: Some(pod) };
+        let req = cri::CreateContainerRequest { pod_sandbox_id: pod_id.clone(), config: Some(container_config("quits", IMAGE, &["sh", "-c", "sleep 0.5; exit 2"])), sandbox_config: Some(pod) };
         let id = rt.create_container(req).await.expect("create").into_inner().container_id;
         rt.start_container(cri::StartContainerRequest { container_id: id.clone() }).await.expect("start");
 
@@ -113,7 +99,7 @@ fn resources_update_in_place_and_a_rotated_log_is_reopened() {
         let mut pod = pod_config("resized");
         pod.log_directory = logs.display().to_string();
         let pod_id = rt.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pod.clone()), runtime_handler: String::new() }).await.expect("pod").into_inner().pod_sandbox_id;
-        let talker = container("talker", &["sh", "-c", "i=0; while :; do echo line $i; i=$((i+1)); sleep 0.05; done"]);
+        let talker = container_config("talker", IMAGE, &["sh", "-c", "i=0; while :; do echo line $i; i=$((i+1)); sleep 0.05; done"]);
         let req = cri::CreateContainerRequest { pod_sandbox_id: pod_id.clone(), config: Some(talker), sandbox_config: Some(pod) };
         let id = rt.create_container(req).await.expect("create").into_inner().container_id;
         rt.start_container(cri::StartContainerRequest { container_id: id.clone() }).await.expect("start");

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use skiff_integration::cri::{connect, cri, image_spec, pod_config, start_with_busybox, CniNetwork};
+use skiff_integration::cri::{connect, container_config, cri, image_spec, pod_config, start_with_busybox, CniNetwork, runtime};
 use skiff_integration::Skiff;
 use tonic::Code;
 
@@ -14,14 +14,15 @@ fn start() -> (Skiff, CniNetwork) {
     start_with_busybox(IMAGE).expect("skiffd with a busybox image (apt-get install busybox-static)")
 }
 
+/// A container of `sleep 36NN`, NN the name's length: each one told apart in /proc.
 fn sleeper(name: &str) -> cri::ContainerConfig {
-    cri::ContainerConfig { metadata: Some(cri::ContainerMetadata { name: name.into(), attempt: 0 }), image: image_spec(IMAGE), command: vec!["sleep".into(), format!("{}", 3600 + name.len())], ..Default::default() }
+    container_config(name, IMAGE, &["sleep", &(3600 + name.len()).to_string()])
 }
 
 #[test]
 fn a_target_mode_container_shares_its_targets_pid_namespace() {
     let (s, _network) = start();
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(async {
+    runtime().block_on(async {
         let mut rt = connect(&s.socket).await.expect("connect").runtime;
         let pod = pod_config("debugged");
         let pod_id = rt.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pod.clone()), runtime_handler: String::new() }).await.expect("pod").into_inner().pod_sandbox_id;
@@ -61,7 +62,7 @@ fn a_target_mode_container_shares_its_targets_pid_namespace() {
 fn exec_sync_runs_in_the_container_and_its_timeout_kills_only_the_exec() {
     let (s, _network) = start();
 
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(async {
+    runtime().block_on(async {
         let mut rt = connect(&s.socket).await.expect("connect").runtime;
         let pod = pod_config("probed");
         let pod_id = rt.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pod.clone()), runtime_handler: String::new() }).await.expect("pod").into_inner().pod_sandbox_id;

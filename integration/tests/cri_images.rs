@@ -5,15 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use skiff_integration::cri::{connect, cri, image_spec};
+use skiff_integration::cri::{connect, cri, image_spec, runtime};
 use skiff_integration::registry::Registry;
 use skiff_integration::Skiff;
 use skiff_testimage::{write_layout, ImageSpec};
 use tonic::Code;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
-}
 
 fn annotated(name: &str) -> ImageSpec {
     let mut s = ImageSpec::busybox(name, Path::new("/usr/bin/busybox")).expect("busybox (apt-get install busybox-static)");

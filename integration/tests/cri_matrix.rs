@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use skiff_integration::cri::{container_config, container_namespaces, container_status, exec, pod_config, pod_namespaces, remove_pod, run_container, run_pod, start_with_busybox, wait_exited};
+use skiff_integration::cri::{container_config, container_namespaces, container_status, exec, pod_config, pod_namespaces, remove_pod, run_container, run_pod, start_with_busybox, wait_exited, runtime};
 use skiff_integration::cri::{cri, connect};
 use skiff_integration::mounts_under;
 
@@ -12,10 +12,6 @@ const IMAGE: &str = "localhost/cri-matrix/busybox:1";
 
 /// Every process the caller can see, one command line per line (arguments joined by spaces).
 const PS: &str = "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
-}
 
 fn pid_mode(mode: cri::NamespaceMode) -> cri::NamespaceOption {
     cri::NamespaceOption { pid: mode as i32, ..Default::default() }

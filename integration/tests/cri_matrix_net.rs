@@ -5,16 +5,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use skiff_integration::cri::{container_config, container_namespaces, exec, pod_config, pod_namespaces, remove_pod, run_container, run_pod, start_with_busybox};
+use skiff_integration::cri::{container_config, container_namespaces, exec, pod_config, pod_namespaces, remove_pod, run_container, run_pod, start_with_busybox, runtime};
 use skiff_integration::cri::{cri, connect};
 use skiff_integration::registry::free_port;
 use skiff_integration::{mounts_under, shims_under};
 
 const IMAGE: &str = "localhost/cri-matrix-net/busybox:1";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
-}
 
 fn options(network: cri::NamespaceMode, ipc: cri::NamespaceMode) -> cri::NamespaceOption {
     cri::NamespaceOption { network: network as i32, ipc: ipc as i32, pid: cri::NamespaceMode::Container as i32, ..Default::default() }

@@ -5,13 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use skiff_integration::cri::{connect, cri, pod_config, CniNetwork};
+use skiff_integration::cri::{connect, cri, pod_config, CniNetwork, runtime};
 use skiff_integration::{mounts_under, Skiff};
 use tonic::Code;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
-}
 
 fn start(network: &mut Option<CniNetwork>) -> Skiff {
     Skiff::start_with(|dir, cfg| {

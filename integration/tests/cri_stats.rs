@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use skiff_integration::cri::{connect, cri, image_spec, pod_config, start_with_busybox, CniNetwork};
+use skiff_integration::cri::{connect, cri, image_spec, pod_config, start_with_busybox, CniNetwork, runtime};
 use skiff_integration::{mounts_under, Skiff};
 use tonic::transport::Channel;
 use tonic::Code;
@@ -93,7 +93,7 @@ fn stats_follow_what_containers_and_pods_use() {
     std::fs::create_dir_all(&trigger).expect("trigger dir");
     let gateway = format!("{}.1", net.prefix);
     let parent = PodCgroup(format!("/skiff-it-stats-{}/podburner", std::process::id()));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = runtime();
     rt.block_on(async {
         let mut rt = connect(&s.socket).await.expect("connect").runtime;
         let mut pod = pod_config("burner");
