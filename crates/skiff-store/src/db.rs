@@ -66,21 +66,22 @@ pub struct Db {
 
 impl Db {
     /// Opens (or creates) the database at `path` and brings its schema up to date.
+    ///
+    /// A lock held by another process is reported at once. A lock this process
+    /// held a moment ago is waited for (up to [`RELOCK_WAIT`]): sled lets go of
+    /// its file lock only when its background writer threads finish, a little
+    /// after the last handle drops, so an in-process reopen (a harness, a test)
+    /// would otherwise see its own closed database as locked.
     pub fn open(path: &Path, cache_capacity: u64) -> Result<Db> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_capacity)
-            .mode(sled::Mode::LowSpace)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock || io.raw_os_error() == Some(11) => {
-                    StoreError::Locked { path: path.display().to_string() }
+        let deadline = std::time::Instant::now() + RELOCK_WAIT;
+        let db = loop {
+            match open_sled(path, cache_capacity) {
+                Err(StoreError::Locked { .. }) if held_by_this_process(path) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
                 }
-                sled::Error::Io(ref io) if io.to_string().contains("lock") => {
-                    StoreError::Locked { path: path.display().to_string() }
-                }
-                other => StoreError::Db(other),
-            })?;
+                other => break other?,
+            }
+        };
         let this = Db {
             meta: db.open_tree("meta")?,
             content: db.open_tree("content")?,
@@ -132,6 +133,42 @@ impl Db {
         self.db.flush()?;
         Ok(())
     }
+}
+
+/// How long [`Db::open`] waits for a lock this process itself is letting go of.
+pub const RELOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn open_sled(path: &Path, cache_capacity: u64) -> Result<sled::Db> {
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_capacity)
+        .mode(sled::Mode::LowSpace)
+        .open()
+        .map_err(|e| match e {
+            sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock || io.raw_os_error() == Some(11) => {
+                StoreError::Locked { path: path.display().to_string() }
+            }
+            sled::Error::Io(ref io) if io.to_string().contains("lock") => {
+                StoreError::Locked { path: path.display().to_string() }
+            }
+            other => StoreError::Db(other),
+        })
+}
+
+/// Whether the lock on sled's `db` file is one this process holds: an flock
+/// made by this process shows in /proc/locks with its pid.
+fn held_by_this_process(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path.join("db")) else { return false };
+    let Ok(locks) = std::fs::read_to_string("/proc/locks") else { return false };
+    let pid = std::process::id().to_string();
+    locks.lines().any(|line| {
+        // "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(owner), Some(file)) = (fields.get(4), fields.get(5)) else { return false };
+        let inode = file.rsplit(':').next().and_then(|i| i.parse::<u64>().ok());
+        *owner == pid && inode == Some(meta.ino())
+    })
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -255,6 +292,7 @@ mod tests {
     fn second_open_reports_lock() {
         let dir = tempfile::tempdir().expect("tempdir");
         let _db = Db::open(&dir.path().join("db"), 1 << 20).expect("open");
+        assert!(held_by_this_process(&dir.path().join("db")), "our own lock is seen in /proc/locks");
         // sled locks with flock; a second open in the same process conflicts too.
         match Db::open(&dir.path().join("db"), 1 << 20) {
             Err(StoreError::Locked { .. }) => {}
