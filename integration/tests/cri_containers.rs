@@ -62,6 +62,19 @@ async fn wait_exited(rt: &mut k8s_cri::v1::runtime_service_client::RuntimeServic
     }
 }
 
+/// Whether the process ends (is gone or a zombie) within 10 s.
+async fn process_ends(pid: &str) -> bool {
+    let stat = format!("/proc/{}/stat", pid.trim());
+    for _ in 0..200 {
+        match std::fs::read_to_string(&stat) {
+            Err(_) => return true,
+            Ok(text) if text.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')) => return true,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    false
+}
+
 #[test]
 fn containers_run_in_their_pod_and_go_with_it() {
     let (s, _net) = start();
@@ -94,6 +107,12 @@ fn containers_run_in_their_pod_and_go_with_it() {
         // A second container of the pod reaches the first over the pod's localhost, and sees the pod's files.
         let client = container("client", &["sh", "-c", "sleep 0.3; wget -q -O- http://127.0.0.1:8080/hello.txt; hostname; cat /etc/resolv.conf; echo oops >&2"]);
         let client = rt.create_container(create(client)).await.expect("create client").into_inner().container_id;
+        // One supervisor serves the pod: the client was adopted by the server's shim.
+        let shim_of = |id: &str| std::fs::read_to_string(s.root.join("containers").join(id).join("shim.pid")).expect("shim.pid");
+        let group = s.root.join("supervisors").join(&pod_id);
+        assert_eq!(shim_of(&client), shim_of(&server), "the pod's containers share a shim");
+        assert_eq!(std::fs::read_to_string(group.join("shim.pid")).expect("the group's pid"), shim_of(&server));
+        let shim_pid = shim_of(&server);
         rt.start_container(cri::StartContainerRequest { container_id: client.clone() }).await.expect("start client");
         let done = wait_exited(&mut rt, &client).await;
         assert_eq!((done.state, done.exit_code, done.reason.as_str()), (cri::ContainerState::ContainerExited as i32, 0, "Completed"), "{done:?}");
@@ -146,6 +165,8 @@ fn containers_run_in_their_pod_and_go_with_it() {
         rt.remove_container(cri::RemoveContainerRequest { container_id: server.clone() }).await.expect("remove again");
         let err = rt.container_status(cri::ContainerStatusRequest { container_id: server.clone(), verbose: false }).await.expect_err("gone");
         assert_eq!(err.code(), Code::NotFound);
+        assert!(std::path::Path::new(&format!("/proc/{shim_pid}/status")).exists(), "the shim lives on for the pod's other container");
+        assert!(group.join("shim.sock").exists());
 
         // The pod's stop and removal take its remaining container with it.
         rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod_id.clone() }).await.expect("stop pod");
@@ -153,6 +174,8 @@ fn containers_run_in_their_pod_and_go_with_it() {
         assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
         rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod_id.clone() }).await.expect("remove pod");
         assert!(list(cri::ContainerFilter::default()).await.is_empty());
+        assert!(!group.exists(), "the group's dir goes with its last container");
+        assert!(process_ends(&shim_pid).await, "the pod's shim exits with its last container");
     });
     assert_eq!(s.cli(&["ps", "-aq"]).ok(), "");
     assert!(mounts_under(&s.root).is_empty(), "{:?}", mounts_under(&s.root));

@@ -1,24 +1,36 @@
-//! The launcher seam: how a shim is started for a container's state dir. The real one runs
-//! skiff-shim from a sealed in-memory copy of its binary; tests put a fake in its place that
-//! serves the same shim protocol in-process.
+//! The launcher seam: how a container's state dir gets a supervisor. The real one runs
+//! skiff-shim from a sealed in-memory copy of its binary, one process per group (a pod's
+//! containers share one) or per container; tests put a fake in its place that serves the same
+//! shim protocol in-process.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use skiff_runtime::shim::{self, GroupClient, GROUP_FLAG};
 
 use crate::error::{EngineError, Result};
 
-/// Starts a shim for a state dir holding its `shim.json`; returns once the container exists
-/// (the shim serves its socket) or with the shim's error.
+/// Gives a state dir holding its `shim.json` a supervisor; returns once the container exists
+/// (its socket is served) or with the shim's error.
 pub trait Launcher: Send + Sync {
-    fn spawn(&self, state_dir: &Path) -> Result<()>;
+    /// `group`: the dir of the supervisor the container shares with the others of its group
+    /// (made if missing); None for a supervisor of its own.
+    fn spawn(&self, state_dir: &Path, group: Option<&Path>) -> Result<()>;
+    /// Removes a group's dir once no supervisor serves it (its last container was deleted).
+    fn release(&self, group: &Path);
 }
 
 /// skiff-shim, copied once into a sealed memfd: every shim runs from it, so replacing the binary
 /// on disk (or a container writing to it) cannot change a running supervisor.
 pub struct SealedShim {
     binary: File,
+    /// One lock per group dir: the choice between adopting into the group's shim and starting
+    /// one is made by one caller at a time.
+    groups: Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>,
 }
 
 impl SealedShim {
@@ -35,7 +47,7 @@ impl SealedShim {
             .close_on_exec(true)
             .copy_and_seal(&mut source)
             .map_err(EngineError::io(format!("sealing {}", path.display())))?;
-        Ok(SealedShim { binary })
+        Ok(SealedShim { binary, groups: Mutex::new(HashMap::new()) })
     }
 
     /// The sealed copy as a path to execute (`/proc/self/fd/N`), for skiff-shim's other modes
@@ -45,13 +57,14 @@ impl SealedShim {
     }
 }
 
-impl Launcher for SealedShim {
-    fn spawn(&self, state_dir: &Path) -> Result<()> {
+impl SealedShim {
+    /// Runs `skiff-shim ARGS…`; it daemonizes, and its first process exits once the container
+    /// exists.
+    fn run(&self, args: &[&std::ffi::OsStr]) -> Result<()> {
         use std::os::unix::process::CommandExt;
-        // The shim daemonizes: its first process exits once the container exists.
         let output = Command::new(self.path())
             .arg0("skiff-shim")
-            .arg(state_dir)
+            .args(args)
             .stdin(std::process::Stdio::null())
             .output()
             .map_err(EngineError::io("running skiff-shim"))?;
@@ -59,5 +72,43 @@ impl Launcher for SealedShim {
             return Err(EngineError::CreateFailed(String::from_utf8_lossy(&output.stderr).trim().to_string()));
         }
         Ok(())
+    }
+
+    fn group_lock(&self, dir: &Path) -> Arc<Mutex<()>> {
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        // Locks no caller holds are forgotten: a node sees many pods come and go.
+        groups.retain(|_, lock| Arc::strong_count(lock) > 1);
+        groups.entry(dir.to_path_buf()).or_default().clone()
+    }
+}
+
+impl Launcher for SealedShim {
+    fn spawn(&self, state_dir: &Path, group: Option<&Path>) -> Result<()> {
+        let Some(dir) = group else {
+            return self.run(&[state_dir.as_os_str()]);
+        };
+        let lock = self.group_lock(dir);
+        let _one_at_a_time = lock.lock().unwrap_or_else(|e| e.into_inner());
+        match GroupClient::new(dir).adopt(state_dir) {
+            Ok(()) => return Ok(()),
+            // None serves the group, or the one there is exiting: start one.
+            Err(e) if shim::needs_new_shim(&e) => {}
+            Err(e) => return Err(EngineError::CreateFailed(e.to_string())),
+        }
+        skiff_store::private_dir(dir, skiff_store::PRIVATE_MODE)?;
+        self.run(&[std::ffi::OsStr::new(GROUP_FLAG), dir.as_os_str(), state_dir.as_os_str()])
+    }
+
+    fn release(&self, group: &Path) {
+        let lock = self.group_lock(group);
+        let _one_at_a_time = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if GroupClient::new(group).alive() {
+            return;
+        }
+        if let Err(e) = std::fs::remove_dir_all(group) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %group.display(), error = %e, "removing a supervisor group's dir");
+            }
+        }
     }
 }

@@ -144,17 +144,23 @@ fn dev_null() -> std::io::Result<OwnedFd> {
     Ok(OpenOptions::new().read(true).write(true).custom_flags(libc::O_CLOEXEC).open("/dev/null")?.into())
 }
 
-/// Makes the stdio of a process to be created. A terminal's console socket is `console_name` in
-/// the shim's working directory, the state dir; it is bound by a relative name and handed to the
-/// runtime as `/proc/<shim pid>/cwd/<name>`, so a long state path cannot overflow a socket
-/// address. It is removed once the master arrived.
-pub fn prepare(stdio: &Stdio, log: Option<Arc<LogSink>>, console_name: &str) -> std::io::Result<(ChildStdio, Pending)> {
+/// Where a terminal's console socket is bound (`bind`, by this process) and where the runtime
+/// reaches it (`reach`). Both go through an fd of the container's state dir
+/// (`/proc/self/fd/N/<name>`, `/proc/<shim pid>/fd/N/<name>`): a long state path cannot overflow
+/// a socket address, and containers of one shim never share a name.
+pub struct ConsoleAt {
+    pub bind: PathBuf,
+    pub reach: PathBuf,
+}
+
+/// Makes the stdio of a process to be created. A terminal's console socket is at `console`; it
+/// is removed once the master arrived.
+pub fn prepare(stdio: &Stdio, log: Option<Arc<LogSink>>, console: ConsoleAt) -> std::io::Result<(ChildStdio, Pending)> {
     if stdio.tty {
-        let _ = std::fs::remove_file(console_name);
-        let listener = UnixListener::bind(console_name)?;
-        let console_socket = Some(PathBuf::from(format!("/proc/{}/cwd/{console_name}", std::process::id())));
-        let child = ChildStdio { stdin: dev_null()?, stdout: dev_null()?, stderr: dev_null()?, console_socket };
-        let pending = PendingKind::Console { listener, path: PathBuf::from(console_name) };
+        let _ = std::fs::remove_file(&console.bind);
+        let listener = UnixListener::bind(&console.bind)?;
+        let child = ChildStdio { stdin: dev_null()?, stdout: dev_null()?, stderr: dev_null()?, console_socket: Some(console.reach) };
+        let pending = PendingKind::Console { listener, path: console.bind };
         return Ok((child, Pending { stdio: stdio.clone(), log, kind: pending }));
     }
     let (stdin_child, stdin_shim) = if stdio.stdin.is_some() {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 use skiff_runtime::shim::{ErrorCode, ExitStatus, Request, Response, ShimConfig, State, Status, Stdio, EXIT_FILE};
 
-use crate::io::{self, Attached, LogSink};
+use crate::io::{self, Attached, ConsoleAt, LogSink};
 use crate::launcher::Launcher;
 use crate::reaper::{Ended, Reaper};
 
@@ -42,6 +42,8 @@ pub struct Inner {
 pub struct Supervisor {
     config: ShimConfig,
     state_dir: PathBuf,
+    /// The state dir, held open: console sockets are bound and reached through it.
+    dir: File,
     launcher: Box<dyn Launcher>,
     reaper: Arc<Reaper>,
     log: Arc<LogSink>,
@@ -105,11 +107,18 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// A console socket named `name` in the state dir held open as `dir`.
+fn console_at(dir: &File, name: &str) -> ConsoleAt {
+    let fd = dir.as_raw_fd();
+    ConsoleAt { bind: PathBuf::from(format!("/proc/self/fd/{fd}/{name}")), reach: PathBuf::from(format!("/proc/{}/fd/{fd}/{name}", std::process::id())) }
+}
+
 impl Supervisor {
     /// Creates the container (its init waits for Start).
     pub fn create(config: ShimConfig, state_dir: PathBuf, launcher: Box<dyn Launcher>, reaper: Arc<Reaper>) -> Result<Arc<Supervisor>, String> {
+        let dir = File::open(&state_dir).map_err(|e| format!("opening the state dir {}: {e}", state_dir.display()))?;
         let log = Arc::new(LogSink::open(&config.log_path).map_err(|e| format!("opening log {}: {e}", config.log_path.display()))?);
-        let (child, pending) = io::prepare(&config.stdio, Some(log.clone()), "console.sock").map_err(|e| format!("stdio: {e}"))?;
+        let (child, pending) = io::prepare(&config.stdio, Some(log.clone()), console_at(&dir, "console.sock")).map_err(|e| format!("stdio: {e}"))?;
         let pid = match launcher.create(child) {
             Ok(pid) => pid,
             Err(e) => {
@@ -134,10 +143,18 @@ impl Supervisor {
             execs: HashMap::new(),
             exited_execs: VecDeque::new(),
         };
-        let supervisor = Arc::new(Supervisor { config, state_dir, launcher, reaper, log, inner: Mutex::new(inner), changed: Condvar::new() });
+        let supervisor = Arc::new(Supervisor { config, state_dir, dir, launcher, reaper, log, inner: Mutex::new(inner), changed: Condvar::new() });
         supervisor.watch(pid, None, attached);
-        tracing::info!(pid, "container created");
+        tracing::info!(container = %supervisor.config.id, pid, "container created");
         Ok(supervisor)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -163,15 +180,15 @@ impl Supervisor {
                 exited_at: Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true),
                 lost: false,
             };
-            tracing::info!(pid, exec_id = exec_id.as_deref().unwrap_or(""), code = exit.code, oom_killed, "process exited");
+            tracing::info!(container = %this.config.id, pid, exec_id = exec_id.as_deref().unwrap_or(""), code = exit.code, oom_killed, "process exited");
             if exec_id.is_none() {
                 match serde_json::to_vec(&exit) {
                     Ok(bytes) => {
                         if let Err(e) = write_atomically(&this.state_dir.join(EXIT_FILE), &bytes) {
-                            tracing::error!(error = %e, "writing the exit file");
+                            tracing::error!(container = %this.config.id, error = %e, "writing the exit file");
                         }
                     }
-                    Err(e) => tracing::error!(error = %e, "encoding the exit status"),
+                    Err(e) => tracing::error!(container = %this.config.id, error = %e, "encoding the exit status"),
                 }
             }
             let mut inner = this.lock();
@@ -277,7 +294,7 @@ impl Supervisor {
         match self.launcher.kill(signal, all) {
             Ok(()) => Response::Ok,
             Err(e) if self.lock().init.exit.is_some() => {
-                tracing::debug!(error = %e, "kill raced with the exit");
+                tracing::debug!(container = %self.config.id, error = %e, "kill raced with the exit");
                 Response::Ok
             }
             Err(e) => failed(ErrorCode::Internal, format!("kill: {e}")),
@@ -311,8 +328,8 @@ impl Supervisor {
         if let Err(e) = serde_json::to_vec(&process).map_err(std::io::Error::other).and_then(|b| std::fs::write(&process_file, b)) {
             return failed(ErrorCode::Internal, format!("writing the exec process: {e}"));
         }
-        let console = format!("exec-{exec_id}.sock");
-        let result = io::prepare(&stdio, None, &console)
+        let console = console_at(&self.dir, &format!("exec-{exec_id}.sock"));
+        let result = io::prepare(&stdio, None, console)
             .map_err(|e| failed(ErrorCode::Internal, format!("exec stdio: {e}")))
             .and_then(|(child, pending)| {
                 let pid = self.launcher.exec(&process_file, child).map_err(|e| failed(ErrorCode::InvalidArgument, format!("exec: {e}")))?;
@@ -330,6 +347,11 @@ impl Supervisor {
             }
             Err(response) => response,
         }
+    }
+
+    /// Ends and deletes a created container that will not be served after all.
+    pub fn abandon(&self) {
+        let _ = self.delete();
     }
 
     fn delete(&self) -> Response {

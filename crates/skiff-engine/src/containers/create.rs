@@ -133,7 +133,7 @@ impl Manager {
         let bytes = serde_json::to_vec_pretty(&shim_config).map_err(|e| EngineError::Io { context: "encoding the shim config".into(), source: e.into() })?;
         write_private(&state_dir.join(shim::CONFIG_FILE), &bytes)?;
         let spec_ready = started.elapsed();
-        self.launcher.spawn(&state_dir)?;
+        self.launcher.spawn(&state_dir, self.group_dir(&record).as_deref())?;
         let shim_ready = started.elapsed();
         record.pid = self.shim(&record.id).state()?.pid;
         record.status = Status::Created;
@@ -175,6 +175,10 @@ impl Manager {
         }
         if let Err(e) = self.records.remove(record) {
             tracing::error!(container = %record.id, error = %e, "removing the container record");
+        }
+        if let Some(group) = self.group_dir(record) {
+            // Gone with the pod's last container, whose Delete ended the group's shim.
+            self.launcher.release(&group);
         }
     }
 }

@@ -14,10 +14,13 @@ use crate::launcher::Launcher;
 
 pub const PID: i32 = 4242;
 
-/// Starts fake shims; `fail_with` makes every spawn fail as a runtime error would.
+/// Starts fake shims (one per container, whatever the group); `fail_with` makes every spawn fail
+/// as a runtime error would. The groups it was given are kept for the tests to look at.
 #[derive(Default)]
 pub struct FakeLauncher {
     pub fail_with: Option<String>,
+    pub groups: Mutex<Vec<Option<std::path::PathBuf>>>,
+    pub released: Mutex<Vec<std::path::PathBuf>>,
 }
 
 struct Container {
@@ -26,7 +29,12 @@ struct Container {
 }
 
 impl Launcher for FakeLauncher {
-    fn spawn(&self, state_dir: &Path) -> Result<()> {
+    fn release(&self, group: &Path) {
+        self.released.lock().unwrap_or_else(|e| e.into_inner()).push(group.to_path_buf());
+    }
+
+    fn spawn(&self, state_dir: &Path, group: Option<&Path>) -> Result<()> {
+        self.groups.lock().unwrap_or_else(|e| e.into_inner()).push(group.map(Path::to_path_buf));
         // What the manager wrote must be a shim config the real shim would accept.
         let config = std::fs::read(state_dir.join(CONFIG_FILE)).map_err(EngineError::io("reading shim.json"))?;
         let _: ShimConfig = serde_json::from_slice(&config).map_err(|e| EngineError::CreateFailed(format!("bad shim.json: {e}")))?;

@@ -66,6 +66,8 @@ pub struct Manager {
     config: RuntimeConfig,
     records: Records,
     dir: PathBuf,
+    /// Supervisor group dirs: the containers of one pod share one shim.
+    groups: PathBuf,
     launcher: Arc<dyn Launcher>,
     events: EventBus,
     /// Serialises read-modify-write of records (an exit recorded while a start writes).
@@ -85,7 +87,8 @@ pub struct ManagerParts {
     /// The platform images are used for when a request names none.
     pub platform: Platform,
     pub config: RuntimeConfig,
-    /// The store root; containers live in `<root>/containers`.
+    /// The store root; containers live in `<root>/containers`, the supervisors that pods'
+    /// containers share in `<root>/supervisors`.
     pub root: PathBuf,
     pub launcher: Arc<dyn Launcher>,
     pub events: EventBus,
@@ -95,7 +98,10 @@ impl Manager {
     pub fn new(parts: ManagerParts) -> Result<Arc<Manager>> {
         let dir = parts.root.join("containers");
         skiff_store::private_dir(&dir, skiff_store::PRIVATE_MODE)?;
+        let groups = parts.root.join("supervisors");
+        skiff_store::private_dir(&groups, skiff_store::PRIVATE_MODE)?;
         Ok(Arc::new(Manager {
+            groups,
             records: Records::new(parts.store.db().clone()),
             store: parts.store,
             unpacker: parts.unpacker,
@@ -123,6 +129,14 @@ impl Manager {
 
     fn state_dir(&self, id: &str) -> PathBuf {
         self.dir.join(id)
+    }
+
+    /// The supervisor a container shares with the other containers of its pod; None for one of
+    /// its own (a container of no pod, or of a sandbox id that is no plain file name).
+    fn group_dir(&self, record: &ContainerRecord) -> Option<PathBuf> {
+        let sandbox = &record.owner.as_ref()?.sandbox_id;
+        let plain = !sandbox.is_empty() && sandbox.len() <= 128 && sandbox.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        plain.then(|| self.groups.join(sandbox))
     }
 
     fn shim(&self, id: &str) -> ShimClient {

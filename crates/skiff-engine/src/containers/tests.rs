@@ -22,6 +22,7 @@ struct Fixture {
     _dir: tempfile::TempDir,
     _runtime: tokio::runtime::Runtime,
     manager: Arc<Manager>,
+    launcher: Arc<FakeLauncher>,
     events: broadcast::Receiver<Event>,
 }
 
@@ -50,17 +51,18 @@ fn fixture(launcher: FakeLauncher) -> Fixture {
     let _inside = runtime.enter();
     let bus = crate::EventBus::default();
     let events = bus.subscribe();
+    let launcher = Arc::new(launcher);
     let manager = Manager::new(ManagerParts {
         store: Arc::new(store),
         unpacker,
         platform: skiff_image::Platform::host(),
         config: Default::default(),
         root,
-        launcher: Arc::new(launcher),
+        launcher: launcher.clone(),
         events: bus,
     })
     .expect("manager");
-    Fixture { _dir: dir, _runtime: runtime, manager, events }
+    Fixture { _dir: dir, _runtime: runtime, manager, launcher, events }
 }
 
 impl Drop for Fixture {
@@ -158,7 +160,7 @@ fn of_twenty_concurrent_creates_of_one_name_exactly_one_wins() {
 
 #[test]
 fn a_failed_create_leaves_nothing_and_frees_its_name() {
-    let f = fixture(FakeLauncher { fail_with: Some("runtime said no".into()) });
+    let f = fixture(FakeLauncher { fail_with: Some("runtime said no".into()), ..Default::default() });
     let _inside = f._runtime.enter();
     let err = create(&f.manager, "doomed").expect_err("launcher fails");
     assert_eq!((err.kind(), err.to_string()), (ErrorKind::FailedPrecondition, "creating the container failed: runtime said no".to_string()));
@@ -167,6 +169,26 @@ fn a_failed_create_leaves_nothing_and_frees_its_name() {
     let left: Vec<_> = std::fs::read_dir(&f.manager.dir).expect("containers dir").collect();
     assert!(left.is_empty(), "no state dir left: {left:?}");
     assert_eq!(f.manager.records().find("doomed").expect_err("no record").kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn a_pods_containers_share_its_supervisor_group_and_others_get_their_own() {
+    let f = fixture(FakeLauncher::default());
+    let _inside = f._runtime.enter();
+    let m = &f.manager;
+    let owner = |sandbox: &str| Some(super::plan::Owner { sandbox_id: sandbox.into(), pod: "default/web".into() });
+    let in_pod = |name: &str, sandbox: &str| m.create(CreateSpec { image: IMAGE.into(), name: name.into(), owner: owner(sandbox), ..Default::default() });
+    let a = in_pod("a", "pod1").expect("a");
+    in_pod("b", "pod1").expect("b");
+    in_pod("c", "pod2").expect("c");
+    create(m, "alone").expect("alone");
+    // A sandbox id that is no plain file name never becomes a path.
+    in_pod("odd", "../escape").expect("odd");
+    let groups = f.launcher.groups.lock().expect("groups").clone();
+    let pod1 = m.groups.join("pod1");
+    assert_eq!(groups, vec![Some(pod1.clone()), Some(pod1.clone()), Some(m.groups.join("pod2")), None, None]);
+    m.delete(&a.id, true).expect("delete a");
+    assert_eq!(f.launcher.released.lock().expect("released").clone(), vec![pod1], "a delete offers the group's dir for removal");
 }
 
 #[test]

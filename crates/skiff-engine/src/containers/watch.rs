@@ -96,6 +96,12 @@ impl Manager {
                 }
             }
         }
+        // A pod's supervisor that died (or ended while skiffd was down) leaves its group dir.
+        if let Ok(dirs) = std::fs::read_dir(&self.groups) {
+            for dir in dirs.flatten() {
+                self.launcher.release(&dir.path());
+            }
+        }
         Ok(())
     }
 

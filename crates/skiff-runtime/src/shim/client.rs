@@ -110,8 +110,7 @@ impl ShimClient {
     }
 
     fn connect(&self) -> Result<UnixStream, ShimError> {
-        let (_dir, path) = self.socket_via()?;
-        UnixStream::connect(path).map_err(|source| ShimError::Unreachable { dir: self.state_dir.clone(), source })
+        connect_in(&self.state_dir)
     }
 
     /// Whether a shim answers on this state dir.
@@ -200,6 +199,14 @@ impl ShimClient {
     pub fn delete(&self) -> Result<(), ShimError> {
         self.expect_ok(Request::Delete, DEFAULT_TIMEOUT)
     }
+}
+
+/// Connects to the `shim.sock` of `dir` through an fd of the directory (see
+/// [`ShimClient::socket_via`]).
+pub(super) fn connect_in(dir: &Path) -> Result<UnixStream, ShimError> {
+    let unreachable = |source| ShimError::Unreachable { dir: dir.to_path_buf(), source };
+    let handle = std::fs::File::open(dir).map_err(unreachable)?;
+    UnixStream::connect(format!("/proc/self/fd/{}/{SOCKET_FILE}", handle.as_raw_fd())).map_err(unreachable)
 }
 
 /// SIGKILL's number on every Linux architecture.

@@ -6,6 +6,11 @@
 //! per connection, answered by one JSON [`Response`] line. When the init exits the shim writes
 //! `<state>/exit.json` (atomically), so a restarted skiffd learns the exit even if the shim is gone.
 //!
+//! A container may instead be supervised by its group's shim (a pod's: one process for all its
+//! containers): the first is started as `skiff-shim --group <group dir> <state>`, the next ones
+//! are handed to it with [`GroupClient::adopt`]; see [`group`](GroupClient). Each container keeps
+//! its own state dir and socket either way, so skiffd drives it the same.
+//!
 //! State directory layout:
 //! ```text
 //! <state>/shim.json      ShimConfig (skiffd → shim)
@@ -151,7 +156,7 @@ pub enum Request {
     ResizePty { exec_id: Option<String>, rows: u16, columns: u16 },
     /// Reopens the log file (after the caller rotated it).
     ReopenLog,
-    /// Deletes the container (it must be stopped) and ends the shim.
+    /// Deletes the container (it must be stopped); the shim ends when it supervises no other.
     Delete,
 }
 
@@ -176,5 +181,7 @@ pub enum ErrorCode {
 }
 
 mod client;
+mod group;
 
 pub use client::{parse_answer, read_exit_file, request_line, ShimClient, ShimError};
+pub use group::{needs_new_shim, GroupClient, GroupRequest, GROUP_EXITING, GROUP_FLAG};
