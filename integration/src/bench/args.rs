@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 pub const USAGE: &str = "usage:
   skiff-cri-bench --endpoint unix:///PATH.sock --image REF --pull-image REF [--pre-pull REF]...
-      [--samples N] [--warmup N] [--list-containers N] [--memory-pods N] [--log-dir DIR]
+      [--samples N] [--warmup N] [--list-containers N] [--memory-pods N] [--memory-containers N] [--log-dir DIR]
       [--daemon-pid PID [--shim-name NAME] [--shim-marker TEXT]] [--output json|text]
   skiff-cri-bench cleanup --endpoint unix:///PATH.sock
   skiff-cri-bench compare BASELINE.json CANDIDATE.json [--goal RATIO]";
@@ -32,8 +32,9 @@ pub struct RunArgs {
     pub warmup: usize,
     /// Containers present while ListContainers is timed.
     pub list_containers: usize,
-    /// Running pods (one container each) while memory is read.
+    /// Running pods while memory is read, and the running containers of each.
     pub memory_pods: usize,
+    pub memory_containers: usize,
     /// The pods' log directories go here (the kubelet's /var/log/pods); none: no container logs.
     pub log_dir: Option<PathBuf>,
     pub daemon_pid: Option<u32>,
@@ -139,6 +140,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
                 warmup: count("warmup", 2)?,
                 list_containers: count("list-containers", 100)?,
                 memory_pods: count("memory-pods", 10)?,
+                memory_containers: count("memory-containers", 1)?.max(1),
                 log_dir: last("log-dir").map(PathBuf::from),
                 daemon_pid,
                 shim_name,
@@ -165,7 +167,7 @@ mod tests {
         assert_eq!(run.endpoint, PathBuf::from("/tmp/c.sock"));
         assert_eq!((run.image.as_str(), run.pull_image.as_str()), ("b:1", "p:1"));
         assert_eq!(run.pre_pull, ["x:1", "y:1"]);
-        assert_eq!((run.samples, run.warmup, run.list_containers, run.memory_pods), (50, 2, 100, 10));
+        assert_eq!((run.samples, run.warmup, run.list_containers, run.memory_pods, run.memory_containers), (50, 2, 100, 10, 1));
         assert_eq!((run.output, run.daemon_pid, run.log_dir), (Output::Json, None, None));
     }
 

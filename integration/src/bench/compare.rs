@@ -56,8 +56,8 @@ pub fn one(r: &RunResult) -> String {
     out.push('\n');
     out.push_str(&stages(r));
     if let Some(m) = &r.memory {
-        let _ = writeln!(out, "\nmemory with {} running pods of one container each (RSS / PSS): daemon {} before, {} with them; {} {} summing {}; pods started in {:.2} s",
-            m.pods, rss_pss(&m.idle), rss_pss(&m.daemon), m.shims, m.shim_name, rss_pss(&m.shims_mem), m.start_ms / 1e3);
+        let _ = writeln!(out, "\nmemory with {} running pods of {} each (RSS / PSS): daemon {} before, {} with them; {} {} summing {}; pods started in {:.2} s",
+            m.pods, containers(m), rss_pss(&m.idle), rss_pss(&m.daemon), m.shims, m.shim_name, rss_pss(&m.shims_mem), m.start_ms / 1e3);
     }
     out
 }
@@ -94,7 +94,7 @@ fn memory(base: &RunResult, cand: &RunResult) -> String {
         let _ = writeln!(out, "memory: not measured (no --daemon-pid on both runs)");
         return out;
     };
-    let _ = writeln!(out, "memory with {} running pods of one container each (RSS / PSS):", b.pods);
+    let _ = writeln!(out, "memory with {} running pods of {} each (RSS / PSS):", b.pods, containers(b));
     let _ = writeln!(out, "  {:<34} {:>22} {:>22}", "", short(base), short(cand));
     let row = |out: &mut String, what: &str, f: &dyn Fn(&MemoryResult) -> String| {
         let _ = writeln!(out, "  {:<34} {:>22} {:>22}", what, f(b), f(c));
@@ -111,6 +111,13 @@ fn memory(base: &RunResult, cand: &RunResult) -> String {
         let _ = writeln!(out, "  PSS ratio {}/{}: {:.2}", short(base), short(cand), total(b) / total(c));
     }
     out
+}
+
+fn containers(m: &MemoryResult) -> String {
+    match m.containers_per_pod {
+        1 => "one container".to_string(),
+        n => format!("{n} containers"),
+    }
 }
 
 fn per_pod(m: &MemoryResult) -> Mem {

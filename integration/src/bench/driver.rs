@@ -179,16 +179,19 @@ impl Run<'_> {
         Ok(made)
     }
 
-    /// Runs `memory_pods` pods of one running container each, one after the other, then reads the
-    /// daemon's and its supervisors' memory and removes the pods.
+    /// Runs `memory_pods` pods of `memory_containers` running containers each, one after the
+    /// other, then reads the daemon's and its supervisors' memory and removes the pods.
     async fn memory(&mut self, pid: u32, idle: memory::Mem) -> Result<MemoryResult> {
         let rt = &mut self.cri.runtime.clone();
         let started = Instant::now();
         for _ in 0..self.args.memory_pods {
             let (pod_id, pod) = self.run_pod(&mut Recorder::default()).await?;
-            make_log_dirs(&pod, "c")?;
-            let id = rt.create_container(create_request(&pod_id, &pod, "c", &self.args.image)).await.context("create a container for the memory reading")?.into_inner().container_id;
-            rt.start_container(cri::StartContainerRequest { container_id: id }).await.context("start a container for the memory reading")?;
+            for n in 0..self.args.memory_containers {
+                let name = if n == 0 { "c".to_string() } else { format!("c{n}") };
+                make_log_dirs(&pod, &name)?;
+                let id = rt.create_container(create_request(&pod_id, &pod, &name, &self.args.image)).await.context("create a container for the memory reading")?.into_inner().container_id;
+                rt.start_container(cri::StartContainerRequest { container_id: id }).await.context("start a container for the memory reading")?;
+            }
         }
         let start_ms = started.elapsed().as_secs_f64() * 1e3;
         // Steady state, as a node runs: lazily started threads and first allocations settle, and
@@ -196,6 +199,6 @@ impl Run<'_> {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let snap = memory::snapshot(pid, self.args.shim_name.as_deref(), self.args.shim_marker.as_deref())?;
         pods::remove_all(rt).await?;
-        Ok(MemoryResult { pods: self.args.memory_pods, start_ms, idle, daemon: snap.daemon, shim_name: snap.shim_name, shims: snap.shims, shims_mem: snap.shims_mem })
+        Ok(MemoryResult { pods: self.args.memory_pods, containers_per_pod: self.args.memory_containers, start_ms, idle, daemon: snap.daemon, shim_name: snap.shim_name, shims: snap.shims, shims_mem: snap.shims_mem })
     }
 }

@@ -18,6 +18,8 @@ pub struct OpResult {
 #[derive(Clone, Debug, PartialEq)]
 pub struct MemoryResult {
     pub pods: usize,
+    /// Running containers in each pod.
+    pub containers_per_pod: usize,
     /// Wall time to run the pods and start their containers, one after the other.
     pub start_ms: f64,
     /// The daemon before any pod ran (its images pulled).
@@ -79,7 +81,7 @@ impl RunResult {
             "stage_reports": self.stage_reports,
             "stage_error": self.stage_error,
             "memory": self.memory.as_ref().map(|m| json!({
-                "pods": m.pods, "start_ms": m.start_ms, "idle": mem_json(&m.idle), "daemon": mem_json(&m.daemon),
+                "pods": m.pods, "containers_per_pod": m.containers_per_pod, "start_ms": m.start_ms, "idle": mem_json(&m.idle), "daemon": mem_json(&m.daemon),
                 "shim_name": m.shim_name, "shims": m.shims, "shims_mem": mem_json(&m.shims_mem),
             })),
         })
@@ -103,6 +105,8 @@ impl RunResult {
             None | Some(Value::Null) => None,
             Some(m) => Some(MemoryResult {
                 pods: count(m, "pods", "memory")? as usize,
+                // Results of before the flag existed ran one container per pod.
+                containers_per_pod: m.get("containers_per_pod").and_then(Value::as_u64).unwrap_or(1) as usize,
                 start_ms: num(m, "start_ms", "memory")?,
                 idle: mem_from(field(m, "idle", "memory")?, "memory idle")?,
                 daemon: mem_from(field(m, "daemon", "memory")?, "memory daemon")?,
@@ -150,6 +154,7 @@ pub(crate) mod tests {
             stage_error: None,
             memory: Some(MemoryResult {
                 pods: 10,
+                containers_per_pod: 1,
                 start_ms: 2200.0 * scale,
                 idle: Mem { rss_kb: 40_000, pss_kb: 39_000 },
                 daemon: Mem { rss_kb: 54_000, pss_kb: 53_000 },
