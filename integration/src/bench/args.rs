@@ -97,7 +97,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
     let allowed: &[&str] = match sub.as_deref() {
         Some("cleanup") => &["endpoint"],
         Some("compare") => &["goal"],
-        _ => &["endpoint", "image", "pull-image", "pre-pull", "samples", "warmup", "list-containers", "memory-pods", "log-dir", "daemon-pid", "shim-name", "shim-marker", "output"],
+        _ => &["endpoint", "image", "pull-image", "pre-pull", "samples", "warmup", "list-containers", "memory-pods", "memory-containers", "log-dir", "daemon-pid", "shim-name", "shim-marker", "output"],
     };
     if let Some((flag, _)) = flags.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
         bail!("unknown flag --{flag}\n{USAGE}");
@@ -169,6 +169,10 @@ mod tests {
         assert_eq!(run.pre_pull, ["x:1", "y:1"]);
         assert_eq!((run.samples, run.warmup, run.list_containers, run.memory_pods, run.memory_containers), (50, 2, 100, 10, 1));
         assert_eq!((run.output, run.daemon_pid, run.log_dir), (Output::Json, None, None));
+        let Command::Run(run) = parse_str("--endpoint /tmp/c.sock --image b:1 --pull-image p:1 --memory-pods 4 --memory-containers 3").expect("parse") else {
+            panic!("not a run")
+        };
+        assert_eq!((run.memory_pods, run.memory_containers), (4, 3));
     }
 
     #[test]
