@@ -11,6 +11,7 @@ pub mod containers;
 mod error;
 pub mod events;
 pub mod images;
+pub mod cgroupfs;
 pub mod launcher;
 pub mod pull;
 pub mod unpack;

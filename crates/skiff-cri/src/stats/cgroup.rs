@@ -10,7 +10,7 @@
 use std::io::ErrorKind as Io;
 use std::path::{Path, PathBuf};
 
-use super::mountinfo::{self, Hierarchy};
+use skiff_engine::cgroupfs::{self, CgroupMounts, Hierarchy};
 use super::StatsError;
 
 /// One reading of a cgroup.
@@ -100,16 +100,15 @@ impl Cgroups {
     }
 
     pub fn from_mountinfo(text: &str) -> Result<Cgroups, StatsError> {
-        let mounts = mountinfo::cgroup_mounts(text);
-        if let Some(unified) = mounts.iter().find(|m| m.v2 && m.hierarchy.mount == Path::new("/sys/fs/cgroup")) {
-            return Ok(Cgroups::V2 { root: unified.hierarchy.mount.clone() });
+        let mounts = CgroupMounts::parse(text);
+        if let Some(unified) = mounts.v2_host() {
+            return Ok(Cgroups::V2 { root: unified.mount.clone() });
         }
-        let with = |controller: &str| mounts.iter().find(|m| !m.v2 && m.controllers.iter().any(|c| c == controller)).map(|m| m.hierarchy.clone());
-        let (cpuacct, memory) = (with("cpuacct"), with("memory"));
+        let (cpuacct, memory) = (mounts.v1("cpuacct").cloned(), mounts.v1("memory").cloned());
         if cpuacct.is_none() && memory.is_none() {
             // No v1 controllers and no cgroup2 at /sys/fs/cgroup: a unified hierarchy elsewhere.
-            return match mounts.iter().find(|m| m.v2) {
-                Some(m) => Ok(Cgroups::V2 { root: m.hierarchy.mount.clone() }),
+            return match mounts.unified() {
+                Some(h) => Ok(Cgroups::V2 { root: h.mount.clone() }),
                 None => Err(StatsError::NoCgroups),
             };
         }
@@ -131,7 +130,7 @@ impl Cgroups {
                 Ok((cpu.is_some() || memory.is_some()).then_some(Sample { cpu_ns: cpu, memory }))
             }
             Cgroups::V2 { root } => {
-                let Some(path) = mountinfo::contained(path) else { return Ok(None) };
+                let Some(path) = cgroupfs::contained(path) else { return Ok(None) };
                 let dir = root.join(path.trim_start_matches('/'));
                 let (cpu, memory) = (super::v2::cpu(&dir)?, super::v2::memory(&dir)?);
                 Ok((cpu.is_some() || memory.is_some()).then_some(Sample { cpu_ns: cpu, memory }))
@@ -143,7 +142,7 @@ impl Cgroups {
     pub fn process_count(&self, path: &str) -> Result<Option<u64>, StatsError> {
         let dir = match self {
             Cgroups::V1 { cpuacct, memory } => memory.as_ref().or(cpuacct.as_ref()).and_then(|h| h.dir(path)),
-            Cgroups::V2 { root } => mountinfo::contained(path).map(|p| root.join(p.trim_start_matches('/'))),
+            Cgroups::V2 { root } => cgroupfs::contained(path).map(|p| root.join(p.trim_start_matches('/'))),
         };
         match dir {
             Some(dir) => count_procs(&dir),

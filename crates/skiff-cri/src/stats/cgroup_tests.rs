@@ -1,9 +1,9 @@
 //! The cgroup readers over fixture trees written into a temp dir, as the kernel lays them out.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::cgroup::{Cgroups, Memory, Sample, Swap};
-use super::mountinfo::{cgroup_mounts, Hierarchy};
+use skiff_engine::cgroupfs::Hierarchy;
 
 const HYBRID: &str = "\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
@@ -35,20 +35,6 @@ fn a_unified_host_reads_v2_and_a_host_without_cgroups_is_an_error() {
     assert_eq!(Cgroups::from_mountinfo(UNIFIED).expect("v2"), Cgroups::V2 { root: "/sys/fs/cgroup".into() });
     let err = Cgroups::from_mountinfo("22 1 0:21 / /sys rw - sysfs sysfs rw\n").expect_err("none").to_string();
     assert!(err.contains("no cgroup filesystem"), "{err}");
-}
-
-#[test]
-fn mountinfo_paths_are_unescaped_and_roots_kept() {
-    let text = "50 31 0:40 /kubepods /mnt/my\\040cgroups rw - cgroup cgroup rw,memory\nbroken line\n";
-    let mounts = cgroup_mounts(text);
-    assert_eq!(mounts.len(), 1);
-    let h = &mounts[0].hierarchy;
-    assert_eq!(h.mount, Path::new("/mnt/my cgroups"));
-    assert_eq!(h.dir("/kubepods/pod1/c1"), Some(PathBuf::from("/mnt/my cgroups/pod1/c1")));
-    assert_eq!(h.dir("/kubepods"), Some(PathBuf::from("/mnt/my cgroups/")));
-    assert_eq!(h.dir("/skiff/c1"), None, "outside what the mount shows");
-    assert_eq!(h.dir("/kubepodsx/c1"), None, "a prefix of a name is not a parent");
-    assert_eq!(h.dir("/kubepods/../../etc"), None, "never above the mount");
 }
 
 fn write(dir: &Path, files: &[(&str, &str)]) {

@@ -10,7 +10,6 @@
 
 mod cgroup;
 mod container;
-mod mountinfo;
 mod netdev;
 mod rate;
 mod sandbox;

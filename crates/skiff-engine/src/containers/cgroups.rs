@@ -19,14 +19,12 @@ pub fn remove(cgroup_path: &str) {
     }
 }
 
-/// Removes the cgroup directories (`<mount>/<cgroup_path>`) that the runtime left, e.g. when its
+/// Removes the cgroup directories (`<cgroup_path>` in every hierarchy) that the runtime left, e.g. when its
 /// shim died before deleting: processes still in them (a container orphaned by its shim) are
 /// killed first. Returns the directories that could not be removed.
 fn remove_dirs(cgroup_path: &str) -> Vec<PathBuf> {
-    let rel = cgroup_path.trim_start_matches('/');
-    let Ok(mounts) = std::fs::read_dir("/sys/fs/cgroup") else { return Vec::new() };
-    let mut dirs: Vec<PathBuf> = vec![PathBuf::from("/sys/fs/cgroup").join(rel)];
-    dirs.extend(mounts.flatten().map(|m| m.path().join(rel)));
+    let Ok(mounts) = crate::cgroupfs::CgroupMounts::detect() else { return Vec::new() };
+    let mut dirs = mounts.dirs(cgroup_path);
     dirs.retain(|d| d.is_dir());
     for _ in 0..50 {
         let mut busy = false;

@@ -3,10 +3,10 @@
 //! that what `inspect` shows is what is in force.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use super::state::Action;
 use super::Manager;
+use crate::cgroupfs::CgroupMounts;
 use crate::error::{EngineError, Result};
 
 /// What to change; `None` leaves a limit as it is.
@@ -119,22 +119,6 @@ pub fn v2_writes(u: &ResourceUpdate, current_period: u64) -> Vec<Write> {
     w
 }
 
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-
-/// Whether the host's cgroups are the unified (v2) hierarchy.
-fn unified_host() -> bool {
-    Path::new(CGROUP_ROOT).join("cgroup.controllers").exists()
-}
-
-/// The v1 mount holding `controller` (`cpu` may be mounted as `cpu,cpuacct`).
-fn v1_mount(controller: &str) -> Option<PathBuf> {
-    let exact = Path::new(CGROUP_ROOT).join(controller);
-    if exact.is_dir() {
-        return Some(exact);
-    }
-    std::fs::read_dir(CGROUP_ROOT).ok()?.flatten().map(|e| e.path()).find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.split(',').any(|c| c == controller)))
-}
-
 /// A file name the caller gave (the CRI's `unified` keys): one plain name of a cgroup file.
 fn check_file(file: &str) -> Result<()> {
     let plain = !file.is_empty() && file.contains('.') && !file.contains('/') && file != "." && file != ".." && !file.contains('\0');
@@ -155,20 +139,23 @@ impl Manager {
         for file in update.unified.keys() {
             check_file(file)?;
         }
-        let rel = record.cgroup_path().trim_start_matches('/').to_string();
-        let writes = if unified_host() {
-            let dir = Path::new(CGROUP_ROOT).join(&rel);
+        let path = record.cgroup_path();
+        let mounts = CgroupMounts::detect().map_err(EngineError::io("reading /proc/self/mountinfo"))?;
+        let missing = |what: &str| EngineError::InvalidArgument(format!("this host has no {what} cgroup hierarchy holding {path}"));
+        let writes = if let Some(unified) = mounts.v2_host() {
+            let dir = unified.dir(&path).ok_or_else(|| missing("unified"))?;
             let period = std::fs::read_to_string(dir.join("cpu.max")).ok().and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse().ok())).unwrap_or(100_000);
             v2_writes(update, period).into_iter().map(|w| (dir.join(&w.file), w.value)).collect::<Vec<_>>()
         } else {
             if !update.unified.is_empty() {
                 return Err(EngineError::InvalidArgument("unified: this host's cgroups are v1; unified files apply to cgroup v2 only".into()));
             }
-            let memsw = v1_mount("memory").and_then(|m| std::fs::read_to_string(m.join(&rel).join("memory.memsw.limit_in_bytes")).ok()).and_then(|s| s.trim().parse().ok());
+            let memsw = mounts.v1("memory").and_then(|m| m.dir(&path)).and_then(|d| std::fs::read_to_string(d.join("memory.memsw.limit_in_bytes")).ok()).and_then(|s| s.trim().parse().ok());
             let mut out = Vec::new();
             for w in v1_writes(update, memsw) {
-                let mount = v1_mount(w.controller).ok_or_else(|| EngineError::InvalidArgument(format!("this host has no {} cgroup controller for {}", w.controller, w.file)))?;
-                out.push((mount.join(&rel).join(&w.file), w.value));
+                let hierarchy = mounts.v1(w.controller).ok_or_else(|| EngineError::InvalidArgument(format!("this host has no {} cgroup controller for {}", w.controller, w.file)))?;
+                let dir = hierarchy.dir(&path).ok_or_else(|| missing(w.controller))?;
+                out.push((dir.join(&w.file), w.value));
             }
             out
         };
