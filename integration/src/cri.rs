@@ -1,11 +1,14 @@
 //! The kubelet's side of the CRI: the tonic clients `k8s-cri` generates, connected to a
-//! throwaway skiffd's socket (the one Skiff's own API is served on).
+//! throwaway skiffd's socket (the one Skiff's own API is served on). The CRI tests run that
+//! skiffd under a `skiff_harness::Harness`, whose teardown checks that nothing leaked.
 
 use std::path::Path;
 
 use anyhow::Result;
 pub use k8s_cri::v1 as cri;
-pub use skiff_harness::CriClients;
+pub use skiff_harness::{CriClients, Harness};
+
+use crate::Run;
 
 /// The clients the kubelet would hold, with its 16 MiB message limits (skiff-harness's).
 pub async fn connect(socket: &Path) -> Result<CriClients> {
@@ -117,6 +120,45 @@ pub fn start_with_busybox(image: &str) -> Result<(crate::Skiff, CniNetwork)> {
     skiff_testimage::write_layout(&spec, &layout)?;
     s.cli(&["images", "import", &layout.display().to_string()]).ok();
     Ok((s, network))
+}
+
+/// Imports the image `spec` describes (a busybox built by skiff-testimage) through the harness's CLI.
+pub fn import_image(h: &Harness, spec: &skiff_testimage::ImageSpec) -> Result<()> {
+    let layout = h.dir().join("busybox-layout");
+    skiff_testimage::write_layout(spec, &layout)?;
+    h.cli_ok([Path::new("images"), Path::new("import"), layout.as_path()])?;
+    Ok(())
+}
+
+/// The skiff CLI against a harness's skiffd, answered as a [`Run`] (for `ok()`, `fails_with()`).
+pub trait SkiffCli {
+    fn skiff(&self, args: &[&str]) -> Run;
+}
+
+impl SkiffCli for Harness {
+    fn skiff(&self, args: &[&str]) -> Run {
+        let out = self.cli(args).expect("run skiff");
+        Run { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+    }
+}
+
+/// Tears the harness down and fails the test with the harness's report on any leak: mounts and
+/// nsfs pins under its dir, veths on its bridge, cgroups of its containers, shims and other
+/// processes running from its dir, host-local reservations and CNI cache entries.
+pub fn shutdown_clean(h: Harness) {
+    let report = h.shutdown().expect("the harness's teardown");
+    assert!(report.is_clean(), "{report}");
+}
+
+/// The interfaces on the harness's bridge (one veth per attached pod).
+pub fn bridge_ports(net: &skiff_harness::CniNetwork) -> usize {
+    std::fs::read_dir(format!("/sys/class/net/{}/brif", net.bridge())).map(|d| d.count()).unwrap_or(0)
+}
+
+/// Whether `ip` is in the harness's /24.
+pub fn in_subnet(net: &skiff_harness::CniNetwork, ip: &str) -> bool {
+    let [a, b, c, _] = net.gateway().octets();
+    ip.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.octets()[..3] == [a, b, c])
 }
 
 /// A container config as the kubelet sends it: `command` in `image`, its log at `<name>/0.log`.
