@@ -1,11 +1,14 @@
 //! The kubelet's side of the CRI: the tonic clients `k8s-cri` generates, connected to a
-//! throwaway skiffd's socket (the one Skiff's own API is served on).
+//! throwaway skiffd's socket (the one Skiff's own API is served on). The CRI tests run that
+//! skiffd under a `skiff_harness::Harness`, whose teardown checks that nothing leaked.
 
 use std::path::Path;
 
 use anyhow::Result;
 pub use k8s_cri::v1 as cri;
-pub use skiff_harness::CriClients;
+pub use skiff_harness::{CniNetwork, CriClients, Harness};
+
+use crate::Run;
 
 /// The clients the kubelet would hold, with its 16 MiB message limits (skiff-harness's).
 pub async fn connect(socket: &Path) -> Result<CriClients> {
@@ -20,66 +23,6 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// An ImageSpec naming `image`.
 pub fn image_spec(image: &str) -> Option<cri::ImageSpec> {
     Some(cri::ImageSpec { image: image.to_string(), ..Default::default() })
-}
-
-/// A CNI network of a test's own: a bridge + host-local + portmap conflist in `<dir>/cni/net.d`
-/// with a bridge name and /24 subnet no other test uses, its cache in `<dir>/cni/cache`.
-pub struct CniNetwork {
-    pub conf_dir: std::path::PathBuf,
-    pub cache_dir: std::path::PathBuf,
-    /// Searched before the system's plugin dirs: a test's own plugins go here.
-    pub bin_dir: std::path::PathBuf,
-    pub bridge: String,
-    /// The first three octets of the subnet (`10.231.7`).
-    pub prefix: String,
-    pub name: String,
-}
-
-impl CniNetwork {
-    pub fn new(dir: &Path) -> Result<CniNetwork> {
-        // Unique per process and call: the port picker's randomness, folded into a subnet octet pair.
-        let seed = crate::registry::free_port() as u32 ^ std::process::id();
-        let (x, y) = (200 + seed % 50, (seed / 50) % 250 + 1);
-        let bridge = format!("skt{x}x{y}");
-        let name = format!("skiff-test-{x}-{y}");
-        let prefix = format!("10.{x}.{y}");
-        let conf_dir = dir.join("cni/net.d");
-        let cache_dir = dir.join("cni/cache");
-        let bin_dir = dir.join("cni/bin");
-        std::fs::create_dir_all(&conf_dir)?;
-        std::fs::create_dir_all(&bin_dir)?;
-        let conflist = serde_json::json!({
-            "cniVersion": "1.0.0",
-            "name": name,
-            "plugins": [
-                {"type": "bridge", "bridge": bridge, "isGateway": true, "ipMasq": false, "hairpinMode": true,
-                 "ipam": {"type": "host-local", "ranges": [[{"subnet": format!("{prefix}.0/24")}]], "dataDir": dir.join("cni/ipam")}},
-                {"type": "portmap", "capabilities": {"portMappings": true}}
-            ]
-        });
-        std::fs::write(conf_dir.join("10-test.conflist"), serde_json::to_vec_pretty(&conflist)?)?;
-        Ok(CniNetwork { conf_dir, cache_dir, bin_dir, bridge, prefix, name })
-    }
-
-    /// skiffd's config text with its `[cri]` CNI keys pointed at this network.
-    pub fn configure(&self, config: &str) -> String {
-        config
-            .replace("cni_conf_dir = \"/etc/cni/net.d\"", &format!("cni_conf_dir = \"{}\"", self.conf_dir.display()))
-            .replace("cni_cache_dir = \"/var/lib/cni\"", &format!("cni_cache_dir = \"{}\"", self.cache_dir.display()))
-            .replace("cni_bin_dirs = [\"/usr/lib/cni\"", &format!("cni_bin_dirs = [\"{}\", \"/usr/lib/cni\"", self.bin_dir.display()))
-    }
-
-    /// The interfaces on the bridge (one veth per attached pod).
-    pub fn ports(&self) -> usize {
-        std::fs::read_dir(format!("/sys/class/net/{}/brif", self.bridge)).map(|d| d.count()).unwrap_or(0)
-    }
-}
-
-impl Drop for CniNetwork {
-    fn drop(&mut self) {
-        // The bridge plugin leaves its bridge behind, as with every CNI runtime.
-        let _ = std::process::Command::new("ip").args(["link", "delete", &self.bridge]).output();
-    }
 }
 
 /// A pod's sandbox config as the kubelet sends it.
@@ -102,21 +45,51 @@ pub fn pod_config(name: &str) -> cri::PodSandboxConfig {
 /// The kubelet's runtime client.
 pub type RuntimeClient = cri::runtime_service_client::RuntimeServiceClient<tonic::transport::Channel>;
 
-/// A skiffd with a CNI network of the test's own and `image` (the host's static busybox) imported.
-pub fn start_with_busybox(image: &str) -> Result<(crate::Skiff, CniNetwork)> {
-    let mut network = None;
-    let s = crate::Skiff::start_with(|dir, cfg| {
-        let net = CniNetwork::new(dir)?;
-        let cfg = net.configure(&cfg);
-        network = Some(net);
-        Ok(cfg)
-    })?;
-    let network = network.ok_or_else(|| anyhow::anyhow!("the config edit made no network"))?;
-    let spec = skiff_testimage::ImageSpec::busybox(image, Path::new("/usr/bin/busybox"))?;
-    let layout = s.path("busybox-layout");
-    skiff_testimage::write_layout(&spec, &layout)?;
-    s.cli(&["images", "import", &layout.display().to_string()]).ok();
-    Ok((s, network))
+/// A harness (skiffd with a CNI network of its own, see `skiff_harness`) with `image`, the host's
+/// static busybox, imported.
+pub fn start_with_busybox(image: &str) -> Result<Harness> {
+    let h = Harness::start()?;
+    import_image(&h, &skiff_testimage::ImageSpec::busybox(image, Path::new("/usr/bin/busybox"))?)?;
+    Ok(h)
+}
+
+/// Imports the image `spec` describes (a busybox built by skiff-testimage) through the harness's CLI.
+pub fn import_image(h: &Harness, spec: &skiff_testimage::ImageSpec) -> Result<()> {
+    let layout = h.dir().join("busybox-layout");
+    skiff_testimage::write_layout(spec, &layout)?;
+    h.cli_ok([Path::new("images"), Path::new("import"), layout.as_path()])?;
+    Ok(())
+}
+
+/// The skiff CLI against a harness's skiffd, answered as a [`Run`] (for `ok()`, `fails_with()`).
+pub trait SkiffCli {
+    fn skiff(&self, args: &[&str]) -> Run;
+}
+
+impl SkiffCli for Harness {
+    fn skiff(&self, args: &[&str]) -> Run {
+        let out = self.cli(args).expect("run skiff");
+        Run { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+    }
+}
+
+/// Tears the harness down and fails the test with the harness's report on any leak: mounts and
+/// nsfs pins under its dir, veths on its bridge, cgroups of its containers, shims and other
+/// processes running from its dir, host-local reservations and CNI cache entries.
+pub fn shutdown_clean(h: Harness) {
+    let report = h.shutdown().expect("the harness's teardown");
+    assert!(report.is_clean(), "{report}");
+}
+
+/// The interfaces on the harness's bridge (one veth per attached pod).
+pub fn bridge_ports(net: &CniNetwork) -> usize {
+    std::fs::read_dir(format!("/sys/class/net/{}/brif", net.bridge())).map(|d| d.count()).unwrap_or(0)
+}
+
+/// Whether `ip` is in the harness's /24.
+pub fn in_subnet(net: &CniNetwork, ip: &str) -> bool {
+    let [a, b, c, _] = net.gateway().octets();
+    ip.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.octets()[..3] == [a, b, c])
 }
 
 /// A container config as the kubelet sends it: `command` in `image`, its log at `<name>/0.log`.

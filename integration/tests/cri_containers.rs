@@ -7,32 +7,23 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use skiff_integration::cri::{connect, cri, image_spec, pod_config, CniNetwork, runtime};
-use skiff_integration::{mounts_under, Skiff};
-use skiff_testimage::{write_layout, ImageSpec};
+use skiff_integration::cri::{cri, image_spec, import_image, pod_config, runtime, shutdown_clean, Harness, SkiffCli};
+use skiff_integration::mounts_under;
+use skiff_testimage::ImageSpec;
 use tonic::Code;
 
 const IMAGE: &str = "localhost/cri/busybox:1";
 
-fn start() -> (Skiff, CniNetwork) {
-    let mut network = None;
-    let s = Skiff::start_with(|dir, cfg| {
-        let net = CniNetwork::new(dir)?;
-        let cfg = net.configure(&cfg);
-        network = Some(net);
-        Ok(cfg)
-    })
-    .expect("skiffd");
+fn start() -> Harness {
+    let h = Harness::start().expect("skiffd");
     let mut spec = ImageSpec::busybox(IMAGE, Path::new("/usr/bin/busybox")).expect("busybox (apt-get install busybox-static)");
     spec.manifest_annotations = BTreeMap::from([
         ("com.urunc.unikernel.binary".into(), "/bin/busybox".into()),
         // An image may never set the keys the runtime sets.
         ("io.kubernetes.cri.sandbox-id".into(), "from-the-image".into()),
     ]);
-    let layout = s.path("layout");
-    write_layout(&spec, &layout).expect("layout");
-    s.cli(&["images", "import", layout.to_str().expect("utf8")]).ok();
-    (s, network.expect("network"))
+    import_image(&h, &spec).expect("import");
+    h
 }
 
 fn container(name: &str, command: &[&str]) -> cri::ContainerConfig {
@@ -77,14 +68,14 @@ async fn process_ends(pid: &str) -> bool {
 
 #[test]
 fn containers_run_in_their_pod_and_go_with_it() {
-    let (s, _net) = start();
-    let logs = s.path("pod-logs");
+    let h = start();
+    let logs = h.dir().join("pod-logs");
     let config_digest = {
-        let inspect: serde_json::Value = serde_json::from_str(&s.cli(&["images", "inspect", IMAGE]).ok()).expect("inspect");
+        let inspect: serde_json::Value = serde_json::from_str(&h.skiff(&["images", "inspect", IMAGE]).ok()).expect("inspect");
         inspect["Config"]["Digest"].as_str().expect("config digest").to_string()
     };
     runtime().block_on(async {
-        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let mut rt = h.cri().await.expect("connect").runtime;
         let mut pod = pod_config("web");
         pod.log_directory = logs.display().to_string();
         pod.annotations.insert("pod.example.com/owner".into(), "team-a".into());
@@ -108,8 +99,8 @@ fn containers_run_in_their_pod_and_go_with_it() {
         let client = container("client", &["sh", "-c", "sleep 0.3; wget -q -O- http://127.0.0.1:8080/hello.txt; hostname; cat /etc/resolv.conf; echo oops >&2"]);
         let client = rt.create_container(create(client)).await.expect("create client").into_inner().container_id;
         // One supervisor serves the pod: the client was adopted by the server's shim.
-        let shim_of = |id: &str| std::fs::read_to_string(s.root.join("containers").join(id).join("shim.pid")).expect("shim.pid");
-        let group = s.root.join("supervisors").join(&pod_id);
+        let shim_of = |id: &str| std::fs::read_to_string(h.root().join("containers").join(id).join("shim.pid")).expect("shim.pid");
+        let group = h.root().join("supervisors").join(&pod_id);
         assert_eq!(shim_of(&client), shim_of(&server), "the pod's containers share a shim");
         assert_eq!(std::fs::read_to_string(group.join("shim.pid")).expect("the group's pid"), shim_of(&server));
         let shim_pid = shim_of(&server);
@@ -135,7 +126,7 @@ fn containers_run_in_their_pod_and_go_with_it() {
         assert_eq!(list(cri::ContainerFilter { state: Some(exited), ..Default::default() }).await.len(), 1);
 
         // config.json: the image's annotations, the pod's and the container's, and the CRI keys, which neither could spoof.
-        let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(s.root.join("containers").join(&server).join("bundle/config.json")).expect("config.json")).expect("json");
+        let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(h.root().join("containers").join(&server).join("bundle/config.json")).expect("config.json")).expect("json");
         let a = &spec["annotations"];
         assert_eq!(a["com.urunc.unikernel.binary"], "/bin/busybox", "{a}");
         assert_eq!(a["pod.example.com/owner"], "team-a");
@@ -147,14 +138,14 @@ fn containers_run_in_their_pod_and_go_with_it() {
         assert_eq!(a["io.kubernetes.cri.image-name"], IMAGE);
 
         // `skiff ps` names the pod of a CRI container.
-        let ps = s.cli(&["ps"]).ok();
+        let ps = h.skiff(&["ps"]).ok();
         assert!(ps.contains("POD") && ps.lines().any(|l| l.starts_with(&server[..12]) && l.ends_with("default/web")), "{ps}");
-        let listed: serde_json::Value = serde_json::from_str(&s.cli(&["ps", "--output", "json"]).ok()).expect("json");
+        let listed: serde_json::Value = serde_json::from_str(&h.skiff(&["ps", "--output", "json"]).ok()).expect("json");
         let row = listed.as_array().expect("rows").iter().find(|r| r["id"] == server.as_str()).expect("the server");
         assert_eq!((row["pod"].as_str(), row["pod_sandbox_id"].as_str()), (Some("default/web"), Some(pod_id.as_str())));
 
         // Skiff's own API leaves a pod's containers to the CRI.
-        s.cli(&["rm", "-f", &server]).fails_with(&["belongs to pod"]);
+        h.skiff(&["rm", "-f", &server]).fails_with(&["belongs to pod"]);
 
         rt.stop_container(cri::StopContainerRequest { container_id: server.clone(), timeout: 2 }).await.expect("stop");
         rt.stop_container(cri::StopContainerRequest { container_id: server.clone(), timeout: 2 }).await.expect("stop again");
@@ -177,15 +168,16 @@ fn containers_run_in_their_pod_and_go_with_it() {
         assert!(!group.exists(), "the group's dir goes with its last container");
         assert!(process_ends(&shim_pid).await, "the pod's shim exits with its last container");
     });
-    assert_eq!(s.cli(&["ps", "-aq"]).ok(), "");
-    assert!(mounts_under(&s.root).is_empty(), "{:?}", mounts_under(&s.root));
+    assert_eq!(h.skiff(&["ps", "-aq"]).ok(), "");
+    assert!(mounts_under(h.root()).is_empty(), "{:?}", mounts_under(h.root()));
+    shutdown_clean(h);
 }
 
 #[test]
 fn bad_container_requests_get_clear_codes() {
-    let (s, _net) = start();
+    let h = start();
     runtime().block_on(async {
-        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let mut rt = h.cri().await.expect("connect").runtime;
         let pod = rt.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pod_config("bad")), runtime_handler: String::new() }).await.expect("pod").into_inner().pod_sandbox_id;
         let req = |sandbox: &str, config: cri::ContainerConfig| cri::CreateContainerRequest { pod_sandbox_id: sandbox.into(), config: Some(config), sandbox_config: None };
         let mut missing_image = container("a", &["true"]);
@@ -219,21 +211,22 @@ fn bad_container_requests_get_clear_codes() {
         assert_eq!(err.code(), Code::NotFound);
         rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod }).await.expect("remove pod");
     });
-    assert_eq!(s.cli(&["ps", "-aq"]).ok(), "");
-    assert!(mounts_under(&s.root).is_empty());
+    assert_eq!(h.skiff(&["ps", "-aq"]).ok(), "");
+    assert!(mounts_under(h.root()).is_empty());
+    shutdown_clean(h);
 }
 
 /// Two names of one image id whose manifests differ (an annotated copy): a container named by
 /// either gets that name's annotations, also when the kubelet names it by id beside what the user typed.
 #[test]
 fn the_name_asked_for_picks_the_manifest_among_names_of_one_id() {
-    let (s, _net) = start();
+    let h = start();
     let annotated = "localhost/cri/busybox:annotated";
-    s.cli(&["images", "annotate", IMAGE, annotated, "-a", "com.example.variant=annotated"]).ok();
-    let inspect: serde_json::Value = serde_json::from_str(&s.cli(&["images", "inspect", annotated]).ok()).expect("inspect");
+    h.skiff(&["images", "annotate", IMAGE, annotated, "-a", "com.example.variant=annotated"]).ok();
+    let inspect: serde_json::Value = serde_json::from_str(&h.skiff(&["images", "inspect", annotated]).ok()).expect("inspect");
     let id = inspect["Config"]["Digest"].as_str().expect("config digest").to_string();
     runtime().block_on(async {
-        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let mut rt = h.cri().await.expect("connect").runtime;
         let pod = rt.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pod_config("names")), runtime_handler: String::new() }).await.expect("pod").into_inner().pod_sandbox_id;
         let specs = [
             ("by-name", cri::ImageSpec { image: annotated.into(), ..Default::default() }, true),
@@ -244,11 +237,12 @@ fn the_name_asked_for_picks_the_manifest_among_names_of_one_id() {
             let config = cri::ContainerConfig { image: Some(image), ..container(name, &["true"]) };
             let req = cri::CreateContainerRequest { pod_sandbox_id: pod.clone(), config: Some(config), sandbox_config: None };
             let cid = rt.create_container(req).await.expect("create").into_inner().container_id;
-            let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(s.root.join("containers").join(&cid).join("bundle/config.json")).expect("config.json")).expect("json");
+            let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(h.root().join("containers").join(&cid).join("bundle/config.json")).expect("config.json")).expect("json");
             assert_eq!(spec["annotations"].get("com.example.variant").is_some(), variant, "{name}: {}", spec["annotations"]);
         }
         rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod }).await.expect("remove pod");
     });
+    shutdown_clean(h);
 }
 
 /// The kubelet's security context, seen from inside the containers (their logs) and in their
@@ -256,10 +250,10 @@ fn the_name_asked_for_picks_the_manifest_among_names_of_one_id() {
 /// privileged; no_new_privs; unmasked paths; a read-only rootfs.
 #[test]
 fn the_security_context_reaches_the_process() {
-    let (s, _net) = start();
-    let logs = s.path("sec-logs");
+    let h = start();
+    let logs = h.dir().join("sec-logs");
     runtime().block_on(async {
-        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let mut rt = h.cri().await.expect("connect").runtime;
         let mut pod = pod_config("secure");
         pod.log_directory = logs.display().to_string();
         let pod_id = rt.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pod.clone()), runtime_handler: String::new() }).await.expect("pod").into_inner().pod_sandbox_id;
@@ -285,7 +279,7 @@ fn the_security_context_reaches_the_process() {
             let req = cri::CreateContainerRequest { pod_sandbox_id: pod_id.clone(), config: Some(config), sandbox_config: Some(pod.clone()) };
             let id = match rt.create_container(req).await {
                 Ok(answer) => answer.into_inner().container_id,
-                Err(e) => panic!("{name}: {}\nskiffd's log:\n{}", e.message(), s.log()),
+                Err(e) => panic!("{name}: {}\nskiffd's log:\n{}", e.message(), h.log()),
             };
             rt.start_container(cri::StartContainerRequest { container_id: id.clone() }).await.expect("start");
             let done = wait_exited(&mut rt, &id).await;
@@ -300,13 +294,14 @@ fn the_security_context_reaches_the_process() {
         assert!(!privileged.contains("CapEff:\t00000000a80425fb"), "more than the default set: {privileged}");
         rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.expect("remove pod");
     });
+    shutdown_clean(h);
 }
 
 #[test]
 fn devices_asked_for_appear_with_their_permissions() {
-    let (s, _net) = start();
+    let h = start();
     runtime().block_on(async {
-        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let mut rt = h.cri().await.expect("connect").runtime;
         let pod = pod_config("devices");
         let pod_id = rt.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pod.clone()), runtime_handler: String::new() }).await.expect("pod").into_inner().pod_sandbox_id;
         let mut c = container("dev", &["sleep", "3600"]);
@@ -333,5 +328,6 @@ fn devices_asked_for_appear_with_their_permissions() {
         rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod_id.clone() }).await.expect("stop pod");
         rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.expect("remove pod");
     });
-    assert_eq!(s.cli(&["ps", "-aq"]).ok(), "");
+    assert_eq!(h.skiff(&["ps", "-aq"]).ok(), "");
+    shutdown_clean(h);
 }

@@ -5,14 +5,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use skiff_integration::cri::{connect, container_config, cri, pod_config, start_with_busybox, CniNetwork, runtime};
-use skiff_integration::Skiff;
+use skiff_integration::cri::{container_config, cri, pod_config, runtime, shutdown_clean, start_with_busybox, Harness};
 use tokio_stream::StreamExt;
 use tonic::Code;
 
 const IMAGE: &str = "localhost/cri-events/busybox:1";
 
-fn start() -> (Skiff, CniNetwork) {
+fn start() -> Harness {
     start_with_busybox(IMAGE).expect("skiffd with a busybox image (apt-get install busybox-static)")
 }
 
@@ -22,13 +21,13 @@ async fn next(events: &mut tonic::Streaming<cri::ContainerEventResponse>) -> cri
 
 #[test]
 fn the_events_stream_follows_a_pod_and_its_container_through_their_lives() {
-    let (s, _net) = start();
+    let h = start();
     runtime().block_on(async {
-        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let mut rt = h.cri().await.expect("connect").runtime;
         let mut events = rt.get_container_events(cri::GetEventsRequest {}).await.expect("subscribe").into_inner();
 
         let mut pod = pod_config("evented");
-        pod.log_directory = s.path("logs").display().to_string();
+        pod.log_directory = h.dir().join("logs").display().to_string();
         let pod_id = rt.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pod.clone()), runtime_handler: String::new() }).await.expect("pod").into_inner().pod_sandbox_id;
         let req = cri::CreateContainerRequest { pod_sandbox_id: pod_id.clone(), config: Some(container_config("quits", IMAGE, &["sh", "-c", "sleep 0.5; exit 2"])), sandbox_config: Some(pod) };
         let id = rt.create_container(req).await.expect("create").into_inner().container_id;
@@ -80,6 +79,7 @@ fn the_events_stream_follows_a_pod_and_its_container_through_their_lives() {
         assert!(deleted.containers_statuses.is_empty(), "the deleted container is no longer among the pod's: {deleted:?}");
         assert_eq!(seen[6].pod_sandbox_status.as_ref().map(|p| p.state), Some(cri::PodSandboxState::SandboxNotready as i32));
     });
+    shutdown_clean(h);
 }
 
 fn cgroup_file(controller: &str, id: &str, file: &str) -> String {
@@ -92,10 +92,10 @@ fn resources_update_in_place_and_a_rotated_log_is_reopened() {
         eprintln!("this test reads cgroup v1 files; the host is cgroup v2");
         return;
     }
-    let (s, _net) = start();
-    let logs = s.path("logs");
+    let h = start();
+    let logs = h.dir().join("logs");
     runtime().block_on(async {
-        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let mut rt = h.cri().await.expect("connect").runtime;
         let mut pod = pod_config("resized");
         pod.log_directory = logs.display().to_string();
         let pod_id = rt.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pod.clone()), runtime_handler: String::new() }).await.expect("pod").into_inner().pod_sandbox_id;
@@ -117,7 +117,7 @@ fn resources_update_in_place_and_a_rotated_log_is_reopened() {
         let st = rt.container_status(cri::ContainerStatusRequest { container_id: id.clone(), verbose: false }).await.expect("status").into_inner().status.expect("status");
         let r = st.resources.and_then(|r| r.linux).expect("resources in the status");
         assert_eq!((r.cpu_quota, r.cpu_shares, r.memory_limit_in_bytes), (50_000, 512, 128 << 20));
-        let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(s.root.join("containers").join(&id).join("bundle/config.json")).expect("config.json")).expect("json");
+        let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(h.root().join("containers").join(&id).join("bundle/config.json")).expect("config.json")).expect("json");
         assert_eq!(spec["linux"]["resources"]["memory"]["limit"], 128 << 20, "the spec says what is in force");
 
         let huge = cri::LinuxContainerResources { hugepage_limits: vec![cri::HugepageLimit { page_size: "2MB".into(), limit: 2 << 20 }], ..Default::default() };
@@ -150,4 +150,5 @@ fn resources_update_in_place_and_a_rotated_log_is_reopened() {
         rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod_id.clone() }).await.expect("stop pod");
         rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.expect("remove pod");
     });
+    shutdown_clean(h);
 }

@@ -4,13 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use skiff_integration::cri::{connect, container_config, cri, image_spec, pod_config, start_with_busybox, CniNetwork, runtime};
-use skiff_integration::Skiff;
+use skiff_integration::cri::{container_config, cri, image_spec, pod_config, runtime, shutdown_clean, start_with_busybox, Harness, SkiffCli};
 use tonic::Code;
 
 const IMAGE: &str = "localhost/cri-exec/busybox:1";
 
-fn start() -> (Skiff, CniNetwork) {
+fn start() -> Harness {
     start_with_busybox(IMAGE).expect("skiffd with a busybox image (apt-get install busybox-static)")
 }
 
@@ -21,9 +20,9 @@ fn sleeper(name: &str) -> cri::ContainerConfig {
 
 #[test]
 fn a_target_mode_container_shares_its_targets_pid_namespace() {
-    let (s, _network) = start();
+    let h = start();
     runtime().block_on(async {
-        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let mut rt = h.cri().await.expect("connect").runtime;
         let pod = pod_config("debugged");
         let pod_id = rt.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pod.clone()), runtime_handler: String::new() }).await.expect("pod").into_inner().pod_sandbox_id;
         let create = |config: cri::ContainerConfig| cri::CreateContainerRequest { pod_sandbox_id: pod_id.clone(), config: Some(config), sandbox_config: Some(pod.clone()) };
@@ -56,14 +55,15 @@ fn a_target_mode_container_shares_its_targets_pid_namespace() {
         rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod_id.clone() }).await.expect("stop pod");
         rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.expect("remove pod");
     });
+    shutdown_clean(h);
 }
 
 #[test]
 fn exec_sync_runs_in_the_container_and_its_timeout_kills_only_the_exec() {
-    let (s, _network) = start();
+    let h = start();
 
     runtime().block_on(async {
-        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let mut rt = h.cri().await.expect("connect").runtime;
         let pod = pod_config("probed");
         let pod_id = rt.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pod.clone()), runtime_handler: String::new() }).await.expect("pod").into_inner().pod_sandbox_id;
         let config = cri::ContainerConfig {
@@ -122,7 +122,7 @@ fn exec_sync_runs_in_the_container_and_its_timeout_kills_only_the_exec() {
         assert_eq!(again.stdout, b"still here\n");
 
         // The CLI's way to it: output printed, the command's exit code skiff's own.
-        let cli = s.cli(&["pods", "exec", "--timeout", "5", &id, "sh", "-c", "echo via-cli; echo err >&2; exit 4"]);
+        let cli = h.skiff(&["pods", "exec", "--timeout", "5", &id, "sh", "-c", "echo via-cli; echo err >&2; exit 4"]);
         assert_eq!((cli.code, cli.stdout.as_str(), cli.stderr.as_str()), (4, "via-cli\n", "err\n"));
 
         // Many probes do not pile up state: a hundred execs in a row.
@@ -135,6 +135,7 @@ fn exec_sync_runs_in_the_container_and_its_timeout_kills_only_the_exec() {
         assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
         rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.expect("remove pod");
     });
-    let leftovers: Vec<_> = std::fs::read_dir(s.root.join("exec")).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    let leftovers: Vec<_> = std::fs::read_dir(h.root().join("exec")).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
     assert!(leftovers.is_empty(), "exec fifo dirs left: {leftovers:?}");
+    shutdown_clean(h);
 }

@@ -5,11 +5,37 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use skiff_integration::cri::{connect, cri, image_spec, runtime};
+use skiff_harness::Builder;
+use skiff_integration::cri::{cri, image_spec, import_image, runtime, shutdown_clean, Harness, SkiffCli};
 use skiff_integration::registry::Registry;
-use skiff_integration::Skiff;
-use skiff_testimage::{write_layout, ImageSpec};
+use skiff_testimage::ImageSpec;
 use tonic::Code;
+
+/// A harness whose registry client retries 3 times (not skiffd's default 4): a failing pull
+/// answers sooner, as in the rest of the integration tests.
+fn builder() -> Builder {
+    Harness::builder().config(|c| {
+        c.set("registry", "retries", 3u32);
+    })
+}
+
+fn start() -> Harness {
+    builder().start().expect("skiffd")
+}
+
+/// Writes `<certs.d>/<host>/hosts.toml`.
+fn hosts_toml(h: &Harness, host: &str, text: &str) {
+    let dir = h.certs_dir().join(host);
+    std::fs::create_dir_all(&dir).expect("certs.d dir");
+    std::fs::write(dir.join("hosts.toml"), text).expect("hosts.toml");
+}
+
+/// What `skiff <what> ls -q` lists, sorted.
+fn listed(h: &Harness, what: &str) -> Vec<String> {
+    let mut v: Vec<String> = h.skiff(&[what, "ls", "-q"]).ok().lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
 
 fn annotated(name: &str) -> ImageSpec {
     let mut s = ImageSpec::busybox(name, Path::new("/usr/bin/busybox")).expect("busybox (apt-get install busybox-static)");
@@ -21,18 +47,16 @@ fn annotated(name: &str) -> ImageSpec {
 
 /// Pushes an annotated busybox image to `reg` from a skiffd of its own; returns its name.
 fn pushed(reg: &Registry, path: &str) -> String {
-    let a = Skiff::start().expect("skiffd a");
+    let a = start();
     let spec = annotated(&format!("{}/{path}", reg.host));
-    let layout = a.path("layout");
-    write_layout(&spec, &layout).expect("layout");
-    a.cli(&["images", "import", layout.to_str().expect("utf8")]).ok();
-    a.cli(&["images", "push", "--plain-http", &spec.name]).ok();
+    import_image(&a, &spec).expect("import");
+    a.skiff(&["images", "push", "--plain-http", &spec.name]).ok();
+    shutdown_clean(a);
     spec.name
 }
 
-fn plain_http(s: &Skiff, reg: &Registry) {
-    s.hosts_toml(&reg.host, &format!("server = \"http://{0}\"\n[host.\"http://{0}\"]\n  capabilities = [\"pull\", \"resolve\"]\n", reg.host))
-        .expect("hosts.toml");
+fn plain_http(h: &Harness, reg: &Registry) {
+    hosts_toml(h, &reg.host, &format!("server = \"http://{0}\"\n[host.\"http://{0}\"]\n  capabilities = [\"pull\", \"resolve\"]\n", reg.host));
 }
 
 fn pull_request(image: &str) -> cri::PullImageRequest {
@@ -42,10 +66,15 @@ fn pull_request(image: &str) -> cri::PullImageRequest {
 #[test]
 fn the_kubelet_finds_a_runtime_it_accepts() {
     // No CNI config where this skiffd looks: NetworkReady must say so.
-    let s = Skiff::start_with(|dir, cfg| Ok(cfg.replace("cni_conf_dir = \"/etc/cni/net.d\"", &format!("cni_conf_dir = \"{}\"", dir.join("no-cni").display()))))
+    let h = builder()
+        .config(|c| {
+            let none = c.dir().join("no-cni");
+            c.set("cri", "cni_conf_dir", none);
+        })
+        .start()
         .expect("skiffd");
     runtime().block_on(async {
-        let mut c = connect(&s.socket).await.expect("connect");
+        let mut c = h.cri().await.expect("connect");
         let v = c.runtime.version(cri::VersionRequest { version: "0.1.0".into() }).await.expect("version").into_inner();
         assert_eq!((v.runtime_name.as_str(), v.runtime_api_version.as_str()), ("skiff", "v1"));
         assert!(!v.version.is_empty() && !v.runtime_version.is_empty(), "{v:?}");
@@ -83,29 +112,30 @@ fn the_kubelet_finds_a_runtime_it_accepts() {
         assert!(err.message().contains("streaming"), "{}", err.message());
     });
     // Skiff's own API still answers on the same socket.
-    s.cli(&["images", "ls"]).ok();
+    h.skiff(&["images", "ls"]).ok();
+    shutdown_clean(h);
 }
 
 #[test]
 fn images_are_pulled_listed_found_and_removed_through_the_cri() {
     let reg = Registry::plain().expect("registry");
     let name = pushed(&reg, "cri/busybox:1");
-    let s = Skiff::start().expect("skiffd");
-    plain_http(&s, &reg);
+    let h = start();
+    plain_http(&h, &reg);
     runtime().block_on(async {
-        let c = connect(&s.socket).await.expect("connect");
+        let c = h.cri().await.expect("connect");
         // Two pulls of one image at once (two pods starting): both answer the same image.
         let (mut i1, mut i2) = (c.images.clone(), c.images.clone());
         let (a, b) = tokio::join!(i1.pull_image(pull_request(&name)), i2.pull_image(pull_request(&name)));
         let image_ref = a.expect("pull").into_inner().image_ref;
         assert_eq!(b.expect("second pull").into_inner().image_ref, image_ref);
         // The CRI image id is the platform manifest's config digest (as containerd's).
-        let inspect: serde_json::Value = serde_json::from_str(&s.cli(&["images", "inspect", &name]).ok()).expect("inspect");
+        let inspect: serde_json::Value = serde_json::from_str(&h.skiff(&["images", "inspect", &name]).ok()).expect("inspect");
         assert_eq!(image_ref, inspect["Config"]["Digest"].as_str().expect("config digest"), "{inspect}");
         let target = inspect["Target"]["Digest"].as_str().expect("target").to_string();
 
         // A second name of the same image: one CRI image with both tags.
-        s.cli(&["tag", &name, "localhost/other/busybox:2"]).ok();
+        h.skiff(&["tag", &name, "localhost/other/busybox:2"]).ok();
         let mut images = c.images.clone();
         let listed = images.list_images(cri::ListImagesRequest::default()).await.expect("list").into_inner().images;
         assert_eq!(listed.len(), 1, "{listed:?}");
@@ -143,18 +173,19 @@ fn images_are_pulled_listed_found_and_removed_through_the_cri() {
         assert!(images.list_images(cri::ListImagesRequest::default()).await.expect("list").into_inner().images.is_empty());
         images.remove_image(cri::RemoveImageRequest { image: image_spec(&image_ref) }).await.expect("remove again");
     });
-    assert!(s.images().is_empty(), "no record left");
-    s.cli(&["content", "prune"]).ok();
-    assert!(s.content().is_empty(), "what only the image used is collected");
+    assert!(listed(&h, "images").is_empty(), "no record left");
+    h.skiff(&["content", "prune"]).ok();
+    assert!(listed(&h, "content").is_empty(), "what only the image used is collected");
+    shutdown_clean(h);
 }
 
 #[test]
 fn bad_image_requests_get_clear_codes() {
     let reg = Registry::plain().expect("registry");
-    let s = Skiff::start().expect("skiffd");
-    plain_http(&s, &reg);
+    let h = start();
+    plain_http(&h, &reg);
     runtime().block_on(async {
-        let mut images = connect(&s.socket).await.expect("connect").images;
+        let mut images = h.cri().await.expect("connect").images;
         let cases: Vec<(&str, cri::PullImageRequest, Code)> = vec![
             ("no image", cri::PullImageRequest::default(), Code::InvalidArgument),
             ("empty", pull_request(""), Code::InvalidArgument),
@@ -180,7 +211,8 @@ fn bad_image_requests_get_clear_codes() {
         let err = images.remove_image(cri::RemoveImageRequest { image: image_spec("a\0b") }).await.expect_err("nul");
         assert_eq!(err.code(), Code::InvalidArgument);
     });
-    assert!(s.images().is_empty() && s.content().is_empty(), "nothing stored by failed pulls");
+    assert!(listed(&h, "images").is_empty() && listed(&h, "content").is_empty(), "nothing stored by failed pulls");
+    shutdown_clean(h);
 }
 
 #[test]
@@ -188,18 +220,23 @@ fn pull_credentials_come_from_the_request() {
     let reg = Registry::tls_with_auth("kube", "l3t-me-in").expect("registry");
     let ca = reg.ca.clone().expect("ca");
     let host = reg.host.clone();
-    let a = Skiff::start_with(|_, cfg| Ok(format!("{cfg}\n[registry.auths.\"{host}\"]\nusername = \"kube\"\npassword = \"l3t-me-in\"\n"))).expect("skiffd a");
-    a.hosts_toml(&host, &format!("ca = \"{}\"\n", ca.display())).expect("hosts.toml");
+    let auths = format!("\n[registry.auths.\"{host}\"]\nusername = \"kube\"\npassword = \"l3t-me-in\"\n");
+    let a = builder()
+        .config(move |c| {
+            c.append(&auths);
+        })
+        .start()
+        .expect("skiffd a");
+    hosts_toml(&a, &host, &format!("ca = \"{}\"\n", ca.display()));
     let spec = annotated(&format!("{host}/private/busybox:1"));
-    let layout = a.path("layout");
-    write_layout(&spec, &layout).expect("layout");
-    a.cli(&["images", "import", layout.to_str().expect("utf8")]).ok();
-    a.cli(&["images", "push", &spec.name]).ok();
+    import_image(&a, &spec).expect("import");
+    a.skiff(&["images", "push", &spec.name]).ok();
+    shutdown_clean(a);
 
-    let s = Skiff::start().expect("skiffd");
-    s.hosts_toml(&host, &format!("ca = \"{}\"\n", ca.display())).expect("hosts.toml");
+    let h = start();
+    hosts_toml(&h, &host, &format!("ca = \"{}\"\n", ca.display()));
     runtime().block_on(async {
-        let mut images = connect(&s.socket).await.expect("connect").images;
+        let mut images = h.cri().await.expect("connect").images;
         let err = images.pull_image(pull_request(&spec.name)).await.expect_err("no credentials");
         assert_eq!(err.code(), Code::Unauthenticated, "{}", err.message());
         let wrong = cri::AuthConfig { username: "kube".into(), password: "nope".into(), ..Default::default() };
@@ -210,4 +247,5 @@ fn pull_credentials_come_from_the_request() {
         let pulled = images.pull_image(cri::PullImageRequest { auth: Some(encoded), ..pull_request(&spec.name) }).await.expect("auth pull");
         assert!(pulled.into_inner().image_ref.starts_with("sha256:"));
     });
+    shutdown_clean(h);
 }

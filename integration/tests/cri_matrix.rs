@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use skiff_integration::cri::{container_config, container_namespaces, container_status, exec, pod_config, pod_namespaces, remove_pod, run_container, run_pod, start_with_busybox, wait_exited, runtime};
-use skiff_integration::cri::{cri, connect};
+use skiff_integration::cri::{cri, shutdown_clean};
 use skiff_integration::mounts_under;
 
 const IMAGE: &str = "localhost/cri-matrix/busybox:1";
@@ -21,9 +21,9 @@ fn pid_mode(mode: cri::NamespaceMode) -> cri::NamespaceOption {
 /// workload. CONTAINER: the workload is PID 1 and sees only itself. NODE: the host's processes.
 #[test]
 fn pid_namespace_modes_decide_what_a_container_sees() {
-    let (s, _net) = start_with_busybox(IMAGE).expect("skiffd");
+    let h = start_with_busybox(IMAGE).expect("skiffd");
     runtime().block_on(async {
-        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let mut rt = h.cri().await.expect("connect").runtime;
 
         let mut shared = pod_config("shared-pid");
         pod_namespaces(&mut shared, pid_mode(cri::NamespaceMode::Pod));
@@ -61,7 +61,7 @@ fn pid_namespace_modes_decide_what_a_container_sees() {
         let (_, ns, _) = exec(&mut rt, &onhost, &["sh", "-c", "readlink /proc/self/ns/pid"]).await.expect("readlink");
         let host_ns = std::fs::read_link("/proc/self/ns/pid").expect("host pid ns");
         assert_eq!(ns.trim(), host_ns.display().to_string(), "NODE mode: the host's PID namespace");
-        let skiffd = s.pid().expect("skiffd's pid");
+        let skiffd = h.pid().expect("skiffd's pid");
         let (code, cmdline, _) = exec(&mut rt, &onhost, &["cat", &format!("/proc/{skiffd}/cmdline")]).await.expect("cat");
         assert!(code == 0 && cmdline.contains("skiffd"), "skiffd is visible from the host-PID container: {cmdline:?}");
         let (_, ps, _) = exec(&mut rt, &onhost, &["sh", "-c", PS]).await.expect("ps");
@@ -71,15 +71,16 @@ fn pid_namespace_modes_decide_what_a_container_sees() {
             remove_pod(&mut rt, pod).await.expect("remove pod");
         }
     });
-    assert!(mounts_under(&s.root).is_empty(), "{:?}", mounts_under(&s.root));
+    assert!(mounts_under(h.root()).is_empty(), "{:?}", mounts_under(h.root()));
+    shutdown_clean(h);
 }
 
 /// What the kubelet's restart policy reads: a clean exit, a failing one, a stop, and the OOM killer.
 #[test]
 fn exit_codes_and_reasons_reach_the_status() {
-    let (s, _net) = start_with_busybox(IMAGE).expect("skiffd");
+    let h = start_with_busybox(IMAGE).expect("skiffd");
     runtime().block_on(async {
-        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let mut rt = h.cri().await.expect("connect").runtime;
         let pod = pod_config("exits");
         let pod_id = run_pod(&mut rt, &pod).await.expect("pod");
         for (name, script, code, reason) in [("ok", "exit 0", 0, "Completed"), ("seven", "exit 7", 7, "Error")] {
@@ -103,7 +104,8 @@ fn exit_codes_and_reasons_reach_the_status() {
         assert_eq!((st.state, st.exit_code, st.reason.as_str()), (cri::ContainerState::ContainerExited as i32, 137, "OOMKilled"), "{st:?}");
         remove_pod(&mut rt, &pod_id).await.expect("remove pod");
     });
-    assert!(mounts_under(&s.root).is_empty(), "{:?}", mounts_under(&s.root));
+    assert!(mounts_under(h.root()).is_empty(), "{:?}", mounts_under(h.root()));
+    shutdown_clean(h);
 }
 
 /// One CRI log entry: `RFC3339Nano STREAM P|F MESSAGE`.
@@ -121,10 +123,10 @@ fn entry(line: &str) -> (chrono::DateTime<chrono::FixedOffset>, &str, &str, &str
 /// full entry, so that joining them gives the line back.
 #[test]
 fn the_log_is_in_the_cri_format_with_long_lines_split() {
-    let (s, _net) = start_with_busybox(IMAGE).expect("skiffd");
-    let logs = s.path("pod-logs");
+    let h = start_with_busybox(IMAGE).expect("skiffd");
+    let logs = h.dir().join("pod-logs");
     runtime().block_on(async {
-        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let mut rt = h.cri().await.expect("connect").runtime;
         let mut pod = pod_config("logs");
         pod.log_directory = logs.display().to_string();
         let pod_id = run_pod(&mut rt, &pod).await.expect("pod");
@@ -151,15 +153,16 @@ fn the_log_is_in_the_cri_format_with_long_lines_split() {
         let times: Vec<_> = entries.iter().filter(|e| e.1 == stream).map(|e| e.0).collect();
         assert!(times.windows(2).all(|w| w[0] <= w[1]), "{stream}: timestamps in the order written");
     }
+    shutdown_clean(h);
 }
 
 /// readonly_rootfs: the image's files cannot be written (the pod's /dev/shm still can); without
 /// it they can.
 #[test]
 fn a_read_only_rootfs_refuses_writes() {
-    let (s, _net) = start_with_busybox(IMAGE).expect("skiffd");
+    let h = start_with_busybox(IMAGE).expect("skiffd");
     runtime().block_on(async {
-        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let mut rt = h.cri().await.expect("connect").runtime;
         let pod = pod_config("readonly");
         let pod_id = run_pod(&mut rt, &pod).await.expect("pod");
         let mut locked = container_config("locked", IMAGE, &["sleep", "3600"]);
@@ -178,5 +181,6 @@ fn a_read_only_rootfs_refuses_writes() {
         assert_ne!(code, 0, "each container has its own rootfs");
         remove_pod(&mut rt, &pod_id).await.expect("remove pod");
     });
-    assert!(mounts_under(&s.root).is_empty(), "{:?}", mounts_under(&s.root));
+    assert!(mounts_under(h.root()).is_empty(), "{:?}", mounts_under(h.root()));
+    shutdown_clean(h);
 }

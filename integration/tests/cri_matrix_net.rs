@@ -5,8 +5,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use skiff_integration::cri::{container_config, container_namespaces, exec, pod_config, pod_namespaces, remove_pod, run_container, run_pod, start_with_busybox, runtime};
-use skiff_integration::cri::{cri, connect};
+use skiff_integration::cri::{bridge_ports, container_config, container_namespaces, exec, in_subnet, pod_config, pod_namespaces, remove_pod, run_container, run_pod, start_with_busybox, runtime};
+use skiff_integration::cri::{connect, cri, shutdown_clean};
 use skiff_integration::registry::free_port;
 use skiff_integration::{mounts_under, shims_under};
 
@@ -21,26 +21,27 @@ fn options(network: cri::NamespaceMode, ipc: cri::NamespaceMode) -> cri::Namespa
 #[test]
 fn host_ipc_and_host_network_pods_use_the_hosts_namespaces() {
     use cri::NamespaceMode::{Node, Pod};
-    let (s, net) = start_with_busybox(IMAGE).expect("skiffd");
+    let h = start_with_busybox(IMAGE).expect("skiffd");
+    let net = h.cni();
     // The test's own namespaces are the host's (skiffd's): /proc/1's links may not be readable here.
     let host_ns = |kind: &str| std::fs::read_link(format!("/proc/self/ns/{kind}")).expect("host ns").display().to_string();
     runtime().block_on(async {
-        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let mut rt = h.cri().await.expect("connect").runtime;
         let mut hostnet = pod_config("hostnet");
         pod_namespaces(&mut hostnet, options(Node, Pod));
         let hostnet_id = run_pod(&mut rt, &hostnet).await.expect("host network pod");
-        assert_eq!(net.ports(), 0, "a host-network pod gets no veth");
+        assert_eq!(bridge_ports(net), 0, "a host-network pod gets no veth");
         let mut c = container_config("onhostnet", IMAGE, &["sleep", "3600"]);
         container_namespaces(&mut c, options(Node, Pod));
         let onhostnet = run_container(&mut rt, &hostnet_id, &hostnet, c).await.expect("container");
         let status = rt.pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: hostnet_id.clone(), verbose: false }).await.expect("status");
         let ip = status.into_inner().status.expect("status").network.map(|n| n.ip).unwrap_or_default();
-        assert!(!ip.starts_with(&net.prefix), "no address from the CNI network: {ip:?}");
+        assert!(!in_subnet(net, &ip), "no address from the CNI network: {ip:?}");
 
         let mut hostipc = pod_config("hostipc");
         pod_namespaces(&mut hostipc, options(Pod, Node));
         let hostipc_id = run_pod(&mut rt, &hostipc).await.expect("host ipc pod");
-        assert_eq!(net.ports(), 1, "a pod-network pod gets its veth");
+        assert_eq!(bridge_ports(net), 1, "a pod-network pod gets its veth");
         let mut c = container_config("onhostipc", IMAGE, &["sleep", "3600"]);
         container_namespaces(&mut c, options(Pod, Node));
         let onhostipc = run_container(&mut rt, &hostipc_id, &hostipc, c).await.expect("container");
@@ -62,7 +63,7 @@ fn host_ipc_and_host_network_pods_use_the_hosts_namespaces() {
             v.sort();
             v
         };
-        assert!(names(&devs).contains(&net.bridge), "{devs}");
+        assert!(names(&devs).iter().any(|n| n == net.bridge()), "{devs}");
         assert_eq!(names(&devs), names(&host_devs));
         let (_, devs, _) = exec(&mut rt, &onhostipc, &["cat", "/proc/net/dev"]).await.expect("net dev");
         assert_eq!(names(&devs), ["eth0", "lo"], "{devs}");
@@ -70,8 +71,9 @@ fn host_ipc_and_host_network_pods_use_the_hosts_namespaces() {
         remove_pod(&mut rt, &hostipc_id).await.expect("remove");
         remove_pod(&mut rt, &hostnet_id).await.expect("remove");
     });
-    assert_eq!(net.ports(), 0);
-    assert!(mounts_under(&s.root).is_empty(), "{:?}", mounts_under(&s.root));
+    assert_eq!(bridge_ports(net), 0);
+    assert!(mounts_under(h.root()).is_empty(), "{:?}", mounts_under(h.root()));
+    shutdown_clean(h);
 }
 
 /// GET `path` from `addr` over HTTP/1.0: the whole answer, or the last error after `within`.
@@ -98,12 +100,13 @@ fn http_get(addr: &str, path: &str, within: Duration) -> std::io::Result<String>
 /// A hostPort on 127.0.0.1 reaches the container's port through portmap's DNAT, and is gone with the pod.
 #[test]
 fn a_host_port_on_loopback_reaches_the_container() {
-    let (s, net) = start_with_busybox(IMAGE).expect("skiffd");
+    let h = start_with_busybox(IMAGE).expect("skiffd");
+    let net = h.cni();
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let rt = runtime();
     let pod_id = rt.block_on(async {
-        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let mut rt = h.cri().await.expect("connect").runtime;
         let mut pod = pod_config("served");
         pod.port_mappings = vec![cri::PortMapping { protocol: cri::Protocol::Tcp as i32, container_port: 8080, host_port: port as i32, host_ip: "127.0.0.1".into() }];
         let pod_id = run_pod(&mut rt, &pod).await.expect("pod");
@@ -115,15 +118,16 @@ fn a_host_port_on_loopback_reaches_the_container() {
         pod_id
     });
     let answer = http_get(&addr, "/index.html", Duration::from_secs(5));
-    let answer = answer.unwrap_or_else(|e| panic!("GET http://{addr}/index.html: {e}\nroute_localnet on {}: {:?}\nnat rules:\n{}", net.bridge, route_localnet(&net.bridge), nat_rules()));
+    let answer = answer.unwrap_or_else(|e| panic!("GET http://{addr}/index.html: {e}\nroute_localnet on {}: {:?}\nnat rules:\n{}", net.bridge(), route_localnet(net.bridge()), nat_rules()));
     assert!(answer.starts_with("HTTP/1.") && answer.contains(" 200 "), "{answer}");
     assert!(answer.ends_with("served-through-the-host-port\n"), "{answer}");
     rt.block_on(async {
-        let mut c = connect(&s.socket).await.expect("connect").runtime;
+        let mut c = h.cri().await.expect("connect").runtime;
         remove_pod(&mut c, &pod_id).await.expect("remove pod");
     });
     assert!(TcpStream::connect_timeout(&addr.parse().expect("addr"), Duration::from_secs(1)).is_err(), "the mapping is gone with the pod");
     assert!(!nat_rules().contains(&format!("dport {port}")) && !nat_rules().contains(&format!("dpt:{port}")), "{}", nat_rules());
+    shutdown_clean(h);
 }
 
 /// portmap sets it on the bridge for a 127.0.0.1 host IP: without it the kernel drops the DNATed
@@ -142,9 +146,9 @@ fn nat_rules() -> String {
 /// leaving no veth, mount or shim.
 #[test]
 fn running_pods_and_containers_outlive_a_killed_skiffd() {
-    let (mut s, net) = start_with_busybox(IMAGE).expect("skiffd");
+    let mut h = start_with_busybox(IMAGE).expect("skiffd");
     let rt = runtime();
-    let socket = s.socket.clone();
+    let socket = h.socket().to_path_buf();
     let pods = move |c: cri::ListPodSandboxRequest| {
         let socket = socket.clone();
         async move {
@@ -155,7 +159,7 @@ fn running_pods_and_containers_outlive_a_killed_skiffd() {
         }
     };
     let before = rt.block_on(async {
-        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let mut rt = h.cri().await.expect("connect").runtime;
         let mut before = Vec::new();
         for n in 0..5 {
             let pod = pod_config(&format!("load-{n}"));
@@ -167,12 +171,12 @@ fn running_pods_and_containers_outlive_a_killed_skiffd() {
         before
     });
     let pods_before = rt.block_on(pods(Default::default()));
-    assert_eq!(net.ports(), 5);
-    s.kill9();
-    s.spawn().expect("restart");
+    assert_eq!(bridge_ports(h.cni()), 5);
+    h.kill9();
+    h.restart().expect("restart");
     rt.block_on(async {
         assert_eq!(pods(Default::default()).await, pods_before, "the same pods, in the same states");
-        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let mut rt = h.cri().await.expect("connect").runtime;
         let containers = rt.list_containers(cri::ListContainersRequest::default()).await.expect("list").into_inner().containers;
         assert_eq!(containers.len(), 5);
         for (n, (pod_id, id, ip)) in before.iter().enumerate() {
@@ -190,7 +194,8 @@ fn running_pods_and_containers_outlive_a_killed_skiffd() {
         assert!(rt.list_containers(cri::ListContainersRequest::default()).await.expect("list").into_inner().containers.is_empty());
     });
     assert!(rt.block_on(pods(Default::default())).is_empty());
-    assert_eq!(net.ports(), 0, "every veth is gone");
-    assert!(mounts_under(&s.root).is_empty(), "{:?}", mounts_under(&s.root));
-    assert!(shims_under(&s.root).is_empty(), "{:?}", shims_under(&s.root));
+    assert_eq!(bridge_ports(h.cni()), 0, "every veth is gone");
+    assert!(mounts_under(h.root()).is_empty(), "{:?}", mounts_under(h.root()));
+    assert!(shims_under(h.root()).is_empty(), "{:?}", shims_under(h.root()));
+    shutdown_clean(h);
 }

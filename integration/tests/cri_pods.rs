@@ -5,18 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use skiff_integration::cri::{connect, cri, pod_config, CniNetwork, runtime};
-use skiff_integration::{mounts_under, Skiff};
+use skiff_integration::cri::{bridge_ports, cri, in_subnet, pod_config, runtime, shutdown_clean, Harness};
+use skiff_integration::mounts_under;
 use tonic::Code;
 
-fn start(network: &mut Option<CniNetwork>) -> Skiff {
-    Skiff::start_with(|dir, cfg| {
-        let net = CniNetwork::new(dir)?;
-        let cfg = net.configure(&cfg);
-        *network = Some(net);
-        Ok(cfg)
-    })
-    .expect("skiffd")
+fn start() -> Harness {
+    Harness::start().expect("skiffd")
 }
 
 fn run_request(config: cri::PodSandboxConfig) -> cri::RunPodSandboxRequest {
@@ -27,17 +21,16 @@ fn in_netns(netns: &Path, cmd: &[&str]) -> std::process::Output {
     Command::new("nsenter").arg(format!("--net={}", netns.display())).args(cmd).output().expect("nsenter")
 }
 
-fn pod_dir(s: &Skiff, id: &str) -> PathBuf {
-    s.root.join("pods").join(id)
+fn pod_dir(h: &Harness, id: &str) -> PathBuf {
+    h.root().join("pods").join(id)
 }
 
 #[test]
 fn pods_get_addresses_reach_each_other_and_leave_nothing() {
-    let mut network = None;
-    let s = start(&mut network);
-    let net = network.expect("network");
+    let h = start();
+    let net = h.cni();
     runtime().block_on(async {
-        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let mut rt = h.cri().await.expect("connect").runtime;
         let status = rt.status(cri::StatusRequest { verbose: false }).await.expect("status").into_inner();
         let ready = status.status.expect("status").conditions.into_iter().find(|c| c.r#type == "NetworkReady").expect("NetworkReady");
         assert!(ready.status, "{ready:?}");
@@ -56,10 +49,10 @@ fn pods_get_addresses_reach_each_other_and_leave_nothing() {
             }
         };
         let (ip_a, ip_b) = (ip(a.clone()).await, ip(b.clone()).await);
-        assert!(ip_a.starts_with(&net.prefix) && ip_b.starts_with(&net.prefix) && ip_a != ip_b, "{ip_a} {ip_b} in {}", net.prefix);
-        assert_eq!(net.ports(), 2, "one veth per pod on the bridge");
+        assert!(in_subnet(net, &ip_a) && in_subnet(net, &ip_b) && ip_a != ip_b, "{ip_a} {ip_b} in {}", net.subnet());
+        assert_eq!(bridge_ports(net), 2, "one veth per pod on the bridge");
 
-        let netns_a = pod_dir(&s, &a).join("net");
+        let netns_a = pod_dir(&h, &a).join("net");
         let addr = in_netns(&netns_a, &["ip", "-4", "addr", "show", "eth0"]);
         assert!(String::from_utf8_lossy(&addr.stdout).contains(&ip_a), "{addr:?}");
         let ping = in_netns(&netns_a, &["/usr/bin/busybox", "ping", "-c", "1", "-W", "3", &ip_b]);
@@ -68,13 +61,13 @@ fn pods_get_addresses_reach_each_other_and_leave_nothing() {
         assert_eq!(String::from_utf8_lossy(&sysctl.stdout).trim(), "80", "the pod's sysctl, set in its netns");
         let host = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").expect("host sysctl");
         assert_ne!(host.trim(), "80", "the host's is untouched");
-        let uts = Command::new("nsenter").arg(format!("--uts={}", pod_dir(&s, &a).join("uts").display())).arg("hostname").output().expect("nsenter");
+        let uts = Command::new("nsenter").arg(format!("--uts={}", pod_dir(&h, &a).join("uts").display())).arg("hostname").output().expect("nsenter");
         assert_eq!(String::from_utf8_lossy(&uts.stdout).trim(), "alpha");
 
         for id in [&a, &b] {
             rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: id.clone() }).await.expect("stop");
         }
-        assert_eq!(net.ports(), 0, "stop detaches the network");
+        assert_eq!(bridge_ports(net), 0, "stop detaches the network");
 
         // Where the time went, stage by stage, for a benchmark to show: the pin, each plugin, the invoker's own share.
         let info = rt.pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: a.clone(), verbose: true }).await.expect("status").into_inner().info;
@@ -94,57 +87,56 @@ fn pods_get_addresses_reach_each_other_and_leave_nothing() {
         let listed = rt.list_pod_sandbox(cri::ListPodSandboxRequest::default()).await.expect("list").into_inner().items;
         assert!(listed.is_empty(), "{listed:?}");
     });
-    assert!(mounts_under(&s.root).is_empty(), "no namespace pinned: {:?}", mounts_under(&s.root));
-    let cached = std::fs::read_dir(net.cache_dir.join("results")).map(|d| d.count()).unwrap_or(0);
+    assert!(mounts_under(h.root()).is_empty(), "no namespace pinned: {:?}", mounts_under(h.root()));
+    let cached = std::fs::read_dir(net.cache_dir().join("results")).map(|d| d.count()).unwrap_or(0);
     assert_eq!(cached, 0, "no CNI result cached");
+    shutdown_clean(h);
 }
 
 #[test]
 fn pods_outlive_a_killed_skiffd_and_are_torn_down_after() {
-    let mut network = None;
-    let mut s = start(&mut network);
-    let net = network.expect("network");
+    let mut h = start();
     let rt = runtime();
     let (id, ip) = rt.block_on(async {
-        let mut c = connect(&s.socket).await.expect("connect").runtime;
+        let mut c = h.cri().await.expect("connect").runtime;
         let id = c.run_pod_sandbox(run_request(pod_config("survivor"))).await.expect("run").into_inner().pod_sandbox_id;
         let st = c.pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: id.clone(), verbose: false }).await.expect("status");
         (id, st.into_inner().status.expect("status").network.expect("network").ip)
     });
-    s.kill9();
-    s.spawn().expect("restart");
+    h.kill9();
+    h.restart().expect("restart");
     rt.block_on(async {
-        let mut c = connect(&s.socket).await.expect("connect").runtime;
+        let mut c = h.cri().await.expect("connect").runtime;
         let st = c.pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: id.clone(), verbose: false }).await.expect("status");
         let st = st.into_inner().status.expect("status");
         assert_eq!(st.state, cri::PodSandboxState::SandboxReady as i32, "the kubelet sees no change");
         assert_eq!(st.network.expect("network").ip, ip);
-        assert_eq!(net.ports(), 1);
+        assert_eq!(bridge_ports(h.cni()), 1);
         c.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: id.clone() }).await.expect("remove after restart");
     });
-    assert_eq!(net.ports(), 0, "torn down from the CNI cache after the restart");
-    assert!(mounts_under(&s.root).is_empty());
+    assert_eq!(bridge_ports(h.cni()), 0, "torn down from the CNI cache after the restart");
+    assert!(mounts_under(h.root()).is_empty());
+    shutdown_clean(h);
 }
 
 #[test]
 fn a_failing_plugin_or_no_config_leaves_nothing_and_says_why() {
-    let mut network = None;
-    let s = start(&mut network);
-    let net = network.expect("network");
+    let h = start();
+    let net = h.cni();
     // A chain whose last plugin fails: the bridge's veth and IP are undone.
-    let script = net.bin_dir.join("skiff-test-refuse");
+    let script = net.bin_dir().join("skiff-test-refuse");
     std::fs::write(&script, "#!/bin/sh\necho '{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"no capacity\",\"details\":\"test\"}'\nexit 1\n").expect("script");
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    let path = net.conf_dir.join("10-test.conflist");
+    let path = net.conflist_path();
     let mut conflist: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("conflist")).expect("json");
     conflist["plugins"].as_array_mut().expect("plugins").push(serde_json::json!({"type": "skiff-test-refuse"}));
     std::fs::write(&path, serde_json::to_vec(&conflist).expect("json")).expect("write");
     runtime().block_on(async {
-        let mut c = connect(&s.socket).await.expect("connect").runtime;
+        let mut c = h.cri().await.expect("connect").runtime;
         let err = c.run_pod_sandbox(run_request(pod_config("refused"))).await.expect_err("plugin fails");
         assert!(err.message().contains("no capacity") && err.message().contains("skiff-test-refuse"), "{}", err.message());
         assert!(c.list_pod_sandbox(cri::ListPodSandboxRequest::default()).await.expect("list").into_inner().items.is_empty());
-        assert_eq!(net.ports(), 0, "the bridge's veth is undone");
+        assert_eq!(bridge_ports(net), 0, "the bridge's veth is undone");
 
         std::fs::remove_file(&path).expect("remove the config");
         let status = c.status(cri::StatusRequest { verbose: false }).await.expect("status").into_inner();
@@ -152,7 +144,7 @@ fn a_failing_plugin_or_no_config_leaves_nothing_and_says_why() {
         assert!(!ready.status && ready.reason == "NoNetworkConfig", "{ready:?}");
         let err = c.run_pod_sandbox(run_request(pod_config("nonet"))).await.expect_err("no network config");
         assert_ne!(err.code(), Code::Ok);
-        assert!(err.message().contains(&net.conf_dir.display().to_string()), "{}", err.message());
+        assert!(err.message().contains(&net.conf_dir().display().to_string()), "{}", err.message());
         // A host-network pod needs no CNI.
         let mut host = pod_config("hostnet");
         let options = cri::NamespaceOption { network: cri::NamespaceMode::Node as i32, pid: cri::NamespaceMode::Container as i32, ..Default::default() };
@@ -160,6 +152,7 @@ fn a_failing_plugin_or_no_config_leaves_nothing_and_says_why() {
         let id = c.run_pod_sandbox(run_request(host)).await.expect("host network pod").into_inner().pod_sandbox_id;
         c.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: id }).await.expect("remove");
     });
-    assert!(mounts_under(&s.root).is_empty());
-    assert!(!s.root.join("pods").exists() || std::fs::read_dir(s.root.join("pods")).expect("pods").count() == 0);
+    assert!(mounts_under(h.root()).is_empty());
+    assert!(!h.root().join("pods").exists() || std::fs::read_dir(h.root().join("pods")).expect("pods").count() == 0);
+    shutdown_clean(h);
 }

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use skiff_integration::cri::{connect, cri, image_spec, pod_config, start_with_busybox, CniNetwork, runtime};
-use skiff_integration::{mounts_under, Skiff};
+use skiff_integration::cri::{cri, image_spec, pod_config, runtime, shutdown_clean, start_with_busybox, Harness, SkiffCli};
+use skiff_integration::mounts_under;
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -18,7 +18,7 @@ const MIB: u64 = 1 << 20;
 
 type Runtime = k8s_cri::v1::runtime_service_client::RuntimeServiceClient<Channel>;
 
-fn start() -> (Skiff, CniNetwork) {
+fn start() -> Harness {
     start_with_busybox(IMAGE).expect("skiffd with a busybox image (apt-get install busybox-static)")
 }
 
@@ -88,14 +88,14 @@ impl Drop for PodCgroup {
 
 #[test]
 fn stats_follow_what_containers_and_pods_use() {
-    let (s, net) = start();
-    let trigger = s.path("trigger");
+    let h = start();
+    let trigger = h.dir().join("trigger");
     std::fs::create_dir_all(&trigger).expect("trigger dir");
-    let gateway = format!("{}.1", net.prefix);
+    let gateway = h.cni().gateway();
     let parent = PodCgroup(format!("/skiff-it-stats-{}/podburner", std::process::id()));
     let rt = runtime();
     rt.block_on(async {
-        let mut rt = connect(&s.socket).await.expect("connect").runtime;
+        let mut rt = h.cri().await.expect("connect").runtime;
         let mut pod = pod_config("burner");
         pod.annotations.insert("pod.example.com/owner".into(), "team-a".into());
         pod.linux.as_mut().expect("linux").cgroup_parent = parent.0.clone();
@@ -121,7 +121,7 @@ fn stats_follow_what_containers_and_pods_use() {
         assert!(first.cpu.as_ref().expect("cpu").usage_nano_cores.is_none(), "no rate on the first sample: {first:?}");
         let layer_before = layer_bytes(&first);
         let fs_id = first.writable_layer.as_ref().and_then(|l| l.fs_id.clone()).expect("fs id").mountpoint;
-        assert_eq!(fs_id, s.root.join("snapshots").display().to_string());
+        assert_eq!(fs_id, h.root().join("snapshots").display().to_string());
 
         std::fs::write(trigger.join("go"), "").expect("go");
         wait_for(&trigger.join("written")).await;
@@ -235,6 +235,8 @@ fn stats_follow_what_containers_and_pods_use() {
         }
         assert!(pods(Default::default()).await.is_empty());
     });
-    assert_eq!(s.cli(&["ps", "-aq"]).ok(), "");
-    assert!(mounts_under(&s.root).is_empty(), "{:?}", mounts_under(&s.root));
+    assert_eq!(h.skiff(&["ps", "-aq"]).ok(), "");
+    assert!(mounts_under(h.root()).is_empty(), "{:?}", mounts_under(h.root()));
+    // Before the pod cgroup's guard drops: its rmdir needs every container's cgroup below it gone.
+    shutdown_clean(h);
 }

@@ -5,14 +5,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use skiff_integration::cri::{connect, container_config, container_status, cri, exec, pod_config, remove_pod, run_container, run_pod, runtime, start_with_busybox};
-use skiff_integration::{mounts_under, Skiff};
+use skiff_integration::cri::{container_config, container_status, cri, exec, pod_config, remove_pod, run_container, run_pod, runtime, shutdown_clean, start_with_busybox, Harness};
+use skiff_integration::mounts_under;
 
 const IMAGE: &str = "localhost/cri/supervised:1";
 const SLEEPER: &[&str] = &["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"];
 
-fn shim_of(s: &Skiff, container: &str) -> String {
-    std::fs::read_to_string(s.root.join("containers").join(container).join("shim.pid")).expect("shim.pid")
+fn shim_of(h: &Harness, container: &str) -> String {
+    std::fs::read_to_string(h.root().join("containers").join(container).join("shim.pid")).expect("shim.pid")
 }
 
 /// skiff-shim processes whose command line names this skiffd's root.
@@ -46,10 +46,10 @@ async fn shims_settle(root: &Path, want: usize) -> Vec<u32> {
 
 #[test]
 fn a_pods_containers_share_one_shim_that_outlives_a_killed_skiffd() {
-    let (mut s, _net) = start_with_busybox(IMAGE).expect("skiffd");
+    let mut h = start_with_busybox(IMAGE).expect("skiffd");
     let rt = runtime();
     let (pod, web, side, other_pod, other) = rt.block_on(async {
-        let mut c = connect(&s.socket).await.expect("connect").runtime;
+        let mut c = h.cri().await.expect("connect").runtime;
         let config = pod_config("shared");
         let pod = run_pod(&mut c, &config).await.expect("pod");
         let web = run_container(&mut c, &pod, &config, container_config("web", IMAGE, SLEEPER)).await.expect("web");
@@ -59,22 +59,22 @@ fn a_pods_containers_share_one_shim_that_outlives_a_killed_skiffd() {
         let other = run_container(&mut c, &other_pod, &other_config, container_config("solo", IMAGE, SLEEPER)).await.expect("solo");
         (pod, web, side, other_pod, other)
     });
-    assert_eq!(shim_of(&s, &web), shim_of(&s, &side), "one shim for the pod's two containers");
-    assert_ne!(shim_of(&s, &web), shim_of(&s, &other), "another pod, another shim");
-    let pod_shim = shim_of(&s, &web);
+    assert_eq!(shim_of(&h, &web), shim_of(&h, &side), "one shim for the pod's two containers");
+    assert_ne!(shim_of(&h, &web), shim_of(&h, &other), "another pod, another shim");
+    let pod_shim = shim_of(&h, &web);
 
-    s.kill9();
-    s.spawn().expect("restart");
+    h.kill9();
+    h.restart().expect("restart");
     rt.block_on(async {
-        let mut c = connect(&s.socket).await.expect("connect").runtime;
-        assert_eq!(shims_settle(&s.root, 2).await.len(), 2, "the shims outlived skiffd");
+        let mut c = h.cri().await.expect("connect").runtime;
+        assert_eq!(shims_settle(h.root(), 2).await.len(), 2, "the shims outlived skiffd");
         for id in [&web, &side] {
             let st = container_status(&mut c, id).await.expect("status");
             assert_eq!(st.state, cri::ContainerState::ContainerRunning as i32, "{id} runs on after the restart");
             let (code, out, _) = exec(&mut c, id, &["echo", "here"]).await.expect("exec after the restart");
             assert_eq!((code, out.as_str()), (0, "here\n"));
         }
-        assert_eq!(shim_of(&s, &side), pod_shim, "the same shim serves the pod after the restart");
+        assert_eq!(shim_of(&h, &side), pod_shim, "the same shim serves the pod after the restart");
 
         // Removing one container leaves the shim to the other; a new container joins it.
         c.stop_container(cri::StopContainerRequest { container_id: web.clone(), timeout: 5 }).await.expect("stop web");
@@ -83,14 +83,15 @@ fn a_pods_containers_share_one_shim_that_outlives_a_killed_skiffd() {
         assert_eq!(code, 0);
         let config = pod_config("shared");
         let late = run_container(&mut c, &pod, &config, container_config("late", IMAGE, SLEEPER)).await.expect("late");
-        assert_eq!(shim_of(&s, &late), pod_shim, "a later container is adopted by the pod's shim");
+        assert_eq!(shim_of(&h, &late), pod_shim, "a later container is adopted by the pod's shim");
 
         remove_pod(&mut c, &pod).await.expect("remove the pod");
-        let left = shims_settle(&s.root, 1).await;
+        let left = shims_settle(h.root(), 1).await;
         assert_eq!(left.len(), 1, "the pod's shim ended with its last container: {left:?}");
-        assert!(!s.root.join("supervisors").join(&pod).exists(), "and its group dir went");
+        assert!(!h.root().join("supervisors").join(&pod).exists(), "and its group dir went");
         remove_pod(&mut c, &other_pod).await.expect("remove the other pod");
-        assert!(shims_settle(&s.root, 0).await.is_empty(), "no shim left");
+        assert!(shims_settle(h.root(), 0).await.is_empty(), "no shim left");
     });
-    assert!(mounts_under(&s.root).is_empty(), "{:?}", mounts_under(&s.root));
+    assert!(mounts_under(h.root()).is_empty(), "{:?}", mounts_under(h.root()));
+    shutdown_clean(h);
 }

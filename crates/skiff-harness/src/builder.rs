@@ -107,10 +107,15 @@ fn harness_config(default: String, dir: &Path, network: &cni::CniNetwork, shim: 
     if config.has_table("cri") {
         config
             .set("cri", "cni_conf_dir", network.conf_dir())
-            .set("cri", "cni_bin_dirs", &cni::BIN_DIRS[..])
+            .set("cri", "cni_bin_dirs", bin_dirs(network))
             .set("cri", "cni_cache_dir", network.cache_dir());
     }
     config
+}
+
+/// The network's own plugin dir, then the system's.
+fn bin_dirs(network: &cni::CniNetwork) -> Vec<String> {
+    std::iter::once(network.bin_dir().display().to_string()).chain(cni::BIN_DIRS.iter().map(|d| d.to_string())).collect()
 }
 
 /// `skiffd --print-default-config`.
@@ -148,7 +153,7 @@ mod tests {
         let default = format!("{TODAY}\n[cri]\n# where the conflists are\ncni_conf_dir = \"/etc/cni/net.d\"\ncni_bin_dirs = [\n  \"/opt/cni/bin\",\n]\nsandbox_image = \"pause\"\n");
         let config = harness_config(default, dir, &network(dir), None);
         assert!(config.text().ends_with(
-            "[cri]\ncni_cache_dir = \"/tmp/h/cni/cache\"\n# where the conflists are\ncni_conf_dir = \"/tmp/h/cni/net.d\"\ncni_bin_dirs = [\"/usr/lib/cni\", \"/opt/cni/bin\"]\nsandbox_image = \"pause\"\n"
+            "[cri]\ncni_cache_dir = \"/tmp/h/cni/cache\"\n# where the conflists are\ncni_conf_dir = \"/tmp/h/cni/net.d\"\ncni_bin_dirs = [\"/tmp/h/cni/bin\", \"/usr/lib/cni\", \"/opt/cni/bin\"]\nsandbox_image = \"pause\"\n"
         ), "{}", config.text());
         assert!(config.text().contains("shim = \"\"\n"), "{}", config.text());
     }

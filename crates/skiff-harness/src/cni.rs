@@ -13,6 +13,9 @@ use crate::error::{Error, Result};
 /// Where CNI plugins are looked for, in order.
 pub const BIN_DIRS: [&str; 2] = ["/usr/lib/cni", "/opt/cni/bin"];
 
+/// The conflist's file name in the network's conf dir.
+const CONFLIST: &str = "10-skiff-harness.conflist";
+
 /// host-local's default data dir: `<this>/<network name>/<ip>` per reservation.
 pub const HOST_LOCAL_DIR: &str = "/var/lib/cni/networks";
 
@@ -27,6 +30,7 @@ pub struct CniNetwork {
     subnet: Ipv4Addr,
     conf_dir: PathBuf,
     cache_dir: PathBuf,
+    bin_dir: PathBuf,
     /// The file that holds the subnet for this harness while it lives.
     claim: Option<PathBuf>,
 }
@@ -57,6 +61,17 @@ impl CniNetwork {
         &self.conf_dir
     }
 
+    /// The harness's conflist: a test may edit it (add a plugin, say) or remove it.
+    pub fn conflist_path(&self) -> PathBuf {
+        self.conf_dir.join(CONFLIST)
+    }
+
+    /// A plugin dir of the harness's own, empty at start and searched before [`BIN_DIRS`]: a
+    /// test's own plugins go here (a failing one, or one that shadows a system plugin).
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
+    }
+
     /// The CNI result cache dir (skiffd's `cri.cni_cache_dir`).
     pub fn cache_dir(&self) -> &Path {
         &self.cache_dir
@@ -83,6 +98,7 @@ impl CniNetwork {
             subnet: Ipv4Addr::new(10, 199, 0, 0),
             conf_dir: dir.join("cni/net.d"),
             cache_dir: dir.join("cni/cache"),
+            bin_dir: dir.join("cni/bin"),
             claim: None,
         }
     }
@@ -112,7 +128,7 @@ impl CniNetwork {
     }
 }
 
-/// Makes the network under `dir` (`cni/net.d`, `cni/cache`): the given bridge and subnet, or a
+/// Makes the network under `dir` (`cni/net.d`, `cni/cache`, `cni/bin`): the given bridge and subnet, or a
 /// free random pair.
 pub(crate) fn setup(dir: &Path, explicit: Option<(&str, &str)>) -> Result<CniNetwork> {
     let (bridge, subnet, claim) = match explicit {
@@ -136,13 +152,15 @@ pub(crate) fn setup(dir: &Path, explicit: Option<(&str, &str)>) -> Result<CniNet
         subnet,
         conf_dir: dir.join("cni/net.d"),
         cache_dir: dir.join("cni/cache"),
+        bin_dir: dir.join("cni/bin"),
         claim: Some(claim),
     };
     let written = std::fs::create_dir_all(&net.conf_dir)
         .and_then(|()| std::fs::create_dir_all(&net.cache_dir))
+        .and_then(|()| std::fs::create_dir_all(&net.bin_dir))
         .map_err(Error::io(format!("create the cni dirs under {}", dir.display())))
         .and_then(|()| {
-            let path = net.conf_dir.join("10-skiff-harness.conflist");
+            let path = net.conflist_path();
             let text = serde_json::to_string_pretty(&net.conflist()).unwrap_or_default();
             std::fs::write(&path, text).map_err(Error::io(format!("write {}", path.display())))
         });

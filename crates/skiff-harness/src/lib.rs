@@ -5,7 +5,8 @@
 //! A harness's temp dir holds skiffd's root, socket, config and log, a registry `certs.d` dir,
 //! and a CNI network of its own: a conflist (bridge + host-local + portmap, CNI 1.0.0) with a
 //! bridge and a /24 (random, from 10.200.0.0 to 10.250.255.0) that no other live harness on the
-//! host uses, plugins from `/usr/lib/cni` and `/opt/cni/bin`, and a CNI cache dir. A skiffd whose
+//! host uses, plugins from a dir of its own (empty: a test's own plugins go there), then
+//! `/usr/lib/cni` and `/opt/cni/bin`, and a CNI cache dir. A skiffd whose
 //! default config has a `[cri]` table is pointed at them.
 //!
 //! Teardown (`shutdown()`, or drop) removes every pod and container through the CRI and the CLI,

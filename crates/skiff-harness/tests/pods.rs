@@ -40,3 +40,27 @@ fn a_running_pod_is_torn_down_through_the_cri_and_the_report_is_clean() {
     assert!(mounts_under(&dir).is_empty() && !dir.exists());
     assert!(!std::path::Path::new("/sys/class/net").join(&bridge).exists());
 }
+
+/// The harness's own plugin dir is searched before the system's: a `bridge` put there is the one
+/// skiffd runs (here one that refuses every ADD), and the failed pod leaves nothing.
+#[test]
+fn a_plugin_in_the_harness_bin_dir_shadows_the_systems() {
+    let h = Harness::start().expect("harness");
+    let plugin = h.cni().bin_dir().join("bridge");
+    let script = "#!/bin/sh\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\necho '{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"refused by the harness bin dir\"}'\nexit 1\n";
+    std::fs::write(&plugin, script).expect("plugin");
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    assert!(h.cni().conflist_path().is_file(), "{}", h.cni().conflist_path().display());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let mut c = h.cri().await.expect("cri").runtime;
+        let config = cri::PodSandboxConfig {
+            metadata: Some(cri::PodSandboxMetadata { name: "shadowed".into(), uid: "uid-shadowed".into(), namespace: "default".into(), attempt: 0 }),
+            ..Default::default()
+        };
+        let err = c.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(config), runtime_handler: String::new() }).await.expect_err("the shadowing bridge refuses");
+        assert!(err.message().contains("refused by the harness bin dir"), "{}", err.message());
+    });
+    let report = h.shutdown().expect("shutdown");
+    assert!(report.is_clean(), "{report}");
+}
