@@ -19,6 +19,7 @@ mod io;
 mod launcher;
 mod netns;
 mod pin;
+mod procs;
 mod reaper;
 mod supervisor;
 mod zygote;

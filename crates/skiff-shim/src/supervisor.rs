@@ -3,8 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -14,6 +13,7 @@ use skiff_runtime::shim::{ErrorCode, ExitStatus, Request, Response, ShimConfig, 
 
 use crate::io::{self, Attached, ConsoleAt, LogSink};
 use crate::launcher::Launcher;
+use crate::procs::{oom_kills, pidfd_open, pidfd_send_signal, write_atomically};
 use crate::reaper::{Ended, Reaper};
 
 /// How long a process's output may keep flowing after it exited (a grandchild holding the pipe).
@@ -26,6 +26,9 @@ struct Process {
     /// Lets signals reach the process even if its pid were reused after it was reaped.
     pidfd: Option<OwnedFd>,
 }
+
+/// How long a failed kill waits for the init's exit before trying once more.
+const KILL_RACE_WAIT: Duration = Duration::from_millis(200);
 
 /// Exited exec'd processes kept for a late Wait; older ones are forgotten, so that a container
 /// probed by ExecSync every few seconds for months does not grow its shim.
@@ -55,13 +58,6 @@ fn failed(code: ErrorCode, message: impl Into<String>) -> Response {
     Response::Error { code, message: message.into() }
 }
 
-fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    // SAFETY: a non-negative return is a fresh fd we own.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
 /// A signal through a pidfd; a process that is already gone is fine.
 fn signal_process(pidfd: &OwnedFd, signal: i32) -> Response {
     match pidfd_send_signal(pidfd, signal) {
@@ -69,42 +65,6 @@ fn signal_process(pidfd: &OwnedFd, signal: i32) -> Response {
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Response::Ok,
         Err(e) => failed(ErrorCode::Internal, format!("signal {signal}: {e}")),
     }
-}
-
-fn pidfd_send_signal(pidfd: &OwnedFd, signal: i32) -> std::io::Result<()> {
-    // SAFETY: pidfd_send_signal with a null siginfo and no flags.
-    let rc = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal, std::ptr::null::<libc::siginfo_t>(), 0) };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// The `oom_kill` count of the container's memory cgroup (v1, v2, or the hybrid's unified mount).
-fn oom_kills(cgroup_path: &str) -> u64 {
-    let rel = cgroup_path.trim_start_matches('/');
-    // All three files carry an `oom_kill N` line.
-    let candidates = [
-        format!("/sys/fs/cgroup/memory/{rel}/memory.oom_control"),
-        format!("/sys/fs/cgroup/{rel}/memory.events"),
-        format!("/sys/fs/cgroup/unified/{rel}/memory.events"),
-    ];
-    candidates
-        .iter()
-        .filter_map(|path| {
-            let text = std::fs::read_to_string(path).ok()?;
-            text.lines().find_map(|l| l.strip_prefix("oom_kill ")).and_then(|v| v.trim().parse::<u64>().ok())
-        })
-        .max()
-        .unwrap_or(0)
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut file = File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 /// A console socket named `name` in the state dir held open as `dir`.
@@ -291,14 +251,37 @@ impl Supervisor {
             }
         }
         drop(inner);
+        let Err(first) = self.launcher.kill(signal, all) else { return Response::Ok };
+        // The runtime signals the processes it listed in the cgroup one by one, and fails on one
+        // that exited in between (libcontainer: `/proc/<pid>/stat` not found), typically the
+        // init itself under a SIGKILL to all: once the init's exit is seen, or a second pass
+        // over what is left succeeds, the signal reached everything there was.
+        if self.init_exited_within(KILL_RACE_WAIT) {
+            tracing::debug!(container = %self.config.id, error = %first, "kill raced with the exit");
+            return Response::Ok;
+        }
         match self.launcher.kill(signal, all) {
-            Ok(()) => Response::Ok,
-            Err(e) if self.lock().init.exit.is_some() => {
-                tracing::debug!(container = %self.config.id, error = %e, "kill raced with the exit");
+            Ok(()) => {
+                tracing::debug!(container = %self.config.id, error = %first, "kill raced with a process's exit; a second pass succeeded");
                 Response::Ok
             }
+            Err(_) if self.init_exited_within(KILL_RACE_WAIT) => Response::Ok,
             Err(e) => failed(ErrorCode::Internal, format!("kill: {e}")),
         }
+    }
+
+    /// Whether the init's exit is recorded, waiting up to `limit` for it.
+    fn init_exited_within(&self, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        let mut inner = self.lock();
+        while inner.init.exit.is_none() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            inner = self.changed.wait_timeout(inner, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        true
     }
 
     fn kill_exec(&self, exec_id: &str, signal: i32) -> Response {
@@ -373,3 +356,7 @@ impl Supervisor {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "supervisor_tests.rs"]
+mod tests;
