@@ -81,6 +81,8 @@ impl Builder {
             cni: network,
             child: None,
             containers: BTreeSet::new(),
+            seen: Default::default(),
+            cgroup_paths: BTreeSet::new(),
             torn_down: false,
             dir,
         };

@@ -9,6 +9,7 @@ use k8s_cri::v1::VersionRequest;
 
 use crate::cri::block_on;
 use crate::error::{Error, Result};
+use crate::watch;
 use crate::Harness;
 
 /// How long skiffd may take to answer after it starts.
@@ -30,7 +31,8 @@ impl Harness {
             .spawn()
             .map_err(Error::io(format!("run {}", self.skiffd.display())))?;
         self.child = Some(child);
-        self.wait_ready()
+        self.wait_ready()?;
+        watch::Watcher::start(&self.socket, &self.root, self.seen.clone()).map(drop)
     }
 
     /// Polls until skiffd answers a call on its socket (any answer but Unavailable: CRI Version

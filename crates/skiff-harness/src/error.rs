@@ -23,6 +23,8 @@ pub enum Error {
     NotReady { socket: PathBuf, secs: u64, log: String },
     #[error("skiffd did not exit within {secs}s of SIGTERM, so it was killed; its log:\n{log}")]
     StopTimeout { secs: u64, log: String },
+    #[error("subscribe to skiffd's events (the harness follows every container created): {0}")]
+    Subscribe(String),
     #[error("skiffd is not running (start it again with restart())")]
     NotRunning,
     #[error("connect to skiffd at {}: {source}", socket.display())]

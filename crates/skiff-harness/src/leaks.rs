@@ -115,6 +115,8 @@ pub(crate) struct Scope<'a> {
     pub dir: &'a Path,
     pub cni: &'a CniNetwork,
     pub containers: &'a BTreeSet<String>,
+    /// The containers' own cgroups (`linux.cgroupsPath`), under whatever parent.
+    pub cgroup_paths: &'a BTreeSet<String>,
 }
 
 /// Everything `scope` left on the host. Fails only when our own mount table cannot be read:
@@ -123,7 +125,13 @@ pub(crate) fn detect(scope: &Scope<'_>) -> Result<Vec<Leak>> {
     let mut leaks = mounts(scope.dir)?;
     leaks.extend(foreign_nsfs(scope.dir));
     leaks.extend(interfaces(scope.cni.bridge()));
-    leaks.extend(scope.containers.iter().flat_map(|id| cgroups(id)));
+    let mut dirs: Vec<PathBuf> = scope.containers.iter().flat_map(|id| cgroup_dirs(id)).collect();
+    for dir in scope.cgroup_paths.iter().flat_map(|path| cgroup_dirs_at(path)) {
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    leaks.extend(dirs.into_iter().map(|path| Leak::Cgroup { pids: cgroup_pids(&path), path }));
     leaks.extend(processes(scope.dir));
     leaks.extend(reservations(&scope.cni.reservations_dir()));
     leaks.extend(files_in(&scope.cni.cache_dir().join("results")).into_iter().map(|path| Leak::CniCache { path }));
@@ -166,12 +174,22 @@ fn interfaces(bridge: &str) -> Vec<Leak> {
 /// The cgroup dirs skiff makes for container `id` that still exist: `<controller>/skiff/<id>` on
 /// cgroup v1, `unified/skiff/<id>` (hybrid) or `skiff/<id>` on v2.
 pub(crate) fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    cgroup_dirs_at(&format!("skiff/{id}"))
+}
+
+/// The dirs of the cgroup at `path` (`linux.cgroupsPath`, cgroupfs style) that exist, in every
+/// hierarchy under /sys/fs/cgroup (v1 controllers, named and unified ones) and on a v2 host.
+pub(crate) fn cgroup_dirs_at(path: &str) -> Vec<PathBuf> {
+    let rel = path.trim_start_matches('/');
+    if rel.is_empty() || rel.split('/').any(|c| c == "..") {
+        return Vec::new();
+    }
     let base = Path::new("/sys/fs/cgroup");
-    let mut candidates = vec![base.join("skiff").join(id)];
+    let mut candidates = vec![base.join(rel)];
     if let Ok(mounts) = std::fs::read_dir(base) {
         let mut controllers: Vec<PathBuf> = mounts.flatten().map(|m| m.path()).collect();
         controllers.sort();
-        candidates.extend(controllers.into_iter().map(|c| c.join("skiff").join(id)));
+        candidates.extend(controllers.into_iter().map(|c| c.join(rel)));
     }
     let mut out: Vec<PathBuf> = Vec::new();
     for c in candidates {
@@ -193,9 +211,6 @@ pub(crate) fn cgroup_pids(dir: &Path) -> Vec<u32> {
     pids
 }
 
-fn cgroups(id: &str) -> Vec<Leak> {
-    cgroup_dirs(id).into_iter().map(|path| Leak::Cgroup { pids: cgroup_pids(&path), path }).collect()
-}
 
 /// Shims (argv[0] `skiff-shim` with an argument under `dir`: the container's state dir) and any
 /// other live process running from `dir`.

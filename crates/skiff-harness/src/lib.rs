@@ -11,7 +11,9 @@
 //!
 //! Teardown (`shutdown()`, or drop) removes every pod and container through the CRI and the CLI,
 //! stops skiffd, then looks for what is left: mounts and nsfs mounts under the dir, interfaces on
-//! the bridge, cgroups of the containers it saw, shims and other processes running from the dir,
+//! the bridge, cgroups of the containers it saw (every container created while it ran, followed
+//! through skiffd's event stream, at its own `linux.cgroupsPath`, whatever its pod's parent), shims
+//! and other processes running from the dir,
 //! host-local reservations and CNI cache entries of its network. It reports them
 //! ([`LeakReport`]), cleans them up, and removes the dir. Drop panics with the report when
 //! anything leaked (unless the test is already panicking: then it prints it).
@@ -55,6 +57,7 @@ mod error;
 mod leaks;
 mod procfs;
 mod teardown;
+mod watch;
 
 pub use builder::Builder;
 pub use cni::{CniNetwork, BIN_DIRS as CNI_BIN_DIRS, HOST_LOCAL_DIR};
@@ -78,6 +81,10 @@ pub struct Harness {
     child: Option<Child>,
     /// Ids of every container the harness saw, whose cgroups the leak checks look for.
     containers: BTreeSet<String>,
+    /// Every container created while the harness ran, with its cgroup (see `watch`).
+    seen: watch::Seen,
+    /// Their `linux.cgroupsPath`s, gathered at teardown.
+    cgroup_paths: BTreeSet<String>,
     torn_down: bool,
 }
 

@@ -48,6 +48,9 @@ impl Harness {
             }
             self.kill9();
         }
+        let seen: Vec<(String, Option<String>)> = self.seen.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(id, path)| (id.clone(), path.clone())).collect();
+        self.containers.extend(seen.iter().map(|(id, _)| id.clone()));
+        self.cgroup_paths.extend(seen.into_iter().filter_map(|(_, path)| path));
         // A skiffd killed with containers up could not list them: their state dirs name them.
         if let Ok(dirs) = std::fs::read_dir(self.root.join("containers")) {
             self.containers.extend(dirs.flatten().filter_map(|d| d.file_name().to_str().map(str::to_string)));
@@ -74,7 +77,7 @@ impl Harness {
     }
 
     fn leaks(&self) -> Result<Vec<crate::Leak>> {
-        detect(&Scope { dir: &self.dir, cni: &self.cni, containers: &self.containers })
+        detect(&Scope { dir: &self.dir, cni: &self.cni, containers: &self.containers, cgroup_paths: &self.cgroup_paths })
     }
 
     /// Every pod stopped and removed, every container removed, as the kubelet would; a skiffd

@@ -64,3 +64,47 @@ fn a_plugin_in_the_harness_bin_dir_shadows_the_systems() {
     let report = h.shutdown().expect("shutdown");
     assert!(report.is_clean(), "{report}");
 }
+
+/// A container the test removed itself, in a pod with a cgroup parent of its own: a cgroup the
+/// runtime left of it is found under that parent (the harness followed the container from its
+/// creation), reported and removed.
+#[test]
+fn a_cgroup_left_by_a_removed_container_is_found_under_its_pods_parent() {
+    let h = Harness::start().expect("harness");
+    import_busybox(&h);
+    let parent = format!("/skiff-harness-test-{}", std::process::id());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let id = rt.block_on(async {
+        let mut c = h.cri().await.expect("cri").runtime;
+        let config = cri::PodSandboxConfig {
+            metadata: Some(cri::PodSandboxMetadata { name: "parented".into(), uid: "uid-parented".into(), namespace: "default".into(), attempt: 0 }),
+            linux: Some(cri::LinuxPodSandboxConfig { cgroup_parent: parent.clone(), ..Default::default() }),
+            ..Default::default()
+        };
+        let pod = c.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: String::new() }).await.expect("pod").into_inner().pod_sandbox_id;
+        let container = cri::ContainerConfig {
+            metadata: Some(cri::ContainerMetadata { name: "brief".into(), attempt: 0 }),
+            image: Some(cri::ImageSpec { image: IMAGE.into(), ..Default::default() }),
+            command: vec!["true".into()],
+            ..Default::default()
+        };
+        let req = cri::CreateContainerRequest { pod_sandbox_id: pod.clone(), config: Some(container), sandbox_config: Some(config) };
+        let id = c.create_container(req).await.expect("create").into_inner().container_id;
+        c.remove_container(cri::RemoveContainerRequest { container_id: id.clone() }).await.expect("remove");
+        c.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod.clone() }).await.expect("stop pod");
+        c.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod }).await.expect("remove pod");
+        id
+    });
+    // What a runtime that died half-way through its delete would leave.
+    let memory = std::path::Path::new("/sys/fs/cgroup/memory");
+    let left = memory.join(parent.trim_start_matches('/')).join(&id);
+    std::fs::create_dir_all(&left).expect("a leftover cgroup");
+    let report = h.shutdown().expect("shutdown");
+    let found = report.of_kind(skiff_harness::LeakKind::Cgroup).any(|l| matches!(l, skiff_harness::Leak::Cgroup { path, .. } if *path == left));
+    // The pod's parent is the kubelet's to remove, not Skiff's; the test made it, the test removes it.
+    for controller in std::fs::read_dir("/sys/fs/cgroup").expect("cgroup mounts").flatten() {
+        let _ = std::fs::remove_dir(controller.path().join(parent.trim_start_matches('/')));
+    }
+    assert!(found, "the leftover cgroup is reported: {report}");
+    assert!(!left.exists(), "and removed");
+}
