@@ -16,6 +16,11 @@ fn rss_pss(m: &Mem) -> String {
     format!("{} / {} MB", mb(m.rss_kb), mb(m.pss_kb))
 }
 
+/// PSS split into anonymous pages and file pages (text the kernel can drop and read again).
+fn anon_file(m: &Mem) -> String {
+    format!("{} / {} MB", mb(m.pss_anon_kb), mb(m.pss_kb.saturating_sub(m.pss_anon_kb)))
+}
+
 /// The whole report.
 pub fn render(base: &RunResult, cand: &RunResult, goal: f64) -> String {
     let mut out = String::new();
@@ -105,6 +110,7 @@ fn memory(base: &RunResult, cand: &RunResult) -> String {
     row(&mut out, "supervisors, summed", &|m| rss_pss(&m.shims_mem));
     row(&mut out, "supervisors, per pod", &|m| rss_pss(&per_pod(m)));
     row(&mut out, "daemon + supervisors", &|m| rss_pss(&(m.daemon + m.shims_mem)));
+    row(&mut out, "  of the PSS: anonymous / file", &|m| anon_file(&(m.daemon + m.shims_mem)));
     row(&mut out, "pods started in (one at a time)", &|m| format!("{:.2} s", m.start_ms / 1e3));
     let total = |m: &MemoryResult| (m.daemon + m.shims_mem).pss_kb as f64;
     if total(c) > 0.0 {
@@ -122,7 +128,7 @@ fn containers(m: &MemoryResult) -> String {
 
 fn per_pod(m: &MemoryResult) -> Mem {
     let pods = m.pods.max(1) as u64;
-    Mem { rss_kb: m.shims_mem.rss_kb / pods, pss_kb: m.shims_mem.pss_kb / pods }
+    Mem { rss_kb: m.shims_mem.rss_kb / pods, pss_kb: m.shims_mem.pss_kb / pods, pss_anon_kb: m.shims_mem.pss_anon_kb / pods }
 }
 
 #[cfg(test)]
@@ -143,6 +149,7 @@ mod tests {
         assert!(text.contains("run      pin"), "{text}");
         assert!(text.contains("10 containerd-shim-runc-v2"), "{text}");
         assert!(text.contains("PSS ratio containerd/skiff: 1.00"), "{text}");
+        assert!(text.lines().any(|l| l.contains("of the PSS: anonymous / file") && l.contains("53.7 / 34.2 MB")), "{text}");
 
         let slow = sample("skiff 0.1.0", 0.5, false);
         let text = render(&base, &slow, 3.0);

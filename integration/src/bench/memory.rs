@@ -11,12 +11,15 @@ use anyhow::{anyhow, Context, Result};
 pub struct Mem {
     pub rss_kb: u64,
     pub pss_kb: u64,
+    /// The anonymous part of `pss_kb` (heap, stacks, written data); the rest is file pages,
+    /// mostly the binary's text, which the kernel can drop and read again.
+    pub pss_anon_kb: u64,
 }
 
 impl std::ops::Add for Mem {
     type Output = Mem;
     fn add(self, o: Mem) -> Mem {
-        Mem { rss_kb: self.rss_kb + o.rss_kb, pss_kb: self.pss_kb + o.pss_kb }
+        Mem { rss_kb: self.rss_kb + o.rss_kb, pss_kb: self.pss_kb + o.pss_kb, pss_anon_kb: self.pss_anon_kb + o.pss_anon_kb }
     }
 }
 
@@ -31,6 +34,8 @@ pub fn of(pid: u32) -> Result<Mem> {
     Ok(Mem {
         rss_kb: field_kb(&status, "VmRSS").ok_or_else(|| anyhow!("/proc/{pid}/status has no VmRSS (a kernel thread?)"))?,
         pss_kb: field_kb(&rollup, "Pss").ok_or_else(|| anyhow!("/proc/{pid}/smaps_rollup has no Pss"))?,
+        // Older kernels lack the split: all of it then counts as anonymous.
+        pss_anon_kb: field_kb(&rollup, "Pss_Anon").or_else(|| field_kb(&rollup, "Pss")).unwrap_or(0),
     })
 }
 

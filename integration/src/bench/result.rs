@@ -44,7 +44,7 @@ pub struct RunResult {
 }
 
 fn mem_json(m: &Mem) -> Value {
-    json!({"rss_kb": m.rss_kb, "pss_kb": m.pss_kb})
+    json!({"rss_kb": m.rss_kb, "pss_kb": m.pss_kb, "pss_anon_kb": m.pss_anon_kb})
 }
 
 fn field<'a>(v: &'a Value, key: &str, what: &str) -> Result<&'a Value> {
@@ -68,7 +68,10 @@ fn list<'a>(v: &'a Value, key: &str, what: &str) -> Result<&'a Vec<Value>> {
 }
 
 fn mem_from(v: &Value, what: &str) -> Result<Mem> {
-    Ok(Mem { rss_kb: count(v, "rss_kb", what)?, pss_kb: count(v, "pss_kb", what)? })
+    let pss_kb = count(v, "pss_kb", what)?;
+    // Results of before the split count all of it as anonymous.
+    let pss_anon_kb = v.get("pss_anon_kb").and_then(Value::as_u64).unwrap_or(pss_kb);
+    Ok(Mem { rss_kb: count(v, "rss_kb", what)?, pss_kb, pss_anon_kb })
 }
 
 impl RunResult {
@@ -156,11 +159,11 @@ pub(crate) mod tests {
                 pods: 10,
                 containers_per_pod: 1,
                 start_ms: 2200.0 * scale,
-                idle: Mem { rss_kb: 40_000, pss_kb: 39_000 },
-                daemon: Mem { rss_kb: 54_000, pss_kb: 53_000 },
+                idle: Mem { rss_kb: 40_000, pss_kb: 39_000, pss_anon_kb: 20_000 },
+                daemon: Mem { rss_kb: 54_000, pss_kb: 53_000, pss_anon_kb: 30_000 },
                 shim_name: "containerd-shim-runc-v2".into(),
                 shims: 10,
-                shims_mem: Mem { rss_kb: 134_000, pss_kb: 37_000 },
+                shims_mem: Mem { rss_kb: 134_000, pss_kb: 37_000, pss_anon_kb: 25_000 },
             }),
         }
     }
