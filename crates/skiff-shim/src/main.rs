@@ -45,6 +45,7 @@ fn main() {
     // Run from a memfd, the kernel names the process after its fd number ("12"); ps and top
     // should say what it is.
     let _ = nix::sys::prctl::set_name(c"skiff-shim");
+    one_malloc_arena();
     // After the sealing: the pid holder pin forks is PID 1 in a pod, its /proc/1/exe in view.
     if std::env::args_os().nth(1).is_some_and(|a| a == "pin") {
         pin::main();
@@ -109,6 +110,17 @@ fn main() {
         None => loop {
             std::thread::park();
         },
+    }
+}
+
+/// A shim's threads (reaper, sockets, output copiers, watchers) each would get a glibc malloc
+/// arena of their own, a few hundred KiB resident apiece for a process that allocates little:
+/// one arena serves them all. Called while the process is single-threaded.
+fn one_malloc_arena() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets an allocator parameter; no other thread exists yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
