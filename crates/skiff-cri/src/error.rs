@@ -52,6 +52,14 @@ pub enum CriError {
 
 pub type Result<T, E = CriError> = std::result::Result<T, E>;
 
+impl CriError {
+    /// Wraps an I/O error of host work the CRI layer does itself (`map_err(CriError::host("…"))`).
+    pub fn host(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> CriError {
+        let what = what.into();
+        move |source| CriError::Host { what, source }
+    }
+}
+
 impl HasKind for CriError {
     fn kind(&self) -> ErrorKind {
         match self {

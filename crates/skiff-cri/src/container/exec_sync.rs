@@ -100,21 +100,16 @@ struct OutputFifos {
 
 impl OutputFifos {
     fn make(root: &Path) -> Result<OutputFifos> {
-        let host = |what: &str| {
-            let what = what.to_string();
-            move |source| CriError::Host { what, source }
-        };
         let parent = root.join("exec");
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&parent).map_err(host("making the exec fifo directory"))?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&parent).map_err(CriError::host("making the exec fifo directory"))?;
         let dir = parent.join(skiff_engine::containers::random_hex(16)?);
-        std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(host("making the exec fifo directory"))?;
+        std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(CriError::host("making the exec fifo directory"))?;
         let open = |name: &str| -> Result<File> {
             let path = dir.join(name);
-            nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
-                .map_err(|e| CriError::Host { what: format!("making {}", path.display()), source: e.into() })?;
+            nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(|e| CriError::host(format!("making {}", path.display()))(e.into()))?;
             // Non-blocking, so the open does not wait for the shim; made blocking once the shim
             // holds the write end (a read before that would see an end of file).
-            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(&path).map_err(host("opening an exec fifo"))
+            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(&path).map_err(CriError::host("opening an exec fifo"))
         };
         let made = (|| Ok::<_, CriError>((open("stdout")?, open("stderr")?)))();
         match made {
@@ -134,13 +129,9 @@ impl OutputFifos {
     fn read(&self) -> Result<(JoinHandle<Captured>, JoinHandle<Captured>)> {
         let _ = std::fs::remove_dir_all(&self.dir);
         let spawn = |file: &File, name: &str| -> Result<JoinHandle<Captured>> {
-            let host = |what: &str| {
-                let what = what.to_string();
-                move |source| CriError::Host { what, source }
-            };
-            let file = file.try_clone().map_err(host("an exec fifo"))?;
-            nix::fcntl::fcntl(file.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty())).map_err(|e| CriError::Host { what: "making an exec fifo blocking".into(), source: e.into() })?;
-            std::thread::Builder::new().name(format!("exec-{name}")).spawn(move || capture(file, STREAM_CAP)).map_err(host("starting an exec output reader"))
+            let file = file.try_clone().map_err(CriError::host("an exec fifo"))?;
+            nix::fcntl::fcntl(file.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty())).map_err(|e| CriError::host("making an exec fifo blocking")(e.into()))?;
+            std::thread::Builder::new().name(format!("exec-{name}")).spawn(move || capture(file, STREAM_CAP)).map_err(CriError::host("starting an exec output reader"))
         };
         Ok((spawn(&self.stdout, "stdout")?, spawn(&self.stderr, "stderr")?))
     }

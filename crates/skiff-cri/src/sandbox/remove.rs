@@ -88,7 +88,7 @@ impl CriRuntime {
         super::files::remove_pod_files(&record.dir)?;
         match std::fs::remove_dir_all(&record.dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(CriError::Host { what: format!("removing {}", record.dir.display()), source: e });
+                return Err(CriError::host(format!("removing {}", record.dir.display()))(e));
             }
             _ => {}
         }
