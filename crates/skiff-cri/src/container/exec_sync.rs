@@ -4,21 +4,18 @@
 //! settings (user, env, cwd, capabilities). A timeout kills that process only, never the
 //! container, and answers DeadlineExceeded.
 //!
-//! Output comes back through two FIFOs skiffd makes in a directory of its own (root's, 0700)
-//! under `<root>/exec/`, removed as soon as the shim has opened them.
+//! Output comes back through two FIFOs ([`FifoSet`]).
 
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use k8s_cri::v1 as cri;
 use skiff_engine::{ExecSpec, Status};
-use skiff_runtime::shim::Stdio;
 
+use super::fifos::{FifoSet, Wanted};
 use crate::blocking::blocking;
 use crate::error::{text, CriError, Result};
 use crate::runtime::CriRuntime;
@@ -91,61 +88,15 @@ fn capture(mut from: impl Read, cap: usize) -> Captured {
     captured
 }
 
-/// The two FIFOs of one ExecSync, read ends open. Dropping it removes the directory.
-struct OutputFifos {
-    dir: PathBuf,
-    stdout: File,
-    stderr: File,
-}
-
-impl OutputFifos {
-    fn make(root: &Path) -> Result<OutputFifos> {
-        let parent = root.join("exec");
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&parent).map_err(CriError::host("making the exec fifo directory"))?;
-        let dir = parent.join(skiff_engine::containers::random_hex(16)?);
-        std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(CriError::host("making the exec fifo directory"))?;
-        let open = |name: &str| -> Result<File> {
-            let path = dir.join(name);
-            nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(|e| CriError::host(format!("making {}", path.display()))(e.into()))?;
-            // Non-blocking, so the open does not wait for the shim; made blocking once the shim
-            // holds the write end (a read before that would see an end of file).
-            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(&path).map_err(CriError::host("opening an exec fifo"))
-        };
-        let made = (|| Ok::<_, CriError>((open("stdout")?, open("stderr")?)))();
-        match made {
-            Ok((stdout, stderr)) => Ok(OutputFifos { dir, stdout, stderr }),
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                Err(e)
-            }
-        }
-    }
-
-    fn stdio(&self) -> Stdio {
-        Stdio { stdin: None, stdout: Some(self.dir.join("stdout")), stderr: Some(self.dir.join("stderr")), tty: false, size: None }
-    }
-
-    /// Starts reading both streams; the directory goes (the shim has its ends open).
-    fn read(&self) -> Result<(JoinHandle<Captured>, JoinHandle<Captured>)> {
-        let _ = std::fs::remove_dir_all(&self.dir);
-        let spawn = |file: &File, name: &str| -> Result<JoinHandle<Captured>> {
-            let file = file.try_clone().map_err(CriError::host("an exec fifo"))?;
-            nix::fcntl::fcntl(file.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty())).map_err(|e| CriError::host("making an exec fifo blocking")(e.into()))?;
-            std::thread::Builder::new().name(format!("exec-{name}")).spawn(move || capture(file, STREAM_CAP)).map_err(CriError::host("starting an exec output reader"))
-        };
-        Ok((spawn(&self.stdout, "stdout")?, spawn(&self.stderr, "stderr")?))
-    }
-}
-
-impl Drop for OutputFifos {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// At start: FIFO directories of ExecSync calls a crash cut short.
-pub(crate) fn clear_leftovers(root: &Path) {
-    let _ = std::fs::remove_dir_all(root.join("exec"));
+/// Starts reading both output FIFOs of `set` (the shim holds their other ends) to their ends.
+fn read_outputs(set: &mut FifoSet) -> Result<(JoinHandle<Captured>, JoinHandle<Captured>)> {
+    set.unlink();
+    let spawn = |file: Option<File>, name: &str| -> Result<JoinHandle<Captured>> {
+        let file = file.ok_or_else(|| CriError::host(format!("the exec's {name} fifo"))(std::io::ErrorKind::NotFound.into()))?;
+        nix::fcntl::fcntl(file.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty())).map_err(|e| CriError::host("making an exec fifo blocking")(e.into()))?;
+        std::thread::Builder::new().name(format!("exec-{name}")).spawn(move || capture(file, STREAM_CAP)).map_err(CriError::host("starting an exec output reader"))
+    };
+    Ok((spawn(set.stdout.take(), "stdout")?, spawn(set.stderr.take(), "stderr")?))
 }
 
 impl CriRuntime {
@@ -170,9 +121,9 @@ impl CriRuntime {
         if record.status != Status::Running {
             return Err(CriError::FailedPrecondition(format!("container {id} is {}, not running: ExecSync needs a running container", record.status.as_str())));
         }
-        let fifos = OutputFifos::make(&self.parts.root)?;
-        let (exec_id, pid) = manager.exec(id, ExecSpec { args: cmd.clone(), stdio: fifos.stdio(), ..ExecSpec::default() })?;
-        let (stdout, stderr) = fifos.read()?;
+        let mut fifos = FifoSet::make(&self.parts.root, Wanted { stdin: false, stdout: true, stderr: true })?;
+        let (exec_id, pid) = manager.exec(id, ExecSpec { args: cmd.clone(), stdio: fifos.stdio(false, None), ..ExecSpec::default() })?;
+        let (stdout, stderr) = read_outputs(&mut fifos)?;
         let timeout = (timeout_secs > 0).then(|| Duration::from_secs(timeout_secs));
         let exit = match timeout {
             Some(t) => manager.wait_exec(id, &exec_id, t)?,

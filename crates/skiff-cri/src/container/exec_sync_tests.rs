@@ -47,18 +47,3 @@ fn capture_keeps_the_cap_and_reads_to_the_end() {
     assert_eq!(c.bytes.len(), 300_000);
     assert!(!c.cut, "exactly the cap is not a cut");
 }
-
-#[test]
-fn fifos_are_private_and_gone_after_use() {
-    use std::os::unix::fs::PermissionsExt;
-    let root = tempfile::tempdir().expect("tempdir");
-    let fifos = OutputFifos::make(root.path()).expect("fifos");
-    let dir = fifos.dir.clone();
-    assert_eq!(std::fs::metadata(&dir).expect("dir").permissions().mode() & 0o777, 0o700);
-    let stdout = fifos.stdio().stdout.expect("stdout");
-    assert_eq!(std::fs::metadata(&stdout).expect("fifo").permissions().mode() & 0o777, 0o600);
-    drop(fifos);
-    assert!(!dir.exists(), "an unused set is removed");
-    clear_leftovers(root.path());
-    assert!(!root.path().join("exec").exists());
-}

@@ -12,6 +12,7 @@
 
 mod create;
 mod exec_sync;
+pub(crate) mod fifos;
 mod lifecycle;
 mod security;
 mod status;
@@ -24,7 +25,7 @@ use k8s_cri::v1 as cri;
 use serde::{Deserialize, Serialize};
 
 pub use store::CriContainers;
-pub(crate) use exec_sync::clear_leftovers as clear_exec_leftovers;
+pub(crate) use fifos::clear_leftovers as clear_exec_leftovers;
 
 /// The CRI's side of a container.
 #[derive(Clone, Debug, Serialize, Deserialize)]
