@@ -5,6 +5,7 @@ pub mod dictionary;
 pub mod error;
 pub mod frame;
 pub mod headers;
+pub mod upgrade;
 
 #[cfg(test)]
 mod codec_tests;
