@@ -70,3 +70,5 @@ mod frame_tests;
 mod session_tests;
 #[cfg(test)]
 mod raw_tests;
+#[cfg(test)]
+mod interop_tests;

@@ -359,21 +359,25 @@ func server(socket string) error {
 	}
 	streams := make(chan *spdystream.Stream, 16)
 	go conn.Serve(replyingHandler(streams))
+	// The first stream waits for a ping round trip before anything is echoed, so the client
+	// is certainly still there to answer it.
+	first := <-streams
+	rtt, err := conn.Ping()
+	if err != nil {
+		return fmt.Errorf("ping: %v", err)
+	}
+	fmt.Println("server: ping answered in", rtt)
+	echo := func(s *spdystream.Stream) {
+		n, err := io.Copy(s, s)
+		fmt.Printf("server: stream %d %v echoed %d bytes (%v)\n", s.Identifier(), s.Headers(), n, err)
+		s.Close()
+	}
+	go echo(first)
 	go func() {
 		for s := range streams {
-			go func(s *spdystream.Stream) {
-				n, err := io.Copy(s, s)
-				fmt.Printf("server: stream %d %v echoed %d bytes (%v)\n", s.Identifier(), s.Headers(), n, err)
-				s.Close()
-			}(s)
+			go echo(s)
 		}
 	}()
-	time.Sleep(200 * time.Millisecond)
-	if rtt, err := conn.Ping(); err != nil {
-		return fmt.Errorf("ping: %v", err)
-	} else {
-		fmt.Println("server: ping answered in", rtt)
-	}
 	select {
 	case <-conn.CloseChan():
 		fmt.Println("server: client sent GOAWAY or closed; PASS")
