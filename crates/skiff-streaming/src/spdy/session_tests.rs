@@ -106,7 +106,8 @@ async fn split_halves_work_from_separate_tasks() {
             });
         }
     });
-    let (mut rd, mut wr) = within("open", client.open(exec_headers("data"))).await.expect("opens").into_split();
+    // The server splits with into_split, the client with tokio::io::split: both must work.
+    let (mut rd, mut wr) = tokio::io::split(within("open", client.open(exec_headers("data"))).await.expect("opens"));
     let input: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     let sent = input.clone();
     let writer = tokio::spawn(async move {
