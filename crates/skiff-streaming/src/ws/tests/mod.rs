@@ -1,0 +1,3 @@
+//! Tests of the WebSocket transport.
+
+mod handshake;
