@@ -26,16 +26,36 @@
 //!  port-forward:  2i data, 2i+1 error, for the i-th `port` of the query string
 //! ```
 //!
-//! The pieces so far:
+//! What the peer may do, as Kubernetes' `wsstream` accepts it: an empty message, or a channel
+//! byte with no payload (the server's "ready" message), carries nothing and is skipped; data
+//! for a channel outside the layout, or one this side does not read, is discarded; a
+//! malformed close signal, or one for a channel outside the layout, breaks the protocol and
+//! ends the connection. Only v5 can half-close a channel: on v4 and older the client ends stdin
+//! by closing the connection.
+//!
+//! The pieces:
 //! - [`handshake`]: check an upgrade request, choose the subprotocol, compute
 //!   `Sec-WebSocket-Accept`; and the client's request headers and response check.
+//! - [`Channels`]: the channels over the upgraded connection, in either role, as tokio
+//!   `AsyncRead` ([`ChannelReader`]) and `AsyncWrite` ([`ChannelWriter`]) halves that
+//!   `tokio::io::copy` can move a process's pipes through. Each channel buffers a bounded
+//!   amount, so a slow reader slows the peer down instead of growing memory.
 
+mod channels;
 mod error;
+mod frame;
 pub mod handshake;
+mod inbound;
+mod outbound;
 mod protocol;
+mod task;
 
+pub use channels::{Channels, Direction, Role, MAX_INCOMING_MESSAGE};
 pub use error::{ChannelsError, HandshakeError, PortError};
+pub use inbound::ChannelReader;
+pub use outbound::{ChannelWriter, MAX_MESSAGE_PAYLOAD};
 pub use protocol::{Encoding, Kind, Protocol};
+pub use task::{CLOSE_GRACE, CLOSE_TIMEOUT};
 
 #[cfg(test)]
 mod tests;
