@@ -40,6 +40,7 @@
 //!   `AsyncRead` ([`ChannelReader`]) and `AsyncWrite` ([`ChannelWriter`]) halves that
 //!   `tokio::io::copy` can move a process's pipes through. Each channel buffers a bounded
 //!   amount, so a slow reader slows the peer down instead of growing memory.
+//! - [`remotecommand`]: the channel layout of exec/attach, for the server and for the client.
 
 mod channels;
 mod error;
@@ -48,6 +49,7 @@ pub mod handshake;
 mod inbound;
 mod outbound;
 mod protocol;
+pub mod remotecommand;
 mod task;
 
 pub use channels::{Channels, Direction, Role, MAX_INCOMING_MESSAGE};

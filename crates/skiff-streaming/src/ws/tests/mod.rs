@@ -2,10 +2,12 @@
 //! `tokio::io::duplex`, and each role against a bare tungstenite peer where the exact messages
 //! on the wire matter.
 
+mod backpressure;
 mod channels;
 mod frames;
 mod handshake;
 mod lifecycle;
+mod remotecommand;
 
 use std::future::Future;
 use std::io;
