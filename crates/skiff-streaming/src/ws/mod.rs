@@ -40,7 +40,8 @@
 //!   `AsyncRead` ([`ChannelReader`]) and `AsyncWrite` ([`ChannelWriter`]) halves that
 //!   `tokio::io::copy` can move a process's pipes through. Each channel buffers a bounded
 //!   amount, so a slow reader slows the peer down instead of growing memory.
-//! - [`remotecommand`]: the channel layout of exec/attach, for the server and for the client.
+//! - [`remotecommand`] and [`portforward`]: the channel layouts of exec/attach and
+//!   port-forward, for the server and for the client.
 
 mod channels;
 mod error;
@@ -48,6 +49,7 @@ mod frame;
 pub mod handshake;
 mod inbound;
 mod outbound;
+pub mod portforward;
 mod protocol;
 pub mod remotecommand;
 mod task;

@@ -7,6 +7,7 @@ mod channels;
 mod frames;
 mod handshake;
 mod lifecycle;
+mod portforward;
 mod remotecommand;
 
 use std::future::Future;
