@@ -50,20 +50,22 @@ async fn a_stalled_reader_holds_the_writer_back_and_100_mib_arrive_intact() {
     let client = connect(b, Protocol::V5, options).expect("connect");
     let mut stdout = client.stdout.expect("stdout");
 
-    // Nobody reads: the writer must come to a stop well short of the whole stream.
-    let mut stalled_at = 0;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // Nobody reads: the writer must come to a stop (no progress for a quarter second) well
+    // short of the whole stream.
+    let (mut stalled_at, mut unchanged) = (0, 0);
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let now = accepted.load(Ordering::SeqCst);
-        if now == stalled_at && now > 0 {
+        unchanged = if now == stalled_at && now > 0 { unchanged + 1 } else { 0 };
+        stalled_at = now;
+        if unchanged == 5 {
             break;
         }
-        stalled_at = now;
     }
+    assert_eq!(unchanged, 5, "the writer never stopped; {stalled_at} bytes accepted");
+    assert!(stalled_at <= IN_FLIGHT_BOUND, "{stalled_at} bytes accepted with nobody reading");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let after_wait = accepted.load(Ordering::SeqCst);
-    assert_eq!(after_wait, stalled_at, "the writer kept going while nobody read");
-    assert!(after_wait > 0 && after_wait <= IN_FLIGHT_BOUND, "{after_wait} bytes accepted with nobody reading");
+    assert_eq!(accepted.load(Ordering::SeqCst), stalled_at, "the writer went on while nobody read");
 
     // Then read it all, checking every byte (a debug build on a busy machine gets time for it).
     let mut buf = vec![0; 256 * 1024];
