@@ -15,5 +15,8 @@
 //! transports alone, for both roles: the server uses the server side, the integration tests and
 //! `skiff` the client side.
 
+pub mod portforward;
+pub mod remotecommand;
+pub mod server;
 pub mod spdy;
 pub mod ws;
