@@ -14,6 +14,7 @@ pub mod cri;
 pub mod faults;
 pub mod layout;
 pub mod registry;
+pub mod stream;
 
 /// Directory holding the workspace's binaries (`target/<profile>`).
 pub fn bin_dir() -> PathBuf {

@@ -8,9 +8,18 @@ use anyhow::{anyhow, bail, Context, Result};
 pub const USAGE: &str = "usage:
   skiff-cri-bench --endpoint unix:///PATH.sock --image REF --pull-image REF [--pre-pull REF]...
       [--samples N] [--warmup N] [--list-containers N] [--memory-pods N] [--memory-containers N] [--log-dir DIR]
-      [--daemon-pid PID [--shim-name NAME] [--shim-marker TEXT]] [--output json|text]
+      [--daemon-pid PID [--shim-name NAME] [--shim-marker TEXT]] [--calls pods|exec] [--output json|text]
   skiff-cri-bench cleanup --endpoint unix:///PATH.sock
   skiff-cri-bench compare BASELINE.json CANDIDATE.json [--goal RATIO]";
+
+/// Which calls a run times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Calls {
+    /// A pod's life, the image calls, the lists and memory (`hack/bench cri`).
+    Pods,
+    /// ExecSync and a streamed exec over SPDY in one running container (`hack/bench exec`).
+    Exec,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Output {
@@ -43,6 +52,7 @@ pub struct RunArgs {
     /// Text one of a supervisor's arguments holds (the daemon's root or socket), so that the
     /// supervisors of other daemons on the host are not counted; their children are counted too.
     pub shim_marker: Option<String>,
+    pub calls: Calls,
     pub output: Output,
 }
 
@@ -97,7 +107,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
     let allowed: &[&str] = match sub.as_deref() {
         Some("cleanup") => &["endpoint"],
         Some("compare") => &["goal"],
-        _ => &["endpoint", "image", "pull-image", "pre-pull", "samples", "warmup", "list-containers", "memory-pods", "memory-containers", "log-dir", "daemon-pid", "shim-name", "shim-marker", "output"],
+        _ => &["endpoint", "image", "pull-image", "pre-pull", "samples", "warmup", "list-containers", "memory-pods", "memory-containers", "log-dir", "daemon-pid", "shim-name", "shim-marker", "calls", "output"],
     };
     if let Some((flag, _)) = flags.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
         bail!("unknown flag --{flag}\n{USAGE}");
@@ -120,6 +130,11 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
                 None | Some("text") => Output::Text,
                 Some("json") => Output::Json,
                 Some(other) => bail!("--output is json or text, not {other:?}"),
+            };
+            let calls = match last("calls").as_deref() {
+                None | Some("pods") => Calls::Pods,
+                Some("exec") => Calls::Exec,
+                Some(other) => bail!("--calls is pods or exec, not {other:?}"),
             };
             let count = |name: &str, default: usize| last(name).map(|v| number::<usize>(&format!("--{name}"), &v)).transpose().map(|v| v.unwrap_or(default));
             let samples = count("samples", 50)?;
@@ -145,6 +160,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
                 daemon_pid,
                 shim_name,
                 shim_marker: last("shim-marker"),
+                calls,
                 output,
             })))
         }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use k8s_cri::v1 as cri;
 
-use crate::bench::args::RunArgs;
+use crate::bench::args::{Calls, RunArgs};
 use crate::bench::memory;
 use crate::bench::pods::{self, create_request, make_log_dirs, pod_config, Namer};
 use crate::bench::result::{MemoryResult, OpResult, RunResult};
@@ -47,6 +47,12 @@ impl Run<'_> {
         let args = self.args;
         for reference in args.pre_pull.iter().chain([&args.image]) {
             self.ensure_image(reference).await?;
+        }
+        if args.calls == Calls::Exec {
+            let mut rec = Recorder::default();
+            crate::bench::exec::measure(&mut self.cri, args, &mut self.names, &mut rec).await?;
+            let ops = rec.summaries().into_iter().map(|(op, summary)| OpResult { op: op.to_string(), summary, note: "`true` in a running container".into() }).collect();
+            return Ok(RunResult { runtime, samples: args.samples, ops, stages: Vec::new(), stage_reports: 0, stage_error: None, memory: None });
         }
         let idle = match args.daemon_pid {
             Some(pid) => Some(memory::of(pid).context("read the daemon's memory (--daemon-pid)")?),

@@ -7,6 +7,7 @@
 pub mod args;
 pub mod compare;
 pub mod driver;
+pub mod exec;
 pub mod memory;
 pub mod pods;
 pub mod result;

@@ -1,0 +1,92 @@
+//! The client of a port-forward, as `kubectl port-forward` is: over SPDY, a data and an error
+//! stream per forwarded connection (sharing a `requestid`); over a WebSocket, the ports named in
+//! the URL, one channel pair each.
+
+use anyhow::{Context, Result};
+use skiff_streaming::spdy::{Headers, Session};
+use skiff_streaming::ws;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+
+use super::remote::{refused, Transport};
+use super::upgrade::upgrade;
+
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// One forwarded connection: bytes to and from the pod's port, and the server's error text.
+pub struct Forwarded {
+    pub reader: Reader,
+    pub writer: Writer,
+    error: Reader,
+}
+
+impl Forwarded {
+    /// The error stream's text, read to its end (empty: no error).
+    pub async fn error_text(&mut self) -> Result<String> {
+        let mut text = String::new();
+        self.error.read_to_string(&mut text).await.context("reading the port-forward error stream")?;
+        Ok(text)
+    }
+}
+
+/// A connected port-forward URL.
+pub enum Forwarder {
+    Spdy { session: Session, next_request: u32 },
+    Ws { channels: ws::Channels, ports: Vec<ws::portforward::ClientPort> },
+}
+
+/// Upgrades `url`; a WebSocket carries `ports` (the URL's query), SPDY any port per connection.
+pub async fn forward(url: &str, transport: &Transport, ports: &[u16]) -> Result<Forwarder> {
+    match transport {
+        Transport::Spdy(_) => {
+            let headers = vec![
+                ("Connection".to_string(), "Upgrade".to_string()),
+                ("Upgrade".to_string(), "SPDY/3.1".to_string()),
+                ("X-Stream-Protocol-Version".to_string(), "portforward.k8s.io".to_string()),
+            ];
+            let (answer, tcp) = upgrade(url, "POST", &headers).await?;
+            refused(&answer)?;
+            Ok(Forwarder::Spdy { session: Session::client(tcp), next_request: 0 })
+        }
+        Transport::WebSocket(_) => {
+            let query: Vec<String> = ports.iter().map(|p| format!("port={p}")).collect();
+            let url = format!("{url}?{}", query.join("&"));
+            let handshake = ws::handshake::ClientHandshake::new(&[ws::Protocol::V4]);
+            let headers: Vec<(String, String)> = handshake.request_headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string())).collect();
+            let (answer, tcp) = upgrade(&url, "GET", &headers).await?;
+            refused(&answer)?;
+            let protocol = handshake.verify(&answer.as_http()?)?;
+            let (channels, ports) = ws::portforward::connect(tcp, protocol, ports)?;
+            Ok(Forwarder::Ws { channels, ports })
+        }
+    }
+}
+
+impl Forwarder {
+    /// A connection to `port` (over a WebSocket: the URL's channel pair of that port, once).
+    pub async fn open(&mut self, port: u16) -> Result<Forwarded> {
+        match self {
+            Forwarder::Spdy { session, next_request } => {
+                let request = next_request.to_string();
+                *next_request += 1;
+                let headers = |kind: &str| -> Headers { [("streamtype", kind.to_string()), ("port", port.to_string()), ("requestid", request.clone())].into_iter().collect() };
+                let error = session.open(headers("error")).await.context("opening the error stream")?;
+                let data = session.open(headers("data")).await.context("opening the data stream")?;
+                let (reader, writer) = data.into_split();
+                Ok(Forwarded { reader: Box::new(reader), writer: Box::new(writer), error: Box::new(error.into_split().0) })
+            }
+            Forwarder::Ws { ports, .. } => {
+                let index = ports.iter().position(|p| p.port == port).with_context(|| format!("port {port} is not one of the URL's"))?;
+                let p = ports.remove(index);
+                Ok(Forwarded { reader: Box::new(p.reader), writer: Box::new(p.writer), error: Box::new(p.error) })
+            }
+        }
+    }
+
+    pub async fn close(self) {
+        match self {
+            Forwarder::Spdy { session, .. } => session.close().await,
+            Forwarder::Ws { channels, .. } => channels.close().await,
+        }
+    }
+}
