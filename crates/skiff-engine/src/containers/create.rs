@@ -129,6 +129,8 @@ impl Manager {
             stdio: req.stdio.clone(),
             cgroup_path: plan.run.cgroups_path.clone(),
             loopback_up: plan.loopback_up,
+            open_stdin: false,
+            stdin_once: false,
         };
         let bytes = serde_json::to_vec_pretty(&shim_config).map_err(|e| EngineError::Io { context: "encoding the shim config".into(), source: e.into() })?;
         write_private(&state_dir.join(shim::CONFIG_FILE), &bytes)?;
