@@ -1,5 +1,6 @@
 //! A process's stdio: pipes (or a pty) between the process and the shim, copied into the
-//! container's CRI-format log and, when a client attached FIFOs, to and from those.
+//! container's CRI-format log, to and from the FIFOs its creator gave, and to the clients that
+//! attach later (see `fanout`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -14,6 +15,8 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use skiff_runtime::shim::Stdio;
+
+use crate::fanout::{Fanout, StdinPolicy, Stream};
 
 /// Longest log line; longer ones are split into `P` (partial) entries (containerd's default).
 pub const MAX_LOG_LINE: usize = 16 * 1024;
@@ -117,6 +120,7 @@ pub struct ChildStdio {
 /// The shim's side of a process's stdio, before the process exists.
 pub struct Pending {
     stdio: Stdio,
+    policy: StdinPolicy,
     log: Option<Arc<LogSink>>,
     kind: PendingKind,
 }
@@ -133,6 +137,8 @@ pub struct Attached {
     copiers_done: mpsc::Receiver<()>,
     /// The pty master, for resizes.
     pub master: Option<Arc<File>>,
+    /// Where clients attach; finished once the process exited and its output was copied.
+    pub fanout: Arc<Fanout>,
 }
 
 fn pipe() -> std::io::Result<(File, File)> {
@@ -154,16 +160,17 @@ pub struct ConsoleAt {
 }
 
 /// Makes the stdio of a process to be created. A terminal's console socket is at `console`; it
-/// is removed once the master arrived.
-pub fn prepare(stdio: &Stdio, log: Option<Arc<LogSink>>, console: ConsoleAt) -> std::io::Result<(ChildStdio, Pending)> {
+/// is removed once the master arrived. The shim holds a stdin pipe when the creator gave a stdin
+/// FIFO or `policy` keeps stdin open for clients to come.
+pub fn prepare(stdio: &Stdio, policy: StdinPolicy, log: Option<Arc<LogSink>>, console: ConsoleAt) -> std::io::Result<(ChildStdio, Pending)> {
     if stdio.tty {
         let _ = std::fs::remove_file(&console.bind);
         let listener = UnixListener::bind(&console.bind)?;
         let child = ChildStdio { stdin: dev_null()?, stdout: dev_null()?, stderr: dev_null()?, console_socket: Some(console.reach) };
         let pending = PendingKind::Console { listener, path: console.bind };
-        return Ok((child, Pending { stdio: stdio.clone(), log, kind: pending }));
+        return Ok((child, Pending { stdio: stdio.clone(), policy, log, kind: pending }));
     }
-    let (stdin_child, stdin_shim) = if stdio.stdin.is_some() {
+    let (stdin_child, stdin_shim) = if stdio.stdin.is_some() || policy.open {
         let (r, w) = pipe()?;
         (OwnedFd::from(r), Some(w))
     } else {
@@ -172,19 +179,13 @@ pub fn prepare(stdio: &Stdio, log: Option<Arc<LogSink>>, console: ConsoleAt) -> 
     let (stdout_r, stdout_w) = pipe()?;
     let (stderr_r, stderr_w) = pipe()?;
     let child = ChildStdio { stdin: stdin_child, stdout: stdout_w.into(), stderr: stderr_w.into(), console_socket: None };
-    Ok((child, Pending { stdio: stdio.clone(), log, kind: PendingKind::Pipes { stdin: stdin_shim, stdout: stdout_r, stderr: stderr_r } }))
+    Ok((child, Pending { stdio: stdio.clone(), policy, log, kind: PendingKind::Pipes { stdin: stdin_shim, stdout: stdout_r, stderr: stderr_r } }))
 }
 
 /// Opens a client FIFO for writing without blocking on a missing reader (then the output goes
 /// to the log only).
 fn open_fifo_writer(path: &Path) -> Option<File> {
     let file = OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(path).ok()?;
-    set_blocking(file.as_raw_fd());
-    Some(file)
-}
-
-fn open_fifo_reader(path: &Path) -> Option<File> {
-    let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(path).ok()?;
     set_blocking(file.as_raw_fd());
     Some(file)
 }
@@ -196,14 +197,20 @@ fn set_blocking(fd: RawFd) {
     }
 }
 
-/// Copies one output stream to the log and the client's FIFO until EOF.
+/// Copies one output stream to the log, the creator's FIFO (blocking: the process goes at that
+/// reader's pace, as before attach existed) and the attached clients (never blocking) until EOF.
 fn copy_output(
     mut from: impl Read + Send + 'static,
-    stream: &'static str,
+    stream: Stream,
     log: Option<Arc<LogSink>>,
     mut to: Option<File>,
+    fanout: Arc<Fanout>,
     done: mpsc::Sender<()>,
 ) -> JoinHandle<()> {
+    let name = match stream {
+        Stream::Stdout => "stdout",
+        Stream::Stderr => "stderr",
+    };
     std::thread::spawn(move || {
         let _done = done;
         let mut splitter = LineSplitter::new();
@@ -217,7 +224,7 @@ fn copy_output(
                 Err(_) => break,
             };
             if let Some(log) = &log {
-                splitter.push(&buf[..n], |partial, message| log.write_entry(stream, partial, message));
+                splitter.push(&buf[..n], |partial, message| log.write_entry(name, partial, message));
             }
             if let Some(fifo) = &mut to {
                 // The client went away: keep logging, stop forwarding.
@@ -225,18 +232,23 @@ fn copy_output(
                     to = None;
                 }
             }
+            fanout.broadcast(stream, &buf[..n]);
         }
         if let Some(log) = &log {
-            splitter.finish(|partial, message| log.write_entry(stream, partial, message));
+            splitter.finish(|partial, message| log.write_entry(name, partial, message));
         }
     })
 }
 
-fn copy_input(mut from: File, mut to: impl Write + Send + 'static) {
-    // Not joined: a client may keep its stdin open after the process ended.
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut from, &mut to);
-    });
+/// Opens the creator's stdin FIFO; without a writer yet it still opens (the feeder waits for one).
+fn open_own_stdin(path: &Path) -> Option<File> {
+    match crate::fanout::open_reader("stdin", path) {
+        Ok(file) => Some(file),
+        Err(e) => {
+            tracing::warn!(error = %e, "the creator's stdin is not attached");
+            None
+        }
+    }
 }
 
 fn receive_master(listener: &UnixListener) -> std::io::Result<File> {
@@ -270,19 +282,20 @@ impl Pending {
     /// Wires the created process's stdio: receives the pty master, starts the copiers.
     pub fn attach(self) -> std::io::Result<Attached> {
         let stdout_fifo = self.stdio.stdout.as_deref().and_then(open_fifo_writer);
-        let stdin_fifo = self.stdio.stdin.as_deref().and_then(open_fifo_reader);
+        let stdin_fifo = self.stdio.stdin.as_deref().and_then(open_own_stdin);
         match self.kind {
             PendingKind::Pipes { stdin, stdout, stderr } => {
                 let stderr_fifo = self.stdio.stderr.as_deref().and_then(open_fifo_writer);
-                if let (Some(fifo), Some(pipe)) = (stdin_fifo, stdin) {
-                    copy_input(fifo, pipe);
+                let fanout = Fanout::new(false, self.policy, stdin.map(Arc::new));
+                if let Some(fifo) = stdin_fifo {
+                    fanout.feed_own(fifo)?;
                 }
                 let (done, copiers_done) = mpsc::channel();
                 let copiers = vec![
-                    copy_output(stdout, "stdout", self.log.clone(), stdout_fifo, done.clone()),
-                    copy_output(stderr, "stderr", self.log, stderr_fifo, done),
+                    copy_output(stdout, Stream::Stdout, self.log.clone(), stdout_fifo, fanout.clone(), done.clone()),
+                    copy_output(stderr, Stream::Stderr, self.log, stderr_fifo, fanout.clone(), done),
                 ];
-                Ok(Attached { copiers, copiers_done, master: None })
+                Ok(Attached { copiers, copiers_done, master: None, fanout })
             }
             PendingKind::Console { listener, path } => {
                 let master = receive_master(&listener);
@@ -291,18 +304,19 @@ impl Pending {
                 if let Some((rows, columns)) = self.stdio.size {
                     resize(&master, rows, columns)?;
                 }
+                let fanout = Fanout::new(true, self.policy, Some(master.clone()));
                 if let Some(fifo) = stdin_fifo {
-                    copy_input(fifo, SharedFile(master.clone()));
+                    fanout.feed_own(fifo)?;
                 }
                 let (done, copiers_done) = mpsc::channel();
-                let copiers = vec![copy_output(SharedFile(master.clone()), "stdout", self.log, stdout_fifo, done)];
-                Ok(Attached { copiers, copiers_done, master: Some(master) })
+                let copiers = vec![copy_output(SharedFile(master.clone()), Stream::Stdout, self.log, stdout_fifo, fanout.clone(), done)];
+                Ok(Attached { copiers, copiers_done, master: Some(master), fanout })
             }
         }
     }
 }
 
-/// A file shared between a reader and a writer thread (the pty master).
+/// The pty master as the output copier reads it (its stdin writers share the same file).
 struct SharedFile(Arc<File>);
 
 impl Read for SharedFile {
@@ -311,18 +325,10 @@ impl Read for SharedFile {
     }
 }
 
-impl Write for SharedFile {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        (&*self.0).write(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 impl Attached {
     /// Waits (up to `limit`) for the output to drain after the process ended; a grandchild that
-    /// escaped with the pipe open must not hold up the exit.
+    /// escaped with the pipe open must not hold up the exit. The attached clients are finished
+    /// separately ([`Fanout::finish`]), once the exit is recorded.
     pub fn drain(&mut self, limit: Duration) {
         // Woken by the last copier's end, not by polling: the exit is reported as soon as the
         // output is in the log.

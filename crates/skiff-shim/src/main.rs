@@ -14,6 +14,7 @@
 // between fork and exec; pidfds and pty ioctls need raw syscalls. Each unsafe block says why it holds.
 #![allow(unsafe_code)]
 
+mod fanout;
 mod host;
 mod io;
 mod launcher;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 use skiff_runtime::shim::{ErrorCode, ExitStatus, Request, Response, ShimConfig, State, Status, Stdio, EXIT_FILE};
 
+use crate::fanout::{Fanout, StdinPolicy};
 use crate::io::{self, Attached, ConsoleAt, LogSink};
 use crate::launcher::Launcher;
 use crate::procs::{oom_kills, pidfd_open, pidfd_send_signal, write_atomically};
@@ -25,6 +26,8 @@ struct Process {
     master: Option<Arc<File>>,
     /// Lets signals reach the process even if its pid were reused after it was reaped.
     pidfd: Option<OwnedFd>,
+    /// Where clients attach to its stdio (the init's; gone once it exited).
+    fanout: Option<Arc<Fanout>>,
 }
 
 /// How long a failed kill waits for the init's exit before trying once more.
@@ -78,7 +81,8 @@ impl Supervisor {
     pub fn create(config: ShimConfig, state_dir: PathBuf, launcher: Box<dyn Launcher>, reaper: Arc<Reaper>) -> Result<Arc<Supervisor>, String> {
         let dir = File::open(&state_dir).map_err(|e| format!("opening the state dir {}: {e}", state_dir.display()))?;
         let log = Arc::new(LogSink::open(&config.log_path).map_err(|e| format!("opening log {}: {e}", config.log_path.display()))?);
-        let (child, pending) = io::prepare(&config.stdio, Some(log.clone()), console_at(&dir, "console.sock")).map_err(|e| format!("stdio: {e}"))?;
+        let policy = StdinPolicy { open: config.open_stdin, once: config.stdin_once };
+        let (child, pending) = io::prepare(&config.stdio, policy, Some(log.clone()), console_at(&dir, "console.sock")).map_err(|e| format!("stdio: {e}"))?;
         let pid = match launcher.create(child) {
             Ok(pid) => pid,
             Err(e) => {
@@ -99,7 +103,7 @@ impl Supervisor {
         };
         let inner = Inner {
             status: Status::Created,
-            init: Process { pid, exit: None, master: attached.master.clone(), pidfd: init_pidfd },
+            init: Process { pid, exit: None, master: attached.master.clone(), pidfd: init_pidfd, fanout: Some(attached.fanout.clone()) },
             execs: HashMap::new(),
             exited_execs: VecDeque::new(),
         };
@@ -157,6 +161,7 @@ impl Supervisor {
                     inner.init.exit = Some(exit);
                     inner.status = Status::Stopped;
                     inner.init.pidfd = None;
+                    inner.init.fanout = None;
                 }
                 Some(id) => {
                     if let Some(p) = inner.execs.get_mut(id) {
@@ -173,6 +178,9 @@ impl Supervisor {
             }
             drop(inner);
             this.changed.notify_all();
+            // After the exit is recorded: a client that sees its output end asks for the exit
+            // and gets it at once.
+            attached.fanout.finish();
         });
     }
 
@@ -217,6 +225,7 @@ impl Supervisor {
             Request::Kill { signal, all } => self.kill(signal, all),
             Request::KillExec { exec_id, signal } => self.kill_exec(&exec_id, signal),
             Request::Exec { exec_id, process, stdio } => self.exec(exec_id, process, stdio),
+            Request::Attach { stdio } => self.attach(&stdio),
             Request::ResizePty { exec_id, rows, columns } => {
                 let inner = self.lock();
                 let master = match &exec_id {
@@ -294,6 +303,26 @@ impl Supervisor {
         }
     }
 
+    /// Attaches a client to the running init's stdio.
+    fn attach(&self, stdio: &Stdio) -> Response {
+        let inner = self.lock();
+        if inner.status != Status::Running {
+            return failed(ErrorCode::FailedPrecondition, "container is not running");
+        }
+        let (fanout, master) = (inner.init.fanout.clone(), inner.init.master.clone());
+        drop(inner);
+        let Some(fanout) = fanout else { return failed(ErrorCode::FailedPrecondition, "container is not running") };
+        if let Err(e) = fanout.attach(stdio) {
+            return failed(e.code(), e.to_string());
+        }
+        if let (Some(master), Some((rows, columns))) = (master, stdio.size) {
+            if let Err(e) = io::resize(&master, rows, columns) {
+                tracing::warn!(container = %self.config.id, error = %e, "resizing the terminal for an attached client");
+            }
+        }
+        Response::Ok
+    }
+
     fn exec(self: &Arc<Self>, exec_id: String, process: serde_json::Value, stdio: Stdio) -> Response {
         if exec_id.is_empty() || !exec_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return failed(ErrorCode::InvalidArgument, format!("bad exec id {exec_id:?}"));
@@ -312,7 +341,7 @@ impl Supervisor {
             return failed(ErrorCode::Internal, format!("writing the exec process: {e}"));
         }
         let console = console_at(&self.dir, &format!("exec-{exec_id}.sock"));
-        let result = io::prepare(&stdio, None, console)
+        let result = io::prepare(&stdio, StdinPolicy::default(), None, console)
             .map_err(|e| failed(ErrorCode::Internal, format!("exec stdio: {e}")))
             .and_then(|(child, pending)| {
                 let pid = self.launcher.exec(&process_file, child).map_err(|e| failed(ErrorCode::InvalidArgument, format!("exec: {e}")))?;
@@ -324,7 +353,7 @@ impl Supervisor {
             Ok((pid, attached)) => {
                 // Opened before the watcher can reap it: a zombie still has its pidfd.
                 let pidfd = pidfd_open(pid);
-                self.lock().execs.insert(exec_id.clone(), Process { pid, exit: None, master: attached.master.clone(), pidfd });
+                self.lock().execs.insert(exec_id.clone(), Process { pid, exit: None, master: attached.master.clone(), pidfd, fanout: None });
                 self.watch(pid, Some(exec_id), attached);
                 Response::Exec { pid }
             }

@@ -86,6 +86,8 @@ fn supervised(race: Race, dir: &Path) -> (Arc<Supervisor>, Arc<AtomicUsize>) {
         stdio: Stdio::default(),
         cgroup_path: None,
         loopback_up: false,
+        open_stdin: false,
+        stdin_once: false,
     };
     let kills = Arc::new(AtomicUsize::new(0));
     let launcher = Racing { race, pid: OnceLock::new(), kills: kills.clone() };

@@ -69,6 +69,8 @@ impl Manager {
             command: Vec::new(),
             labels: req.labels.clone(),
             auto_remove: req.auto_remove,
+            open_stdin: req.stdin,
+            stdin_once: req.stdin_once,
             stop_signal: None,
             annotations: Default::default(),
             log_path: req.log_path.clone().unwrap_or_else(|| self.state_dir(&id).join("container.log")).display().to_string(),
@@ -129,6 +131,8 @@ impl Manager {
             stdio: req.stdio.clone(),
             cgroup_path: plan.run.cgroups_path.clone(),
             loopback_up: plan.loopback_up,
+            open_stdin: req.stdin,
+            stdin_once: req.stdin_once,
         };
         let bytes = serde_json::to_vec_pretty(&shim_config).map_err(|e| EngineError::Io { context: "encoding the shim config".into(), source: e.into() })?;
         write_private(&state_dir.join(shim::CONFIG_FILE), &bytes)?;

@@ -92,6 +92,8 @@ fn serve(c: &Container, stream: UnixStream) -> bool {
         Request::Wait { exec_id: Some(_) } => Response::Exited(ExitStatus { pid: PID + 1, code: 0, signal: None, oom_killed: false, exited_at: String::new(), lost: false }),
         Request::Exec { .. } if state.0 == Status::Running => Response::Exec { pid: PID + 1 },
         Request::Exec { .. } => refuse("container is not running"),
+        Request::Attach { .. } if state.0 == Status::Running => Response::Ok,
+        Request::Attach { .. } => refuse("container is not running"),
         Request::ResizePty { .. } | Request::ReopenLog | Request::KillExec { .. } => Response::Ok,
         Request::Delete if state.0 == Status::Running => refuse("container is running"),
         Request::Delete => Response::Ok,

@@ -1,4 +1,4 @@
-//! What can be done to a made container: start, signal, stop, exec, resize, wait, delete. Each
+//! What can be done to a made container: start, signal, stop, exec, attach, resize, wait, delete. Each
 //! asks the state machine first ([`Status::allows`]) and names the state when it refuses.
 
 use std::sync::Arc;
@@ -160,6 +160,15 @@ impl Manager {
         let exec_id = ids::random_id()?[..16].to_string();
         let pid = self.shim(&record.id).exec(&exec_id, process, req.stdio)?;
         Ok((exec_id, pid))
+    }
+
+    /// Attaches a client's FIFOs to the running container's stdio: its output (and, when the
+    /// container keeps stdin open and no other client holds it, its stdin) until the container
+    /// exits. `stdio.tty` must be the container's.
+    pub fn attach(&self, id_or_name: &str, stdio: Stdio) -> Result<()> {
+        let record = self.records.find(id_or_name)?;
+        check(&record, Action::Attach)?;
+        Ok(self.shim(&record.id).attach(stdio)?)
     }
 
     /// Waits up to `timeout` for an exec'd process; None when it is still running then.

@@ -25,6 +25,12 @@ pub struct CreateSpec {
     /// Runtime handler; empty: the configured default.
     pub runtime: String,
     pub stdio: Stdio,
+    /// Keep the container's stdin open for clients that attach later (the CRI's `stdin`,
+    /// `skiff run -i`); default false.
+    pub stdin: bool,
+    /// Close its stdin once the first attached client's stdin ends (the CRI's `stdin_once`);
+    /// default false.
+    pub stdin_once: bool,
     pub labels: BTreeMap<String, String>,
     pub auto_remove: bool,
     pub host_network: bool,

@@ -27,6 +27,8 @@ fn record() -> ContainerRecord {
         command: Vec::new(),
         labels: Default::default(),
         auto_remove: false,
+        open_stdin: false,
+        stdin_once: false,
         stop_signal: None,
         annotations: Default::default(),
         log_path: String::new(),

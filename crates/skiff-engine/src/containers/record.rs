@@ -41,6 +41,12 @@ pub struct ContainerRecord {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub auto_remove: bool,
+    /// Its stdin is kept open for attached clients; records older than the field: no.
+    #[serde(default)]
+    pub open_stdin: bool,
+    /// Its stdin closes when the first attached client's ends.
+    #[serde(default)]
+    pub stdin_once: bool,
     #[serde(default)]
     pub stop_signal: Option<String>,
     /// The annotations config.json got, with sources, and the image annotations dropped.

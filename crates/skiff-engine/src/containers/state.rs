@@ -16,7 +16,7 @@
 //!                                                                              (removed)
 //! ```
 //! A running container is deleted only with force (killed, then removed). `stop` of a container
-//! that is not live does nothing, as docker's does. Exec, resize and a log reopen need a running container;
+//! that is not live does nothing, as docker's does. Exec, attach, resize and a log reopen need a running container;
 //! signals a live one (created or running).
 
 use serde::{Deserialize, Serialize};
@@ -36,6 +36,8 @@ pub enum Status {
 pub enum Action {
     Start,
     Exec,
+    /// Attach a client to the running init's stdio.
+    Attach,
     Signal,
     Resize,
     /// Reopen the container's log after the caller rotated it.
@@ -87,7 +89,7 @@ impl Status {
     pub fn allows(self, action: Action) -> bool {
         match action {
             Action::Start => self.can_start(),
-            Action::Exec | Action::Resize | Action::ReopenLog => self.can_exec(),
+            Action::Exec | Action::Attach | Action::Resize | Action::ReopenLog => self.can_exec(),
             Action::Signal | Action::UpdateResources => self.can_signal(),
             Action::Delete => self.can_delete(false),
             Action::ForceDelete => self.can_delete(true),
@@ -118,6 +120,7 @@ impl Action {
         match (self, state) {
             (Action::Start, _) => ", not created: only a created container can be started",
             (Action::Exec | Action::Resize | Action::ReopenLog, _) => ", not running",
+            (Action::Attach, _) => ", not running: only a running container can be attached to (its logs remain: skiff logs)",
             (Action::Signal, _) => ": only a created or running container can be signalled",
             (Action::UpdateResources, _) => ": only a created or running container's resources can be updated",
             (Action::Delete, Status::Running) => ": stop it first, or force",
@@ -135,9 +138,10 @@ mod tests {
     #[test]
     fn the_table_of_allowed_actions() {
         // (action, states that allow it)
-        let table: [(Action, &[Status]); 6] = [
+        let table: [(Action, &[Status]); 7] = [
             (Action::Start, &[Status::Created]),
             (Action::Exec, &[Status::Running]),
+            (Action::Attach, &[Status::Running]),
             (Action::Resize, &[Status::Running]),
             (Action::Signal, &[Status::Created, Status::Running]),
             (Action::Delete, &[Status::Created, Status::Exited]),

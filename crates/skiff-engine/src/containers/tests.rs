@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use skiff_image::import::{import, ImportOptions};
 use skiff_image::NoProgress;
+use skiff_runtime::shim::Stdio;
 use skiff_snapshot::{apply::Limits, Backend, FsSnapshotter, Unpacker};
 use skiff_store::{Store, StoreOptions};
 use skiff_testimage::{files_layer, host_platform, write_layout, ImageSpec};
@@ -252,4 +253,26 @@ fn records_are_served_from_memory_shared_by_clones_and_loaded_again_at_start() {
     assert_eq!(listed.iter().map(|c| (c.id.as_str(), c.labels.get("seen").map(String::as_str))).collect::<Vec<_>>(), [(a.id.as_str(), Some("by-both"))]);
     f.manager.delete(&a.id, true).expect("delete");
     assert!(r.get(&a.id).expect("get").is_none() && clone.list().expect("list").is_empty());
+}
+
+#[test]
+fn an_attach_needs_a_running_container_and_the_stdin_flags_reach_the_shim() {
+    let f = fixture(FakeLauncher::default());
+    let _inside = f._runtime.enter();
+    let m = &f.manager;
+    let created = m.create(CreateSpec { image: IMAGE.into(), name: "cat".into(), stdin: true, stdin_once: true, ..Default::default() }).expect("create");
+    assert!(created.open_stdin && created.stdin_once, "the record keeps the stdin flags");
+    let shim_json = std::fs::read(m.state_dir(&created.id).join(skiff_runtime::shim::CONFIG_FILE)).expect("shim.json");
+    let config: skiff_runtime::shim::ShimConfig = serde_json::from_slice(&shim_json).expect("parse shim.json");
+    assert!(config.open_stdin && config.stdin_once, "the shim is told to keep stdin open, once");
+
+    let err = m.attach("cat", Stdio::default()).expect_err("attach before start");
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
+    assert!(err.to_string().starts_with("container cat is created, not running: only a running container can be attached to"), "{err}");
+    m.start("cat").expect("start");
+    m.attach("cat", Stdio { stdout: Some("/io/x/stdout".into()), ..Stdio::default() }).expect("attach to the running container");
+    m.kill("cat", libc::SIGKILL, false).expect("kill");
+    m.wait("cat", None).expect("wait");
+    let err = m.attach("cat", Stdio::default()).expect_err("attach after the exit");
+    assert!(err.to_string().starts_with("container cat is exited, not running"), "{err}");
 }

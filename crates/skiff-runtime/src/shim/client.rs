@@ -51,6 +51,7 @@ fn op_name(request: &Request) -> &'static str {
         Request::Wait { .. } => "wait",
         Request::Kill { .. } => "kill",
         Request::Exec { .. } => "exec",
+        Request::Attach { .. } => "attach",
         Request::KillExec { .. } => "kill-exec",
         Request::ResizePty { .. } => "resize",
         Request::ReopenLog => "reopen-log",
@@ -185,6 +186,11 @@ impl ShimClient {
             Response::Exec { pid } => Ok(pid),
             other => Err(unexpected(&request, other)),
         }
+    }
+
+    /// Attaches a client's FIFOs to the running init's stdio (see [`Request::Attach`]).
+    pub fn attach(&self, stdio: Stdio) -> Result<(), ShimError> {
+        self.expect_ok(Request::Attach { stdio }, Duration::from_secs(10))
     }
 
     pub fn resize(&self, exec_id: Option<&str>, rows: u16, columns: u16) -> Result<(), ShimError> {

@@ -67,6 +67,15 @@ pub struct ShimConfig {
     pub cgroup_path: Option<String>,
     /// Bring loopback up in the container's new network namespace (libcontainer leaves it down).
     pub loopback_up: bool,
+    /// Keep the init's stdin open for clients that [`Request::Attach`] later (the CRI's `stdin`,
+    /// `skiff run -i`): the shim holds a stdin pipe even when no FIFO was given at create.
+    /// Without it an attach that asks for stdin is refused.
+    #[serde(default)]
+    pub open_stdin: bool,
+    /// Close the init's stdin once the first client attached to it ends its stdin (the CRI's
+    /// `stdin_once`); without a terminal only, as containerd and docker do.
+    #[serde(default)]
+    pub stdin_once: bool,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -153,6 +162,12 @@ pub enum Request {
     KillExec { exec_id: String, signal: i32 },
     /// Runs `process` (an OCI `process` object) in the container.
     Exec { exec_id: String, process: serde_json::Value, stdio: Stdio },
+    /// Attaches one more client to the running init's stdio: its output (stdout, and stderr
+    /// without a terminal) goes to these FIFOs as well as to the log until the init exits, when
+    /// they are closed; its stdin FIFO, if given, feeds the init's stdin (one client at a time,
+    /// and only when the container keeps stdin open). `tty` must be the container's; `size`
+    /// resizes its terminal. Answered `Ok` once the FIFOs are wired.
+    Attach { stdio: Stdio },
     ResizePty { exec_id: Option<String>, rows: u16, columns: u16 },
     /// Reopens the log file (after the caller rotated it).
     ReopenLog,
@@ -185,3 +200,28 @@ mod group;
 
 pub use client::{parse_answer, read_exit_file, request_line, ShimClient, ShimError};
 pub use group::{needs_new_shim, GroupClient, GroupRequest, GROUP_EXITING, GROUP_FLAG};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shim_json_from_before_the_stdin_flags_still_reads() {
+        let old = r#"{"id":"c1","bundle":"/b","log_path":"/l","runtime":{"kind":"builtin"},
+            "stdio":{"stdin":null,"stdout":null,"stderr":null,"tty":false,"size":null},"cgroup_path":null,"loopback_up":true}"#;
+        let config: ShimConfig = serde_json::from_str(old).expect("an old shim.json parses");
+        assert!(!config.open_stdin && !config.stdin_once, "the stdin flags default off");
+    }
+
+    #[test]
+    fn an_attach_goes_on_the_wire_with_its_fifos() {
+        let stdio = Stdio { stdin: Some("/io/x/stdin".into()), stdout: Some("/io/x/stdout".into()), stderr: None, tty: true, size: Some((24, 80)) };
+        let line = request_line(&Request::Attach { stdio: stdio.clone() });
+        let text = String::from_utf8(line).expect("utf-8");
+        assert!(text.starts_with(r#"{"op":"attach","stdio":{"#) && text.ends_with('\n'), "{text}");
+        match serde_json::from_str::<Request>(text.trim_end()).expect("parses back") {
+            Request::Attach { stdio: back } => assert_eq!(back, stdio),
+            other => panic!("read back as {other:?}"),
+        }
+    }
+}
