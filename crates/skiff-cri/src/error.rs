@@ -45,6 +45,9 @@ pub enum CriError {
     /// The work outlived the time the request allowed.
     #[error("{0}")]
     DeadlineExceeded(String),
+    /// A streaming URL could not be made (too many waiting, no randomness).
+    #[error(transparent)]
+    Streaming(#[from] skiff_streaming::server::TokenError),
     /// Work on the blocking pool that never answered (it panicked or was cancelled).
     #[error("{0} did not finish")]
     Lost(&'static str),
@@ -78,6 +81,8 @@ impl HasKind for CriError {
             CriError::Host { source, .. } => ErrorKind::of_io(source),
             CriError::InvalidArgument(_) => ErrorKind::InvalidArgument,
             CriError::DeadlineExceeded(_) => ErrorKind::DeadlineExceeded,
+            CriError::Streaming(skiff_streaming::server::TokenError::Full) => ErrorKind::ResourceExhausted,
+            CriError::Streaming(skiff_streaming::server::TokenError::Random(_)) => ErrorKind::Internal,
             CriError::Lost(_) | CriError::Encode { .. } => ErrorKind::Internal,
         }
     }

@@ -19,6 +19,7 @@ mod locks;
 pub mod runtime;
 pub mod sandbox;
 mod stats;
+pub mod streaming;
 mod timings;
 
 pub use error::{CriError, Result};

@@ -43,6 +43,13 @@ pub struct CriConfig {
     pub cni_plugin_timeout_secs: u64,
     /// MiB of each pod's /dev/shm tmpfs. Default 64.
     pub pod_shm_size_mib: u64,
+    /// The streaming server's address. Default `127.0.0.1`.
+    pub stream_address: String,
+    /// Its port; 0 picks a free one. Default 0.
+    pub stream_port: u16,
+    /// PEM certificate chain and key for HTTPS; empty: plain HTTP. Default empty.
+    pub stream_tls_cert: PathBuf,
+    pub stream_tls_key: PathBuf,
     /// Sysctls every pod gets unless it sets them itself. Default none.
     #[serde(default)]
     pub default_sysctls: std::collections::BTreeMap<String, String>,
@@ -149,6 +156,19 @@ impl Config {
         }
     }
 
+    /// Where the CRI streaming server listens, and its TLS files.
+    pub fn stream_server(&self) -> Result<skiff_streaming::server::ServerConfig> {
+        let cri = &self.cri;
+        let address = cri.stream_address.parse().with_context(|| format!("cri.stream_address {:?} is not an IP address", cri.stream_address))?;
+        let (cert, key) = (&cri.stream_tls_cert, &cri.stream_tls_key);
+        let tls = match (cert.as_os_str().is_empty(), key.as_os_str().is_empty()) {
+            (true, true) => None,
+            (false, false) => Some(skiff_streaming::server::TlsFiles { cert: cert.clone(), key: key.clone() }),
+            _ => anyhow::bail!("cri.stream_tls_cert and cri.stream_tls_key go together: set both for HTTPS, or neither"),
+        };
+        Ok(skiff_streaming::server::ServerConfig { address, port: cri.stream_port, tls })
+    }
+
     fn validate(&self) -> Result<()> {
         let mode = self.socket_mode_bits()?;
         anyhow::ensure!(mode <= 0o777, "socket_mode {:o} has bits beyond 0777", mode);
@@ -165,6 +185,7 @@ impl Config {
         anyhow::ensure!(self.cri.pod_shm_size_mib >= 1, "cri.pod_shm_size_mib must be at least 1");
         anyhow::ensure!(self.cri.cni_plugin_timeout_secs >= 1, "cri.cni_plugin_timeout_secs must be at least 1");
         anyhow::ensure!(!self.cri.cni_bin_dirs.is_empty(), "cri.cni_bin_dirs must name at least one directory");
+        self.stream_server()?;
         // Reject bad globs at start, not at the first container.
         skiff_runtime::merge(&Default::default(), &Default::default(), &Default::default(), &self.runtime.image_annotations)?;
         self.runtime.handler("").context("runtime.default_handler")?;

@@ -180,6 +180,8 @@ async fn serve() -> Result<()> {
         cache_dir: cfg.cri.cni_cache_dir.clone(),
         plugin_timeout: std::time::Duration::from_secs(cfg.cri.cni_plugin_timeout_secs),
     });
+    // Bound before the runtime is made, so that Exec, Attach and PortForward can make its URLs.
+    let stream_server = skiff_streaming::server::StreamServer::bind(&cfg.stream_server()?).context("the CRI streaming server")?;
     let cri_runtime = skiff_cri::CriRuntime::new(skiff_cri::RuntimeParts {
         handlers: cfg.runtime.handler_names(),
         network: Arc::new(network),
@@ -190,8 +192,18 @@ async fn serve() -> Result<()> {
         pod_shm_size: cfg.cri.pod_shm_size_mib << 20,
         manager: manager.clone(),
         images: cri_images.clone(),
+        streams: Some(stream_server.urls()),
     })
     .context("recover pod sandboxes")?;
+    tracing::info!(url = %stream_server.base_url(), "CRI streaming server listening");
+    let mut streams_stopping = stopping_rx.clone();
+    let backend = Arc::new(skiff_cri::streaming::StreamingBackend(cri_runtime.clone()));
+    tokio::spawn(async move {
+        let stopped = streams_stopping.wait_for(|stopping| *stopping);
+        if let Err(e) = stream_server.serve(backend, async move { let _ = stopped.await; }).await {
+            tracing::error!(error = %e, "the CRI streaming server stopped");
+        }
+    });
     // Bound last: a client that can connect finds the containers of a previous run recovered.
     let (listener, api_socket) = socket::ApiSocket::bind(&cfg.socket, cfg.socket_mode_bits()?)?;
     tracing::info!(socket = %cfg.socket.display(), "skiffd ready");

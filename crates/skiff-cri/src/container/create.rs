@@ -271,6 +271,9 @@ impl CriRuntime {
             log_path: log_path.clone(),
             cgroup_parent,
             manager_annotations,
+            // Attach's stdin: the shim holds the container's stdin open for clients to come.
+            stdin: config.stdin,
+            stdin_once: config.stdin_once,
             ..Default::default()
         };
         watch.lap("image lookup and request");

@@ -37,6 +37,9 @@ pub struct RuntimeParts {
     pub manager: Arc<skiff_engine::Manager>,
     /// The image service, to find what a container's ImageSpec names.
     pub images: crate::images::CriImages,
+    /// Makes the URLs of Exec, Attach and PortForward on skiffd's streaming server (None: that
+    /// server is off, and they fail saying so).
+    pub streams: Option<skiff_streaming::server::UrlMaker>,
 }
 
 #[derive(Clone)]

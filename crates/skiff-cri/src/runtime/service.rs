@@ -11,10 +11,6 @@ use super::CriRuntime;
 
 type Answer<T> = Result<Response<T>, Status>;
 
-/// A streaming RPC (kubectl exec, attach and port-forward): it needs the streaming server.
-fn no_streaming(rpc: &str) -> Status {
-    Status::unimplemented(format!("{rpc} needs skiffd's streaming server, which this skiffd does not have yet; ExecSync works without it"))
-}
 
 #[tonic::async_trait]
 impl RuntimeService for CriRuntime {
@@ -117,16 +113,16 @@ impl RuntimeService for CriRuntime {
         Ok(Response::new(cri::ListPodSandboxStatsResponse { stats: CriRuntime::list_pod_sandbox_stats(self, req.into_inner().filter).await? }))
     }
 
-    async fn exec(&self, _req: Request<cri::ExecRequest>) -> Answer<cri::ExecResponse> {
-        Err(no_streaming("Exec"))
+    async fn exec(&self, req: Request<cri::ExecRequest>) -> Answer<cri::ExecResponse> {
+        Ok(Response::new(CriRuntime::exec(self, req.into_inner()).await?))
     }
 
-    async fn attach(&self, _req: Request<cri::AttachRequest>) -> Answer<cri::AttachResponse> {
-        Err(no_streaming("Attach"))
+    async fn attach(&self, req: Request<cri::AttachRequest>) -> Answer<cri::AttachResponse> {
+        Ok(Response::new(CriRuntime::attach(self, req.into_inner()).await?))
     }
 
-    async fn port_forward(&self, _req: Request<cri::PortForwardRequest>) -> Answer<cri::PortForwardResponse> {
-        Err(no_streaming("PortForward"))
+    async fn port_forward(&self, req: Request<cri::PortForwardRequest>) -> Answer<cri::PortForwardResponse> {
+        Ok(Response::new(CriRuntime::port_forward(self, req.into_inner()).await?))
     }
 
     async fn checkpoint_container(&self, _req: Request<cri::CheckpointContainerRequest>) -> Answer<cri::CheckpointContainerResponse> {

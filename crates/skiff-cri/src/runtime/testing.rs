@@ -57,6 +57,7 @@ pub fn fixture() -> (CriRuntime, Arc<FakeNetwork>, tempfile::TempDir) {
         pod_shm_size: 16 << 20,
         manager,
         images,
+        streams: None,
     };
     (CriRuntime::new(parts).expect("runtime"), fake, dir)
 }

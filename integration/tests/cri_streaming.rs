@@ -1,0 +1,302 @@
+//! Exec, Attach and PortForward as kubectl reaches them: the URL the CRI call answers, upgraded
+//! to SPDY/3.1 (kubectl's transport through the kubelet, crictl's default) or a WebSocket
+//! (client-go's newer transport), by clients of this crate against skiffd's real streaming
+//! server and real containers.
+
+use std::time::Duration;
+
+use skiff_integration::cri::{container_config, cri, exec, pod_config, remove_pod, run_container, run_pod, runtime, shutdown_clean, start_with_busybox, Harness, RuntimeClient};
+use skiff_integration::stream::{forward, Remote, Transport, Wanted};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::Code;
+
+const IMAGE: &str = "localhost/cri-streaming/busybox:1";
+
+fn start() -> Harness {
+    start_with_busybox(IMAGE).expect("skiffd with a busybox image (apt-get install busybox-static)")
+}
+
+fn both() -> [Transport; 2] {
+    [Transport::spdy(), Transport::websocket()]
+}
+
+async fn exec_url(rt: &mut RuntimeClient, id: &str, cmd: &[&str], wanted: Wanted) -> String {
+    let req = cri::ExecRequest { container_id: id.into(), cmd: cmd.iter().map(|c| c.to_string()).collect(), tty: wanted.tty, stdin: wanted.stdin, stdout: wanted.stdout, stderr: wanted.stderr };
+    rt.exec(req).await.expect("Exec").into_inner().url
+}
+
+async fn pod_with(rt: &mut RuntimeClient, name: &str, config: cri::ContainerConfig) -> (String, String) {
+    let pod = pod_config(name);
+    let pod_id = run_pod(rt, &pod).await.expect("pod");
+    let id = run_container(rt, &pod_id, &pod, config).await.expect("container");
+    (pod_id, id)
+}
+
+#[test]
+fn exec_carries_stdin_stdout_stderr_and_the_exit_code_over_both_transports() {
+    let h = start();
+    runtime().block_on(async {
+        let mut rt = h.cri().await.expect("connect").runtime;
+        let (pod_id, id) = pod_with(&mut rt, "execd", container_config("app", IMAGE, &["sleep", "3600"])).await;
+        let all = Wanted { stdin: true, stdout: true, stderr: true, tty: false };
+        for transport in both() {
+            let url = exec_url(&mut rt, &id, &["sh", "-c", "cat; echo to-stderr >&2; exit 3"], all).await;
+            assert!(url.starts_with("http://127.0.0.1:") && url.contains("/exec/"), "{url}");
+            let mut remote = Remote::connect(&url, &transport, all).await.expect("connect");
+            remote.send_stdin(b"hello through the stream\n").await.expect("stdin");
+            let done = remote.finish().await.expect("finish");
+            assert_eq!(String::from_utf8_lossy(&done.stdout), "hello through the stream\n", "{transport:?}");
+            assert_eq!(String::from_utf8_lossy(&done.stderr), "to-stderr\n", "{transport:?}");
+            assert_eq!(done.exit_code().expect("exit code"), 3, "{transport:?}: {}", done.error);
+            assert_eq!(done.status().expect("status")["reason"], "NonZeroExitCode");
+
+            let url = exec_url(&mut rt, &id, &["hostname"], Wanted { stdout: true, ..Default::default() }).await;
+            let done = Remote::connect(&url, &transport, Wanted { stdout: true, ..Default::default() }).await.expect("connect").finish().await.expect("finish");
+            assert_eq!(String::from_utf8_lossy(&done.stdout).trim(), "execd", "{transport:?}");
+            assert_eq!(done.status().expect("status")["status"], "Success");
+        }
+        // An older SPDY protocol: the error stream carries text, nothing on success.
+        let url = exec_url(&mut rt, &id, &["sh", "-c", "exit 5"], Wanted { stdout: true, ..Default::default() }).await;
+        let done = Remote::connect(&url, &Transport::Spdy(vec!["v2.channel.k8s.io"]), Wanted { stdout: true, ..Default::default() }).await.expect("connect").finish().await.expect("finish");
+        assert!(done.error.contains("exit status 5"), "{:?}", done.error);
+        remove_pod(&mut rt, &pod_id).await.expect("remove pod");
+    });
+    shutdown_clean(h);
+}
+
+#[test]
+fn a_tty_exec_starts_at_the_clients_size_and_follows_its_resizes() {
+    let h = start();
+    runtime().block_on(async {
+        let mut rt = h.cri().await.expect("connect").runtime;
+        let (pod_id, id) = pod_with(&mut rt, "tty", container_config("app", IMAGE, &["sleep", "3600"])).await;
+        let tty = Wanted { stdin: true, stdout: true, stderr: false, tty: true };
+        for transport in both() {
+            let url = exec_url(&mut rt, &id, &["sh", "-c", "busybox stty size; read line; busybox stty size; echo got=$line"], tty).await;
+            let mut remote = Remote::connect(&url, &transport, tty).await.expect("connect");
+            remote.resize(100, 30).await.expect("first size");
+            let mut stdout = remote.stdout.take().expect("stdout");
+            let mut seen = String::new();
+            let mut buf = [0u8; 256];
+            while !seen.contains("30 100") {
+                let n = tokio::time::timeout(Duration::from_secs(10), stdout.read(&mut buf)).await.expect("the first size in time").expect("read");
+                assert!(n > 0, "the tty ended early: {seen:?}");
+                seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+            remote.resize(120, 40).await.expect("resize");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let stdin = remote.stdin.as_mut().expect("stdin");
+            stdin.write_all(b"go\n").await.expect("type");
+            let mut rest = Vec::new();
+            tokio::time::timeout(Duration::from_secs(10), stdout.read_to_end(&mut rest)).await.expect("the end in time").expect("read");
+            let rest = String::from_utf8_lossy(&rest);
+            assert!(rest.contains("40 120") && rest.contains("got=go"), "{transport:?}: {rest:?}");
+            let done = remote.finish().await.expect("finish");
+            assert_eq!(done.exit_code().expect("exit code"), 0, "{}", done.error);
+        }
+        remove_pod(&mut rt, &pod_id).await.expect("remove pod");
+    });
+    shutdown_clean(h);
+}
+
+#[test]
+fn attached_clients_see_a_running_containers_output_and_feed_its_stdin() {
+    let h = start();
+    runtime().block_on(async {
+        let mut rt = h.cri().await.expect("connect").runtime;
+        let mut config = container_config("echoer", IMAGE, &["sh", "-c", "while read line; do echo echo:$line; done"]);
+        config.stdin = true;
+        let (pod_id, id) = pod_with(&mut rt, "attached", config).await;
+        let attach = |wanted: Wanted| cri::AttachRequest { container_id: id.clone(), stdin: wanted.stdin, tty: false, stdout: wanted.stdout, stderr: wanted.stderr };
+        let writer = Wanted { stdin: true, stdout: true, stderr: true, tty: false };
+        let watcher = Wanted { stdout: true, ..Default::default() };
+        let url = rt.attach(attach(writer)).await.expect("Attach").into_inner().url;
+        let mut first = Remote::connect(&url, &Transport::spdy(), writer).await.expect("attach over SPDY");
+        let url = rt.attach(attach(watcher)).await.expect("Attach").into_inner().url;
+        let mut second = Remote::connect(&url, &Transport::websocket(), watcher).await.expect("attach over a WebSocket");
+        // Both are attached once the container answers the first line to each.
+        let stdin = first.stdin.as_mut().expect("stdin");
+        stdin.write_all(b"one\n").await.expect("write");
+        for remote in [&mut first, &mut second] {
+            let stdout = remote.stdout.as_mut().expect("stdout");
+            let mut got = Vec::new();
+            while !String::from_utf8_lossy(&got).contains("echo:one\n") {
+                let mut buf = [0u8; 64];
+                let n = tokio::time::timeout(Duration::from_secs(10), stdout.read(&mut buf)).await.expect("output in time").expect("read");
+                assert!(n > 0, "the attach ended early");
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        second.abandon().await;
+        first.abandon().await;
+        // The container runs on, and its log has what it printed.
+        let (code, out, _) = exec(&mut rt, &id, &["true"]).await.expect("exec");
+        assert_eq!((code, out), (0, String::new()));
+        remove_pod(&mut rt, &pod_id).await.expect("remove pod");
+    });
+    shutdown_clean(h);
+}
+
+#[test]
+fn port_forward_reaches_a_server_in_the_pod_over_both_transports() {
+    let h = start();
+    runtime().block_on(async {
+        let mut rt = h.cri().await.expect("connect").runtime;
+        let serve = "mkdir -p /www && echo served-from-the-pod > /www/index.html && exec busybox httpd -f -p 127.0.0.1:8080 -h /www";
+        let (pod_id, id) = pod_with(&mut rt, "forwarded", container_config("web", IMAGE, &["sh", "-c", serve])).await;
+        for _ in 0..100 {
+            if exec(&mut rt, &id, &["busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/index.html"]).await.is_ok_and(|(code, _, _)| code == 0) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for transport in both() {
+            let url = rt.port_forward(cri::PortForwardRequest { pod_sandbox_id: pod_id.clone(), port: vec![] }).await.expect("PortForward").into_inner().url;
+            let mut forwarder = forward(&url, &transport, &[8080]).await.expect("connect");
+            let mut conn = forwarder.open(8080).await.expect("open");
+            conn.writer.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").await.expect("request");
+            let mut answer = String::new();
+            tokio::time::timeout(Duration::from_secs(10), conn.reader.read_to_string(&mut answer)).await.expect("the answer in time").expect("answer");
+            assert!(answer.starts_with("HTTP/1.") && answer.contains("served-from-the-pod"), "{transport:?}: {answer:?}");
+            forwarder.close().await;
+        }
+        // Nothing listens on port 9 in the pod: the error stream says so.
+        let url = rt.port_forward(cri::PortForwardRequest { pod_sandbox_id: pod_id.clone(), port: vec![] }).await.expect("PortForward").into_inner().url;
+        let mut forwarder = forward(&url, &Transport::spdy(), &[9]).await.expect("connect");
+        let mut conn = forwarder.open(9).await.expect("open");
+        let error = conn.error_text().await.expect("error stream");
+        assert!(error.contains("forwarding 9 -> 9") && error.contains("refused"), "{error:?}");
+        forwarder.close().await;
+        remove_pod(&mut rt, &pod_id).await.expect("remove pod");
+    });
+    shutdown_clean(h);
+}
+
+#[test]
+fn streaming_calls_refuse_what_cannot_stream() {
+    let h = start();
+    runtime().block_on(async {
+        let mut rt = h.cri().await.expect("connect").runtime;
+        let (pod_id, id) = pod_with(&mut rt, "refused", container_config("app", IMAGE, &["sleep", "3600"])).await;
+        let req = |tty: bool, stderr: bool| cri::ExecRequest { container_id: id.clone(), cmd: vec!["true".into()], tty, stdin: false, stdout: true, stderr };
+        let err = rt.exec(req(true, true)).await.expect_err("tty with stderr");
+        assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+        let err = rt.exec(cri::ExecRequest { cmd: vec![], ..req(false, false) }).await.expect_err("no command");
+        assert_eq!(err.code(), Code::InvalidArgument);
+        let err = rt.exec(cri::ExecRequest { container_id: "no-such-container".into(), ..req(false, false) }).await.expect_err("missing");
+        assert_eq!(err.code(), Code::NotFound);
+        let err = rt.port_forward(cri::PortForwardRequest { pod_sandbox_id: pod_id.clone(), port: vec![70000] }).await.expect_err("bad port");
+        assert_eq!(err.code(), Code::InvalidArgument);
+
+        // A URL serves once.
+        let url = rt.exec(req(false, false)).await.expect("Exec").into_inner().url;
+        let done = Remote::connect(&url, &Transport::spdy(), Wanted { stdout: true, ..Default::default() }).await.expect("first").finish().await.expect("finish");
+        assert_eq!(done.exit_code().expect("code"), 0);
+        let again = Remote::connect(&url, &Transport::spdy(), Wanted { stdout: true, ..Default::default() }).await.err().expect("a used URL");
+        assert!(again.to_string().contains("404"), "{again}");
+        let made_up = url.rsplit_once('/').map(|(base, _)| format!("{base}/AAAAAAAAAAAAAAAAAAAAAA")).expect("url");
+        assert!(Remote::connect(&made_up, &Transport::websocket(), Wanted::default()).await.is_err());
+
+        // A command that does not exist: the error stream says so, the container runs on.
+        let url = exec_url(&mut rt, &id, &["no-such-command"], Wanted { stdout: true, ..Default::default() }).await;
+        let done = Remote::connect(&url, &Transport::spdy(), Wanted { stdout: true, ..Default::default() }).await.expect("connect").finish().await.expect("finish");
+        let status = done.status().expect("status");
+        assert_eq!(status["status"], "Failure", "{status}");
+        assert!(status["message"].as_str().unwrap_or_default().contains("no-such-command"), "{status}");
+
+        // A stopped container: Exec and Attach refuse it.
+        rt.stop_container(cri::StopContainerRequest { container_id: id.clone(), timeout: 0 }).await.expect("stop");
+        let err = rt.exec(req(false, false)).await.expect_err("stopped");
+        assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
+        let err = rt.attach(cri::AttachRequest { container_id: id.clone(), stdin: false, tty: false, stdout: true, stderr: false }).await.expect_err("stopped");
+        assert_eq!(err.code(), Code::FailedPrecondition);
+        remove_pod(&mut rt, &pod_id).await.expect("remove pod");
+    });
+    shutdown_clean(h);
+}
+
+/// skiffd's pid: the process running the harness's config.
+fn skiffd_pid(h: &Harness) -> i32 {
+    let config = h.config_path().to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .expect("proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("skiffd") && String::from_utf8_lossy(&c).contains(&config)))
+        .expect("skiffd is running")
+}
+
+fn count(path: String) -> usize {
+    std::fs::read_dir(path).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn floods_and_clients_that_leave_end_cleanly_without_leaks() {
+    let h = start();
+    runtime().block_on(async {
+        let mut rt = h.cri().await.expect("connect").runtime;
+        let (pod_id, id) = pod_with(&mut rt, "flooded", container_config("app", IMAGE, &["sleep", "3600"])).await;
+        let pid = skiffd_pid(&h);
+        let out = Wanted { stdout: true, ..Default::default() };
+        // Warm up: the first exec starts what stays (the blocking pool's first threads).
+        let url = exec_url(&mut rt, &id, &["true"], out).await;
+        Remote::connect(&url, &Transport::spdy(), out).await.expect("connect").finish().await.expect("finish");
+        let fds = count(format!("/proc/{pid}/fd"));
+        let threads = count(format!("/proc/{pid}/task"));
+
+        for transport in both() {
+            let url = exec_url(&mut rt, &id, &["sh", "-c", "cat /dev/zero | head -c 104857600"], out).await;
+            let mut remote = Remote::connect(&url, &transport, out).await.expect("connect");
+            let mut stdout = remote.stdout.take().expect("stdout");
+            let mut total = 0usize;
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let n = stdout.read(&mut buf).await.expect("read");
+                if n == 0 {
+                    break;
+                }
+                assert!(buf[..n].iter().all(|b| *b == 0));
+                total += n;
+            }
+            assert_eq!(total, 100 << 20, "{transport:?}");
+            assert_eq!(remote.finish().await.expect("finish").exit_code().expect("code"), 0);
+
+            // A client that leaves mid-stream takes its process with it.
+            let url = exec_url(&mut rt, &id, &["sleep", "4242"], out).await;
+            let remote = Remote::connect(&url, &transport, out).await.expect("connect");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let (_, ps, _) = exec(&mut rt, &id, &["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"]).await.expect("ps");
+            assert!(ps.contains("sleep 4242"), "the exec runs: {ps}");
+            remote.abandon().await;
+            let mut gone = false;
+            for _ in 0..100 {
+                let (_, ps, _) = exec(&mut rt, &id, &["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"]).await.expect("ps");
+                if !ps.contains("sleep 4242") {
+                    gone = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(gone, "{transport:?}: the abandoned exec was killed");
+        }
+        // A resize stream on an exec without a terminal is refused (reset); the exec goes on.
+        let url = exec_url(&mut rt, &id, &["echo", "no-tty"], out).await;
+        let done = Remote::connect(&url, &Transport::spdy(), Wanted { tty: true, ..out }).await.expect("connect").finish().await.expect("finish");
+        assert_eq!(String::from_utf8_lossy(&done.stdout), "no-tty\n");
+
+        // skiffd holds no more descriptors or threads than before (tokio's blocking threads idle
+        // 10 s before they end).
+        let (mut fds_now, mut threads_now) = (usize::MAX, usize::MAX);
+        for _ in 0..150 {
+            (fds_now, threads_now) = (count(format!("/proc/{pid}/fd")), count(format!("/proc/{pid}/task")));
+            if fds_now <= fds && threads_now <= threads {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(fds_now <= fds, "skiffd's descriptors: {fds} before, {fds_now} after");
+        assert!(threads_now <= threads, "skiffd's threads: {threads} before, {threads_now} after");
+        assert!(!h.root().join("exec").read_dir().is_ok_and(|mut d| d.next().is_some()), "no exec FIFO directory is left");
+        remove_pod(&mut rt, &pod_id).await.expect("remove pod");
+    });
+    shutdown_clean(h);
+}
