@@ -80,6 +80,8 @@ enum Command {
     Run(containers::RunArgs),
     /// Run a command in a running container.
     Exec(containers::ExecArgs),
+    /// Join a running container's output (and stdin, if it keeps it open); ctrl-p ctrl-q detaches from a terminal.
+    Attach(containers::AttachArgs),
     /// List containers.
     Ps(containers::PsArgs),
     /// A container's output (from its log).
@@ -179,6 +181,7 @@ async fn run(cli: Cli) -> Result<Option<i32>> {
         Command::Containers { command } => containers::containers(&ctx, command).await,
         Command::Run(args) => return containers::run(&ctx, args).await.map(Some),
         Command::Exec(args) => return containers::exec(&ctx, args).await.map(Some),
+        Command::Attach(args) => return containers::attach(&ctx, args).await.map(Some),
         Command::Ps(args) => containers::ps(&ctx, args).await,
         Command::Logs { follow, tail, container } => containers::logs(&ctx, container, follow, tail).await,
         Command::Start { containers } => containers::start(&ctx, containers).await,

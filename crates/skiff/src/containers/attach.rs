@@ -1,7 +1,8 @@
 //! A foreground process's stdio travels through FIFOs skiffd makes for this client
 //! (`PrepareStdio`, as containerd's daemon makes them for `ctr`): skiff-shim opens them beside the
-//! container's log, so output reaches the terminal and the log alike. Also raw mode for `-t` and
-//! forwarding of terminal size changes.
+//! container's log, so output reaches the terminal and the log alike; `skiff attach` hands a set
+//! to a running container the same way. Also raw mode for `-t`, forwarding of terminal size
+//! changes, and the detach keys.
 
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Read, Write};
@@ -30,6 +31,11 @@ impl Attach {
         attach.as_ref().map(|a| a.paths.clone()).unwrap_or(v1::StdioPaths { tty, ..Default::default() })
     }
 
+    /// This attachment's FIFOs, for the request that hands them to a process.
+    pub fn stdio(&self) -> v1::StdioPaths {
+        self.paths.clone()
+    }
+
     pub async fn new(ctx: &Ctx, stdin: bool, tty: bool) -> Result<Attach> {
         let mut client = ContainersClient::new(ctx.channel.clone());
         let wanted = v1::PrepareStdioRequest { stdin, stdout: true, stderr: !tty };
@@ -53,19 +59,100 @@ impl Attach {
 
     /// Once the shim opened its ends: start copying. The threads end at the process's EOF.
     pub fn copy(self) -> Result<Copying> {
+        self.copy_with(false)
+    }
+
+    /// As [`copy`](Self::copy); with `detach_keys`, typing ctrl-p ctrl-q on our stdin ends the
+    /// attachment instead of reaching the process (docker's default sequence).
+    pub fn copy_with(self, detach_keys: bool) -> Result<Copying> {
         let mut threads = Vec::new();
         let (closed, stdout_closed) = tokio::sync::oneshot::channel();
         threads.push(copy_thread(blocking(self.stdout), std::io::stdout(), Some(closed)));
         if let Some(stderr) = self.stderr {
             threads.push(copy_thread(blocking(stderr), std::io::stderr(), None));
         }
-        if let Some(mut fifo) = self.stdin {
+        let (detach, detached) = tokio::sync::oneshot::channel();
+        let (ended, stdin_ended) = tokio::sync::oneshot::channel();
+        if let Some(fifo) = self.stdin {
             // Not joined: reading our stdin can block after the process ended.
             std::thread::spawn(move || {
-                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut fifo);
+                let keys = detach_keys.then(DetachKeys::default);
+                match copy_stdin(std::io::stdin().lock(), fifo, keys) {
+                    StdinEnd::Detached => drop(detach.send(())),
+                    StdinEnd::Eof => drop(ended.send(())),
+                    StdinEnd::Failed => {}
+                }
             });
         }
-        Ok(Copying { threads, stdout_closed })
+        Ok(Copying { threads, stdout_closed, detached, stdin_ended })
+    }
+}
+
+/// How copying our stdin to the process ended.
+enum StdinEnd {
+    /// Our stdin reached EOF (the FIFO is closed after it).
+    Eof,
+    /// The detach keys were typed.
+    Detached,
+    /// A read or a write failed (the process's side went away).
+    Failed,
+}
+
+fn copy_stdin(mut from: impl Read, mut fifo: File, mut keys: Option<DetachKeys>) -> StdinEnd {
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut forward = Vec::with_capacity(buf.len() + 1);
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return StdinEnd::Eof,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return StdinEnd::Failed,
+        };
+        let (data, detach) = match &mut keys {
+            Some(keys) => {
+                forward.clear();
+                let detach = keys.scan(&buf[..n], &mut forward);
+                (&forward[..], detach)
+            }
+            None => (&buf[..n], false),
+        };
+        if fifo.write_all(data).is_err() {
+            return StdinEnd::Failed;
+        }
+        if detach {
+            return StdinEnd::Detached;
+        }
+    }
+}
+
+const CTRL_P: u8 = 0x10;
+const CTRL_Q: u8 = 0x11;
+
+/// Watches typed bytes for ctrl-p ctrl-q. A ctrl-p is held back until the next byte shows it is
+/// not the sequence, then forwarded with it (as docker does).
+#[derive(Debug, Default)]
+pub struct DetachKeys {
+    held: bool,
+}
+
+impl DetachKeys {
+    /// Appends to `out` what of `input` goes to the process; true when the sequence was typed
+    /// (nothing after it is forwarded).
+    pub fn scan(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
+        for &b in input {
+            if std::mem::take(&mut self.held) {
+                if b == CTRL_Q {
+                    return true;
+                }
+                out.push(CTRL_P);
+            }
+            if b == CTRL_P {
+                self.held = true;
+            } else {
+                out.push(b);
+            }
+        }
+        false
     }
 }
 
@@ -75,6 +162,10 @@ pub struct Copying {
     /// Fires when our stdout's reader went away (`skiff run ... | head -1`); closed unfired when
     /// the output simply ended.
     pub stdout_closed: tokio::sync::oneshot::Receiver<()>,
+    /// Fires when the detach keys were typed (with [`Attach::copy_with`]).
+    pub detached: tokio::sync::oneshot::Receiver<()>,
+    /// Fires when our stdin reached EOF and the process's stdin FIFO was closed.
+    pub stdin_ended: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// A FIFO opened for reading without waiting for a writer (the shim opens its end later).
@@ -172,5 +263,44 @@ impl Drop for ResizeForwarder {
         if let Some(task) = self.0.take() {
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(keys: &mut DetachKeys, input: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::new();
+        let detach = keys.scan(input, &mut out);
+        (out, detach)
+    }
+
+    #[test]
+    fn ctrl_p_ctrl_q_detaches_and_anything_else_passes() {
+        let mut keys = DetachKeys::default();
+        assert_eq!(scan(&mut keys, b"ls\r"), (b"ls\r".to_vec(), false));
+        // A ctrl-p waits for the next byte, which may come in the next read.
+        assert_eq!(scan(&mut keys, b"a\x10"), (b"a".to_vec(), false));
+        assert_eq!(scan(&mut keys, b"b"), (b"\x10b".to_vec(), false));
+        assert_eq!(scan(&mut keys, b"\x10\x10"), (b"\x10".to_vec(), false));
+        assert_eq!(scan(&mut keys, b"\x11after"), (Vec::new(), true), "the sequence across two reads");
+        let mut keys = DetachKeys::default();
+        assert_eq!(scan(&mut keys, b"x\x10\x11y"), (b"x".to_vec(), true), "nothing after it is forwarded");
+    }
+
+    #[test]
+    fn copying_stdin_tells_eof_from_a_detach() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("fifo");
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+        let fifo = || OpenOptions::new().read(true).write(true).open(&path).expect("open fifo");
+        let mut reader = OpenOptions::new().read(true).custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits()).open(&path).expect("reader");
+        assert!(matches!(copy_stdin(&b"plain\n"[..], fifo(), Some(DetachKeys::default())), StdinEnd::Eof));
+        assert!(matches!(copy_stdin(&b"keep\x10\x11dropped"[..], fifo(), Some(DetachKeys::default())), StdinEnd::Detached));
+        assert!(matches!(copy_stdin(&b"\x10\x11raw"[..], fifo(), None), StdinEnd::Eof), "no keys: bytes pass as they are");
+        let mut got = Vec::new();
+        let _ = reader.read_to_end(&mut got);
+        assert_eq!(got, b"plain\nkeep\x10\x11raw");
     }
 }

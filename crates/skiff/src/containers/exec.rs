@@ -45,7 +45,7 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<i32> {
         return Ok(0);
     };
     let raw = RawTerminal::enter(args.tty && args.interactive);
-    let Copying { threads, mut stdout_closed } = attach.copy()?;
+    let Copying { threads, mut stdout_closed, .. } = attach.copy()?;
     let _resize = ResizeForwarder::start(ctx, args.tty, &args.container, &started.exec_id);
     let wait = v1::WaitContainerRequest { id: args.container.clone(), exec_id: started.exec_id };
     let exit = tokio::select! {

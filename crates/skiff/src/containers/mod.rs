@@ -1,7 +1,9 @@
-//! `skiff run|ps|logs|exec|start|stop|kill|rm` and `skiff containers ...`: standalone containers,
-//! one file per command (the attach plumbing `run` and `exec` share is in `attach`).
+//! `skiff run|ps|logs|exec|attach|start|stop|kill|rm` and `skiff containers ...`: standalone
+//! containers, one file per command (`attach_cmd` is `skiff attach`; the attach plumbing `run`,
+//! `exec` and `attach` share is in `attach`).
 
 mod attach;
+mod attach_cmd;
 mod exec;
 mod flags;
 mod inspect;
@@ -15,6 +17,7 @@ use clap::Subcommand;
 
 use crate::Ctx;
 
+pub use attach_cmd::{attach, AttachArgs};
 pub use exec::{exec, ExecArgs};
 pub use flags::key_values;
 pub use inspect::{inspect, inspect_doc, print_docs};

@@ -18,7 +18,8 @@ pub struct RunArgs {
     /// Run in the background and print the container's id.
     #[arg(long, short = 'd')]
     detach: bool,
-    /// Keep stdin attached.
+    /// Keep the container's stdin open: attached here until it ends (then the container reads
+    /// EOF), or with -d for `skiff attach` to write to later.
     #[arg(long, short = 'i')]
     interactive: bool,
     /// Allocate a terminal.
@@ -124,6 +125,10 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
         auto_remove: args.rm && args.detach,
         readonly_rootfs: args.read_only,
         platform: args.platform.clone().unwrap_or_default(),
+        open_stdin: args.interactive,
+        // As docker's: attached here, our stdin's end is the container's; detached, its stdin
+        // stays open for whoever attaches.
+        stdin_once: args.interactive && !args.detach,
     };
     let registry = RegistryFlags { plain_http: args.plain_http, user: None };
     let container = create(ctx, req, &registry).await?;
@@ -134,7 +139,7 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
         return Ok(0);
     };
     let raw = RawTerminal::enter(args.tty && args.interactive);
-    let Copying { threads, mut stdout_closed } = attach.copy()?;
+    let Copying { threads, mut stdout_closed, .. } = attach.copy()?;
     let _resize = ResizeForwarder::start(ctx, args.tty, &container.id, "");
     let started = client.start(v1::StartContainerRequest { id: container.id.clone() }).await;
     let wait = v1::WaitContainerRequest { id: container.id.clone(), exec_id: String::new() };

@@ -5,7 +5,7 @@
 //!
 //! `PrepareStdio` makes a set in `<root>/io/<token>/`. The directory is root's own (0711), so the
 //! caller can open the FIFOs, which are made its own (0600), but cannot swap them for links to
-//! something else. A create or an exec claims a set once, and the set's directory goes as soon as
+//! something else. A create, an exec or an attach claims a set once, and the set's directory goes as soon as
 //! the shim has opened its ends (an open FIFO needs no name any more). A set not claimed within
 //! `UNCLAIMED_TTL` is removed, and at start every set of a previous run is.
 

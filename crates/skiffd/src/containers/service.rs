@@ -104,6 +104,9 @@ fn create_spec(req: v1::CreateContainerRequest, stdio: Stdio) -> Result<CreateSp
     if req.memory_limit < 0 {
         return Err(ApiError::BadRequest("memory limit must be positive".into()));
     }
+    if req.stdin_once && !req.open_stdin {
+        return Err(ApiError::BadRequest("stdin_once needs open_stdin: only an open stdin can be closed after its first client".into()));
+    }
     let run = RunRequest {
         args: req.args,
         entrypoint: req.has_entrypoint.then_some(req.entrypoint),
@@ -128,6 +131,8 @@ fn create_spec(req: v1::CreateContainerRequest, stdio: Stdio) -> Result<CreateSp
         labels: req.labels.into_iter().collect::<BTreeMap<_, _>>(),
         auto_remove: req.auto_remove,
         host_network,
+        stdin: req.open_stdin,
+        stdin_once: req.stdin_once,
         ..Default::default()
     })
 }
@@ -257,6 +262,8 @@ impl v1::containers_server::Containers for ContainersService {
                 "Command": record.command,
                 "Labels": record.labels,
                 "LogPath": record.log_path,
+                "OpenStdin": record.open_stdin,
+                "StdinOnce": record.stdin_once,
                 "Snapshot": record.snapshot_key,
                 "Annotations": annotations,
                 "DroppedAnnotations": dropped,
@@ -294,6 +301,19 @@ impl v1::containers_server::Containers for ContainersService {
         let (rows, columns) = (cells(req.rows), cells(req.columns));
         blocking(move || Ok(manager.resize(&req.id, non_empty(req.exec_id).as_deref(), rows, columns)?)).await?;
         Ok(Response::new(v1::ResizeContainerResponse {}))
+    }
+
+    async fn attach(&self, req: Request<v1::AttachContainerRequest>) -> Result<Response<v1::AttachContainerResponse>, Status> {
+        let req = req.into_inner();
+        let (stdio, claim) = stdio(&self.fifos, req.stdio)?;
+        let manager = self.manager.clone();
+        if let Err(e) = blocking(move || Ok(manager.attach(&req.id, stdio)?)).await {
+            self.fifos.give_back(claim);
+            return Err(e);
+        }
+        // The shim holds its ends now: the set's names can go.
+        drop(claim);
+        Ok(Response::new(v1::AttachContainerResponse {}))
     }
 
     async fn prepare_stdio(&self, req: Request<v1::PrepareStdioRequest>) -> Result<Response<v1::StdioPaths>, Status> {
