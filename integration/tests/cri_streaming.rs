@@ -50,7 +50,7 @@ fn exec_carries_stdin_stdout_stderr_and_the_exit_code_over_both_transports() {
             assert_eq!(done.exit_code().expect("exit code"), 3, "{transport:?}: {}", done.error);
             assert_eq!(done.status().expect("status")["reason"], "NonZeroExitCode");
 
-            let url = exec_url(&mut rt, &id, &["hostname"], Wanted { stdout: true, ..Default::default() }).await;
+            let url = exec_url(&mut rt, &id, &["cat", "/etc/hostname"], Wanted { stdout: true, ..Default::default() }).await;
             let done = Remote::connect(&url, &transport, Wanted { stdout: true, ..Default::default() }).await.expect("connect").finish().await.expect("finish");
             assert_eq!(String::from_utf8_lossy(&done.stdout).trim(), "execd", "{transport:?}");
             assert_eq!(done.status().expect("status")["status"], "Success");
