@@ -14,7 +14,8 @@ pub mod cri;
 pub mod faults;
 pub mod layout;
 pub mod registry;
-pub mod stream;
+/// The streaming server's clients (kept under this name for the tests).
+pub use skiff_streaming::client as stream;
 
 /// Directory holding the workspace's binaries (`target/<profile>`).
 pub fn bin_dir() -> PathBuf {

@@ -15,6 +15,7 @@
 //! transports alone, for both roles: the server uses the server side, the integration tests and
 //! `skiff` the client side.
 
+pub mod client;
 pub mod portforward;
 pub mod remotecommand;
 pub mod server;

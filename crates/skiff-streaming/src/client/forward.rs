@@ -2,9 +2,9 @@
 //! stream per forwarded connection (sharing a `requestid`); over a WebSocket, the ports named in
 //! the URL, one channel pair each.
 
-use anyhow::{Context, Result};
-use skiff_streaming::spdy::{Headers, Session};
-use skiff_streaming::ws;
+use super::error::{io, ClientError, Result};
+use crate::spdy::{Headers, Session};
+use crate::ws;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::remote::{refused, Transport};
@@ -24,7 +24,7 @@ impl Forwarded {
     /// The error stream's text, read to its end (empty: no error).
     pub async fn error_text(&mut self) -> Result<String> {
         let mut text = String::new();
-        self.error.read_to_string(&mut text).await.context("reading the port-forward error stream")?;
+        self.error.read_to_string(&mut text).await.map_err(io("reading the port-forward error stream"))?;
         Ok(text)
     }
 }
@@ -70,13 +70,13 @@ impl Forwarder {
                 let request = next_request.to_string();
                 *next_request += 1;
                 let headers = |kind: &str| -> Headers { [("streamtype", kind.to_string()), ("port", port.to_string()), ("requestid", request.clone())].into_iter().collect() };
-                let error = session.open(headers("error")).await.context("opening the error stream")?;
-                let data = session.open(headers("data")).await.context("opening the data stream")?;
+                let error = session.open(headers("error")).await.map_err(|source| ClientError::Session { what: "opening the error stream".into(), source })?;
+                let data = session.open(headers("data")).await.map_err(|source| ClientError::Session { what: "opening the data stream".into(), source })?;
                 let (reader, writer) = data.into_split();
                 Ok(Forwarded { reader: Box::new(reader), writer: Box::new(writer), error: Box::new(error.into_split().0) })
             }
             Forwarder::Ws { ports, .. } => {
-                let index = ports.iter().position(|p| p.port == port).with_context(|| format!("port {port} is not one of the URL's"))?;
+                let index = ports.iter().position(|p| p.port == port).ok_or(ClientError::Missing("that port is not one of the URL's (a WebSocket forwards the ports it was opened with)"))?;
                 let p = ports.remove(index);
                 Ok(Forwarded { reader: Box::new(p.reader), writer: Box::new(p.writer), error: Box::new(p.error) })
             }

@@ -1,9 +1,9 @@
 //! The client of an exec or attach: connects its URL over either transport, opens the streams
 //! the request asked for, and reads the end (the error stream's status).
 
-use anyhow::{bail, Context, Result};
-use skiff_streaming::spdy::{Headers, Session};
-use skiff_streaming::ws;
+use super::error::{io, ClientError, Result};
+use crate::spdy::{Headers, Session};
+use crate::ws;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::upgrade::{upgrade, Answer};
@@ -65,7 +65,7 @@ pub struct Finished {
 impl Finished {
     /// The v4/v5 status object on the error stream.
     pub fn status(&self) -> Result<serde_json::Value> {
-        serde_json::from_str(&self.error).with_context(|| format!("the error stream holds no status: {:?}", self.error))
+        serde_json::from_str(&self.error).map_err(|_| ClientError::Protocol(format!("the error stream holds no status: {:?}", self.error)))
     }
 
     /// The exit code the status reports: 0 on Success.
@@ -74,14 +74,14 @@ impl Finished {
         if status["status"] == "Success" {
             return Ok(0);
         }
-        skiff_streaming::remotecommand::status::exit_code_of(&status).with_context(|| format!("the status reports no exit code: {status}"))
+        crate::remotecommand::status::exit_code_of(&status).ok_or_else(|| ClientError::Protocol(format!("the status reports no exit code: {status}")))
     }
 }
 
 async fn read_all(reader: Option<Reader>) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     if let Some(mut r) = reader {
-        r.read_to_end(&mut out).await.context("reading an output stream")?;
+        r.read_to_end(&mut out).await.map_err(io("reading an output stream"))?;
     }
     Ok(out)
 }
@@ -106,7 +106,7 @@ impl Remote {
         let session = Session::client(tcp);
         let open = |kind: &'static str| {
             let session = session.clone();
-            async move { session.open([("streamtype", kind)].into_iter().collect::<Headers>()).await.with_context(|| format!("opening the {kind} stream")) }
+            async move { session.open([("streamtype", kind)].into_iter().collect::<Headers>()).await.map_err(|source| ClientError::Session { what: format!("opening the {kind} stream"), source }) }
         };
         // client-go's order: the error stream first.
         let error = open("error").await?;
@@ -144,16 +144,16 @@ impl Remote {
 
     /// Sends a terminal size on the resize stream.
     pub async fn resize(&mut self, width: u16, height: u16) -> Result<()> {
-        let resize = self.resize.as_mut().context("no resize stream: the request had no tty")?;
-        resize.write_all(format!(r#"{{"Width":{width},"Height":{height}}}"#).as_bytes()).await.context("writing a resize")?;
+        let resize = self.resize.as_mut().ok_or(ClientError::Missing("no resize stream: the request had no tty"))?;
+        resize.write_all(format!(r#"{{"Width":{width},"Height":{height}}}"#).as_bytes()).await.map_err(io("writing a resize"))?;
         Ok(())
     }
 
     /// Writes `input` on stdin and ends it (FIN, or v5's close of the channel).
     pub async fn send_stdin(&mut self, input: &[u8]) -> Result<()> {
-        let stdin = self.stdin.as_mut().context("no stdin stream")?;
-        stdin.write_all(input).await.context("writing stdin")?;
-        stdin.shutdown().await.context("ending stdin")?;
+        let stdin = self.stdin.as_mut().ok_or(ClientError::Missing("no stdin stream: the request had no stdin"))?;
+        stdin.write_all(input).await.map_err(io("writing stdin"))?;
+        stdin.shutdown().await.map_err(io("ending stdin"))?;
         Ok(())
     }
 
@@ -166,7 +166,7 @@ impl Remote {
         });
         drop((stdin, resize));
         close(conn).await;
-        Ok(Finished { stdout: stdout?, stderr: stderr?, error: err.context("reading the error stream")? })
+        Ok(Finished { stdout: stdout?, stderr: stderr?, error: err.map_err(io("reading the error stream"))? })
     }
 
     /// Drops the connection at once, as a client that goes away does.
@@ -184,7 +184,7 @@ async fn close(conn: Conn) {
 
 pub(super) fn refused(answer: &Answer) -> Result<()> {
     if answer.status != 101 {
-        bail!("the streaming server refused the upgrade: {} {}", answer.status, answer.body.trim());
+        return Err(ClientError::Refused { status: answer.status, body: answer.body.trim().to_string() });
     }
     Ok(())
 }
