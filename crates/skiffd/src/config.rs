@@ -245,6 +245,19 @@ mod tests {
     }
 
     #[test]
+    fn the_streaming_server_is_on_loopback_by_default_and_its_tls_files_go_together() {
+        let cfg = Config::parse(DEFAULT_CONFIG, "t").expect("default");
+        let server = cfg.stream_server().expect("stream server");
+        assert_eq!((server.address.to_string(), server.port, server.tls.is_none()), ("127.0.0.1".to_string(), 0, true));
+        let bad = DEFAULT_CONFIG.replace("stream_address = \"127.0.0.1\"", "stream_address = \"localhost\"");
+        let err = Config::parse(&bad, "t").expect_err("not an address");
+        assert!(format!("{err:#}").contains("cri.stream_address"), "{err:#}");
+        let half = DEFAULT_CONFIG.replace("stream_tls_cert = \"\"", "stream_tls_cert = \"/etc/skiff/stream.crt\"");
+        let err = Config::parse(&half, "t").expect_err("a cert without a key");
+        assert!(format!("{err:#}").contains("go together"), "{err:#}");
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_errors() {
         let extra = format!("{DEFAULT_CONFIG}\nbogus = 1\n");
         assert!(Config::parse(&extra, "t").is_err());

@@ -83,22 +83,22 @@ mod tests {
 
     #[test]
     fn a_set_holds_what_was_asked_and_goes_when_dropped() {
-        let root = tempfile::tempdir().unwrap();
-        let set = FifoSet::make(root.path(), Wanted { stdin: true, stdout: true, stderr: false }).unwrap();
+        let root = tempfile::tempdir().expect("fifo test");
+        let set = FifoSet::make(root.path(), Wanted { stdin: true, stdout: true, stderr: false }).expect("fifo test");
         let stdio = set.stdio(true, Some((24, 80)));
-        let (stdin, stdout) = (stdio.stdin.clone().unwrap(), stdio.stdout.clone().unwrap());
+        let (stdin, stdout) = (stdio.stdin.clone().expect("fifo test"), stdio.stdout.clone().expect("fifo test"));
         assert!(stdio.stderr.is_none() && stdio.tty && stdio.size == Some((24, 80)));
         use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-        assert!(std::fs::metadata(&stdin).unwrap().file_type().is_fifo());
-        assert_eq!(std::fs::metadata(&stdout).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(std::fs::metadata(stdout.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+        assert!(std::fs::metadata(&stdin).expect("fifo test").file_type().is_fifo());
+        assert_eq!(std::fs::metadata(&stdout).expect("fifo test").permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(stdout.parent().expect("fifo test")).expect("fifo test").permissions().mode() & 0o777, 0o700);
         // The stdin FIFO has a writer already: a reader opening it now does not see an end.
-        let mut reader = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&stdin).unwrap();
+        let mut reader = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&stdin).expect("fifo test");
         let mut buf = [0u8; 1];
-        let err = std::io::Read::read(&mut reader, &mut buf).unwrap_err();
+        let err = std::io::Read::read(&mut reader, &mut buf).expect_err("nothing to read, and no end");
         assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
         drop(set);
-        assert!(!stdout.exists() && !stdin.parent().unwrap().exists());
+        assert!(!stdout.exists() && !stdin.parent().expect("fifo test").exists());
         clear_leftovers(root.path());
         assert!(!root.path().join("exec").exists());
     }
