@@ -107,9 +107,10 @@ fn the_kubelet_finds_a_runtime_it_accepts() {
         let err = c.runtime.checkpoint_container(cri::CheckpointContainerRequest::default()).await.expect_err("checkpoint");
         assert_eq!(err.code(), Code::Unimplemented);
         assert!(err.message().contains("CheckpointContainer"), "{}", err.message());
+        // An empty streaming request is a clear InvalidArgument, not a URL.
         let err = c.runtime.exec(cri::ExecRequest::default()).await.expect_err("exec");
-        assert_eq!(err.code(), Code::Unimplemented);
-        assert!(err.message().contains("streaming"), "{}", err.message());
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().contains("cmd is empty"), "{}", err.message());
     });
     // Skiff's own API still answers on the same socket.
     h.skiff(&["images", "ls"]).ok();
