@@ -65,32 +65,43 @@ fn exec_carries_stdin_stdout_stderr_and_the_exit_code_over_both_transports() {
 }
 
 #[test]
-fn a_tty_exec_starts_at_the_clients_size_and_follows_its_resizes() {
+fn a_tty_exec_follows_the_clients_terminal_size() {
     let h = start();
     runtime().block_on(async {
         let mut rt = h.cri().await.expect("connect").runtime;
         let (pod_id, id) = pod_with(&mut rt, "tty", container_config("app", IMAGE, &["sleep", "3600"])).await;
         let tty = Wanted { stdin: true, stdout: true, stderr: false, tty: true };
+        // Each line typed prints the terminal's size; "go" ends it. Sizes are applied as they
+        // come (after the process may have started), so the test types until it sees each one.
+        let script = "while read line; do busybox stty size; [ \"$line\" = go ] && break; done; echo got=$line";
         for transport in both() {
-            let url = exec_url(&mut rt, &id, &["sh", "-c", "busybox stty size; read line; busybox stty size; echo got=$line"], tty).await;
+            let url = exec_url(&mut rt, &id, &["sh", "-c", script], tty).await;
             let mut remote = Remote::connect(&url, &transport, tty).await.expect("connect");
-            remote.resize(100, 30).await.expect("first size");
             let mut stdout = remote.stdout.take().expect("stdout");
+            let mut stdin = remote.stdin.take().expect("stdin");
             let mut seen = String::new();
-            let mut buf = [0u8; 256];
-            while !seen.contains("30 100") {
-                let n = tokio::time::timeout(Duration::from_secs(10), stdout.read(&mut buf)).await.expect("the first size in time").expect("read");
-                assert!(n > 0, "the tty ended early: {seen:?}");
-                seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            for (width, height) in [(100u16, 30u16), (120, 40)] {
+                remote.resize(width, height).await.expect("resize");
+                let want = format!("{height} {width}");
+                for _ in 0..40 {
+                    stdin.write_all(b"x\n").await.expect("type");
+                    let mut buf = [0u8; 256];
+                    if let Ok(read) = tokio::time::timeout(Duration::from_millis(250), stdout.read(&mut buf)).await {
+                        let n = read.expect("read");
+                        assert!(n > 0, "the tty ended early: {seen:?}");
+                        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    }
+                    if seen.contains(&want) {
+                        break;
+                    }
+                }
+                assert!(seen.contains(&want), "{transport:?}: no {want:?} in {seen:?}");
             }
-            remote.resize(120, 40).await.expect("resize");
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let stdin = remote.stdin.as_mut().expect("stdin");
             stdin.write_all(b"go\n").await.expect("type");
             let mut rest = Vec::new();
             tokio::time::timeout(Duration::from_secs(10), stdout.read_to_end(&mut rest)).await.expect("the end in time").expect("read");
-            let rest = String::from_utf8_lossy(&rest);
-            assert!(rest.contains("40 120") && rest.contains("got=go"), "{transport:?}: {rest:?}");
+            assert!(String::from_utf8_lossy(&rest).contains("got=go"), "{transport:?}: {rest:?}");
+            remote.stdin = Some(stdin);
             let done = remote.finish().await.expect("finish");
             assert_eq!(done.exit_code().expect("exit code"), 0, "{}", done.error);
         }
