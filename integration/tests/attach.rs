@@ -161,6 +161,8 @@ fn two_clients_see_the_same_lines_and_the_log_keeps_them_all() {
     let script = "echo before; while [ ! -e /tmp/go ]; do sleep 0.05; done; i=1; while [ $i -le 200 ]; do echo line $i; i=$((i+1)); done";
     s.cli(&["run", "-d", "--name", "counter", IMAGE, "sh", "-c", script]).ok();
     let id = container_id(&s, "counter");
+    // "before" is printed before anyone attaches: `run -d` returns once the shell started, not once it printed.
+    wait_until("the container printed before anyone attached", || s.cli(&["logs", "counter"]).stdout.contains("before"));
     let a = attach(&s, &["counter"]);
     let b = attach(&s, &["--no-stdin", "counter"]);
     wait_until("both clients are attached", || attached(&s, &id) == 2);
