@@ -17,6 +17,7 @@ use clap::Subcommand;
 
 use crate::Ctx;
 
+pub(crate) use attach::{DetachKeys, RawTerminal};
 pub use attach_cmd::{attach, AttachArgs};
 pub use exec::{exec, ExecArgs};
 pub use flags::key_values;
