@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use k8s_cri::v1 as cri;
-use skiff_engine::{ExecSpec, Status};
+use skiff_engine::ExecSpec;
 
 use super::fifos::{FifoSet, Wanted};
 use crate::blocking::blocking;
@@ -117,10 +117,7 @@ impl CriRuntime {
 
     fn exec_sync_blocking(&self, id: &str, cmd: Vec<String>, timeout_secs: u64) -> Result<cri::ExecSyncResponse> {
         let manager = &self.parts.manager;
-        let record = manager.records().get(id)?.ok_or_else(|| CriError::NotFound(format!("container {id:?} not found")))?;
-        if record.status != Status::Running {
-            return Err(CriError::FailedPrecondition(format!("container {id} is {}, not running: ExecSync needs a running container", record.status.as_str())));
-        }
+        self.running(id, "ExecSync")?;
         let mut fifos = FifoSet::make(&self.parts.root, Wanted { stdin: false, stdout: true, stderr: true })?;
         let (exec_id, pid) = manager.exec(id, ExecSpec { args: cmd.clone(), stdio: fifos.stdio(false, None), ..ExecSpec::default() })?;
         let (stdout, stderr) = read_outputs(&mut fifos)?;
