@@ -70,6 +70,11 @@ pub async fn attach(ctx: &Ctx, args: AttachArgs) -> Result<i32> {
         }
     }
     drop(raw);
+    // Our stdin's end comes before the output end it causes, but the loop may have seen the
+    // output end first: look once more.
+    if watch_stdin {
+        our_stdin_ended = stdin_ended.try_recv().is_ok();
+    }
     // The output ended: the container exited, or this attachment ended while the container runs
     // on — our stdin's end does that unless the container closes its stdin then (stdin_once).
     // The record tells which: a Wait would hold a request in skiffd and the shim until the exit.
