@@ -84,6 +84,12 @@ impl CpuSet {
         cgroup_path: &Path,
         interface_file: &str,
     ) -> Result<(), V1CpuSetControllerError> {
+        // A cgroup that has its value already (every exec into a running container's) needs no
+        // walk from the root, which would read mountinfo and every ancestor.
+        let own = cgroup_path.join(interface_file);
+        if fs::read_to_string(&own).is_ok_and(|value| !value.trim().is_empty()) {
+            return Ok(());
+        }
         let mut current = util::get_subsystem_mount_point(&ControllerType::CpuSet)?;
         let relative_cgroup_path = cgroup_path.strip_prefix(&current).map_err(|err| {
             V1CpuSetControllerError::BadCgroupPath {
