@@ -169,8 +169,14 @@ fn detach_stdio() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Info, without two warnings libcontainer gives on every create and exec here, which would fill
+/// the log of a container probed every few seconds: a cgroup v1 controller the kernel lacks
+/// ("cgroup hugetlb not supported"), and an intermediate process "already reaped" (the shim reaps
+/// every child, by design). Their errors still show.
+const DEFAULT_LOG_FILTER: &str = "info,libcgroups::v1::manager=error,libcontainer::process::container_main_process=error";
+
 fn init_logging() -> std::io::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SKIFF_SHIM_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SKIFF_SHIM_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     // A file of its own, not fd 2: libcontainer logs from the container's init after it made the
     // container's stderr its fd 2, and those lines must not land in the container's log.
     let file = OpenOptions::new().create(true).append(true).open(LOG_FILE)?;
