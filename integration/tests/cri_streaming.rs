@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use skiff_integration::cri::{container_config, cri, exec, pod_config, remove_pod, run_container, run_pod, runtime, shutdown_clean, start_with_busybox, Harness, RuntimeClient};
-use skiff_integration::stream::{forward, Remote, Transport, Wanted};
+use skiff_integration::stream::{forward, Protocols, Remote, Transport, Wanted};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 
@@ -57,7 +57,7 @@ fn exec_carries_stdin_stdout_stderr_and_the_exit_code_over_both_transports() {
         }
         // An older SPDY protocol: the error stream carries text, nothing on success.
         let url = exec_url(&mut rt, &id, &["sh", "-c", "exit 5"], Wanted { stdout: true, ..Default::default() }).await;
-        let done = Remote::connect(&url, &Transport::Spdy(vec!["v2.channel.k8s.io"]), Wanted { stdout: true, ..Default::default() }).await.expect("connect").finish().await.expect("finish");
+        let done = Remote::connect(&url, &Transport::new(Protocols::Spdy(vec!["v2.channel.k8s.io"])), Wanted { stdout: true, ..Default::default() }).await.expect("connect").finish().await.expect("finish");
         assert!(done.error.contains("exit status 5"), "{:?}", done.error);
         remove_pod(&mut rt, &pod_id).await.expect("remove pod");
     });

@@ -9,6 +9,9 @@ pub enum ClientError {
     Url(String),
     #[error("connecting to {addr}: {source}")]
     Connect { addr: String, source: std::io::Error },
+    /// HTTPS: the trust asked for could not be set up, or the server's handshake failed.
+    #[error("{0}")]
+    Tls(String),
     #[error("{what}: {source}")]
     Io { what: &'static str, source: std::io::Error },
     /// The server answered the upgrade with something else than 101.

@@ -7,7 +7,7 @@ use crate::spdy::{Headers, Session};
 use crate::ws;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
-use super::remote::{refused, Transport};
+use super::remote::{refused, Protocols, Transport};
 use super::upgrade::upgrade;
 
 type Reader = Box<dyn AsyncRead + Send + Unpin>;
@@ -37,26 +37,26 @@ pub enum Forwarder {
 
 /// Upgrades `url`; a WebSocket carries `ports` (the URL's query), SPDY any port per connection.
 pub async fn forward(url: &str, transport: &Transport, ports: &[u16]) -> Result<Forwarder> {
-    match transport {
-        Transport::Spdy(_) => {
+    match transport.protocols {
+        Protocols::Spdy(_) => {
             let headers = vec![
                 ("Connection".to_string(), "Upgrade".to_string()),
                 ("Upgrade".to_string(), "SPDY/3.1".to_string()),
                 ("X-Stream-Protocol-Version".to_string(), "portforward.k8s.io".to_string()),
             ];
-            let (answer, tcp) = upgrade(url, "POST", &headers).await?;
+            let (answer, conn) = upgrade(url, "POST", &headers, &transport.trust).await?;
             refused(&answer)?;
-            Ok(Forwarder::Spdy { session: Session::client(tcp), next_request: 0 })
+            Ok(Forwarder::Spdy { session: Session::client(conn), next_request: 0 })
         }
-        Transport::WebSocket(_) => {
+        Protocols::WebSocket(_) => {
             let query: Vec<String> = ports.iter().map(|p| format!("port={p}")).collect();
             let url = format!("{url}?{}", query.join("&"));
             let handshake = ws::handshake::ClientHandshake::new(&[ws::Protocol::V4]);
             let headers: Vec<(String, String)> = handshake.request_headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string())).collect();
-            let (answer, tcp) = upgrade(&url, "GET", &headers).await?;
+            let (answer, conn) = upgrade(&url, "GET", &headers, &transport.trust).await?;
             refused(&answer)?;
             let protocol = handshake.verify(&answer.as_http()?)?;
-            let (channels, ports) = ws::portforward::connect(tcp, protocol, ports)?;
+            let (channels, ports) = ws::portforward::connect(conn, protocol, ports)?;
             Ok(Forwarder::Ws { channels, ports })
         }
     }

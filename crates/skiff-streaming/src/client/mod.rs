@@ -6,8 +6,10 @@
 pub mod error;
 pub mod forward;
 pub mod remote;
+pub mod tls;
 pub mod upgrade;
 
 pub use error::ClientError;
 pub use forward::{forward, Forwarded, Forwarder};
-pub use remote::{Finished, Remote, Transport, Wanted};
+pub use remote::{Finished, Protocols, Remote, Transport, Wanted};
+pub use tls::Trust;

@@ -6,27 +6,44 @@ use crate::spdy::{Headers, Session};
 use crate::ws;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::tls::Trust;
 use super::upgrade::{upgrade, Answer};
 
 type Reader = Box<dyn AsyncRead + Send + Unpin>;
 type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
-/// How to reach the URL, with the subprotocols offered (most wanted first).
+/// The upgrade asked for, with the subprotocols offered (most wanted first).
 #[derive(Clone, Debug)]
-pub enum Transport {
+pub enum Protocols {
     /// SPDY/3.1 offering these `X-Stream-Protocol-Version`s (kubectl's default).
     Spdy(Vec<&'static str>),
     /// A WebSocket offering these subprotocols (client-go offers v5 only).
     WebSocket(Vec<ws::Protocol>),
 }
 
+/// How to reach the URL: the protocols, and for an `https://` URL the certificates to trust.
+#[derive(Clone, Debug)]
+pub struct Transport {
+    pub protocols: Protocols,
+    pub trust: Trust,
+}
+
 impl Transport {
+    pub fn new(protocols: Protocols) -> Transport {
+        Transport { protocols, trust: Trust::default() }
+    }
+
     pub fn spdy() -> Transport {
-        Transport::Spdy(vec!["v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"])
+        Transport::new(Protocols::Spdy(vec!["v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"]))
     }
 
     pub fn websocket() -> Transport {
-        Transport::WebSocket(vec![ws::Protocol::V5])
+        Transport::new(Protocols::WebSocket(vec![ws::Protocol::V5]))
+    }
+
+    /// The same, checking an `https://` server against `trust`.
+    pub fn trusting(self, trust: Trust) -> Transport {
+        Transport { trust, ..self }
     }
 }
 
@@ -89,21 +106,21 @@ async fn read_all(reader: Option<Reader>) -> Result<Vec<u8>> {
 impl Remote {
     /// Upgrades `url` and opens the streams; a refused upgrade is an error holding the answer.
     pub async fn connect(url: &str, transport: &Transport, wanted: Wanted) -> Result<Remote> {
-        match transport {
-            Transport::Spdy(protocols) => Self::spdy(url, protocols, wanted).await,
-            Transport::WebSocket(protocols) => Self::websocket(url, protocols, wanted).await,
+        match &transport.protocols {
+            Protocols::Spdy(protocols) => Self::spdy(url, protocols, &transport.trust, wanted).await,
+            Protocols::WebSocket(protocols) => Self::websocket(url, protocols, &transport.trust, wanted).await,
         }
     }
 
-    async fn spdy(url: &str, protocols: &[&str], wanted: Wanted) -> Result<Remote> {
+    async fn spdy(url: &str, protocols: &[&str], trust: &Trust, wanted: Wanted) -> Result<Remote> {
         let headers = vec![
             ("Connection".to_string(), "Upgrade".to_string()),
             ("Upgrade".to_string(), "SPDY/3.1".to_string()),
             ("X-Stream-Protocol-Version".to_string(), protocols.join(",")),
         ];
-        let (answer, tcp) = upgrade(url, "POST", &headers).await?;
+        let (answer, conn) = upgrade(url, "POST", &headers, trust).await?;
         refused(&answer)?;
-        let session = Session::client(tcp);
+        let session = Session::client(conn);
         let open = |kind: &'static str| {
             let session = session.clone();
             async move { session.open([("streamtype", kind)].into_iter().collect::<Headers>()).await.map_err(|source| ClientError::Session { what: format!("opening the {kind} stream"), source }) }
@@ -124,14 +141,14 @@ impl Remote {
         })
     }
 
-    async fn websocket(url: &str, protocols: &[ws::Protocol], wanted: Wanted) -> Result<Remote> {
+    async fn websocket(url: &str, protocols: &[ws::Protocol], trust: &Trust, wanted: Wanted) -> Result<Remote> {
         let handshake = ws::handshake::ClientHandshake::new(protocols);
         let headers: Vec<(String, String)> = handshake.request_headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string())).collect();
-        let (answer, tcp) = upgrade(url, "GET", &headers).await?;
+        let (answer, conn) = upgrade(url, "GET", &headers, trust).await?;
         refused(&answer)?;
         let protocol = handshake.verify(&answer.as_http()?)?;
         let options = ws::remotecommand::StreamOptions { stdin: wanted.stdin, stdout: wanted.stdout, stderr: wanted.stderr, tty: wanted.tty };
-        let s = ws::remotecommand::connect(tcp, protocol, options)?;
+        let s = ws::remotecommand::connect(conn, protocol, options)?;
         Ok(Remote {
             stdin: s.stdin.map(|w| Box::new(w) as Writer),
             stdout: s.stdout.map(|r| Box::new(r) as Reader),

@@ -3,14 +3,52 @@
 //! same connection carries SPDY or WebSocket frames.
 
 use super::error::{io, ClientError, Result};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use super::tls::{client_config, Trust};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::ServerName;
 
-/// `http://HOST:PORT/PATH` split into the address to dial and the request target.
-pub fn split_url(url: &str) -> Result<(String, String)> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| ClientError::Url(format!("{url} is not an http:// URL")))?;
+/// The upgraded connection: TCP, or TLS over TCP for an `https://` URL.
+pub trait Conn: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Conn for T {}
+
+/// A streaming URL's parts.
+#[derive(Debug, PartialEq)]
+pub struct Target {
+    pub tls: bool,
+    /// HOST:PORT, to dial (and HOST to check the certificate against).
+    pub authority: String,
+    /// The request target: the path and query.
+    pub path: String,
+}
+
+/// `http://` or `https://HOST:PORT/PATH`, split.
+pub fn split_url(url: &str) -> Result<Target> {
+    let (tls, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(rest), _) => (false, rest),
+        (None, Some(rest)) => (true, rest),
+        (None, None) => return Err(ClientError::Url(format!("{url} is not an http:// or https:// URL"))),
+    };
     let (authority, path) = rest.split_once('/').ok_or_else(|| ClientError::Url(format!("{url} has no path")))?;
-    Ok((authority.to_string(), format!("/{path}")))
+    Ok(Target { tls, authority: authority.to_string(), path: format!("/{path}") })
+}
+
+/// The host part of HOST:PORT, without an IPv6 literal's brackets.
+fn host_of(authority: &str) -> &str {
+    let host = authority.rsplit_once(':').map_or(authority, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+async fn dial(target: &Target, trust: &Trust) -> Result<Box<dyn Conn>> {
+    let tcp = TcpStream::connect(&target.authority).await.map_err(|source| ClientError::Connect { addr: target.authority.clone(), source })?;
+    tcp.set_nodelay(true).map_err(io("setting TCP_NODELAY"))?;
+    if !target.tls {
+        return Ok(Box::new(tcp));
+    }
+    let name = ServerName::try_from(host_of(&target.authority).to_string()).map_err(|e| ClientError::Url(format!("{}: {e}", target.authority)))?;
+    let connector = tokio_rustls::TlsConnector::from(client_config(trust)?);
+    let tls = connector.connect(name, tcp).await.map_err(|e| ClientError::Tls(format!("the TLS handshake with {}: {e}", target.authority)))?;
+    Ok(Box::new(tls))
 }
 
 /// The status line and headers of the server's answer.
@@ -37,13 +75,13 @@ impl Answer {
     }
 }
 
-/// Sends `GET url` with `headers`; answers the server's head and the connection, upgraded when
-/// the status is 101.
-pub async fn upgrade(url: &str, method: &str, headers: &[(String, String)]) -> Result<(Answer, TcpStream)> {
-    let (authority, target) = split_url(url)?;
-    let mut tcp = TcpStream::connect(&authority).await.map_err(|source| ClientError::Connect { addr: authority.clone(), source })?;
-    tcp.set_nodelay(true).map_err(io("setting TCP_NODELAY"))?;
-    let mut request = format!("{method} {target} HTTP/1.1\r\nHost: {authority}\r\n");
+/// Sends `METHOD url` with `headers`; answers the server's head and the connection, upgraded
+/// when the status is 101. An `https://` server's certificate is checked against `trust`.
+pub async fn upgrade(url: &str, method: &str, headers: &[(String, String)], trust: &Trust) -> Result<(Answer, Box<dyn Conn>)> {
+    let target = split_url(url)?;
+    let mut tcp = dial(&target, trust).await?;
+    let (authority, path) = (&target.authority, &target.path);
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\n");
     for (k, v) in headers {
         request.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -72,4 +110,20 @@ pub async fn upgrade(url: &str, method: &str, headers: &[(String, String)]) -> R
         answer.body = String::from_utf8_lossy(&body).into_owned();
     }
     Ok((answer, tcp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_scheme_authority_and_target() {
+        let t = split_url("https://127.0.0.1:4430/exec/abc?x=1").unwrap();
+        assert_eq!(t, Target { tls: true, authority: "127.0.0.1:4430".into(), path: "/exec/abc?x=1".into() });
+        assert!(!split_url("http://[::1]:80/attach/t").unwrap().tls);
+        assert!(matches!(split_url("ftp://h/x"), Err(ClientError::Url(_))));
+        assert!(matches!(split_url("http://h:1"), Err(ClientError::Url(_))));
+        assert_eq!(host_of("[::1]:443"), "::1");
+        assert_eq!(host_of("node.example:10250"), "node.example");
+    }
 }

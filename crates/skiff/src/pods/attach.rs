@@ -7,7 +7,7 @@ use k8s_cri::v1 as cri;
 use skiff_streaming::client::Wanted;
 
 use super::client;
-use super::stream::{self, Ended, TransportArg};
+use super::stream::{self, Ended, TransportArg, TrustArgs};
 use crate::{status, Ctx};
 
 #[derive(clap::Args)]
@@ -22,6 +22,8 @@ pub struct AttachArgs {
     /// How the streaming URL is reached.
     #[arg(long, value_enum, default_value_t)]
     transport: TransportArg,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// The container (id or unique id prefix).
     container: String,
 }
@@ -37,7 +39,7 @@ pub async fn attach(ctx: &Ctx, a: AttachArgs) -> Result<i32> {
     let req = cri::AttachRequest { container_id: id, stdin: wanted.stdin, tty, stdout: wanted.stdout, stderr: wanted.stderr };
     let url = c.attach(req).await.map_err(status)?.into_inner().url;
     // In raw mode ctrl-c goes to the container: the detach keys are the way out.
-    match stream::run(&url, &a.transport.transport(), wanted, tty && a.stdin).await? {
+    match stream::run(&url, &a.transport.transport().trusting(a.trust.trust()), wanted, tty && a.stdin).await? {
         Ended::Exited(code) => Ok(code),
         Ended::Detached => Ok(0),
     }

@@ -11,7 +11,7 @@ use k8s_cri::v1 as cri;
 use skiff_streaming::client::Wanted;
 
 use super::client;
-use super::stream::{self, Ended, TransportArg};
+use super::stream::{self, Ended, TransportArg, TrustArgs};
 use crate::{status, Ctx};
 
 #[derive(clap::Args)]
@@ -29,6 +29,8 @@ pub struct ExecArgs {
     /// How the streaming URL is reached, with -i or -t.
     #[arg(long, value_enum, default_value_t)]
     transport: TransportArg,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// The container (id or unique id prefix).
     container: String,
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
@@ -53,7 +55,7 @@ async fn exec_streaming(ctx: &Ctx, a: ExecArgs) -> Result<i32> {
     let wanted = Wanted { stdin: a.stdin, stdout: true, stderr: !a.tty, tty: a.tty };
     let req = cri::ExecRequest { container_id: a.container, cmd: a.command, tty: wanted.tty, stdin: wanted.stdin, stdout: wanted.stdout, stderr: wanted.stderr };
     let url = client(ctx).exec(req).await.map_err(status)?.into_inner().url;
-    match stream::run(&url, &a.transport.transport(), wanted, false).await? {
+    match stream::run(&url, &a.transport.transport().trusting(a.trust.trust()), wanted, false).await? {
         Ended::Exited(code) => Ok(code),
         // Without detach keys an exec does not detach.
         Ended::Detached => Ok(0),

@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::client;
+use super::stream::TrustArgs;
 use crate::{status, Ctx};
 
 #[derive(clap::Args)]
@@ -22,6 +23,8 @@ pub struct ForwardArgs {
     /// LOCAL:REMOTE, PORT (the same both sides) or :REMOTE (a free local port).
     #[arg(required = true)]
     ports: Vec<String>,
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -60,7 +63,7 @@ pub async fn port_forward(ctx: &Ctx, a: ForwardArgs) -> Result<()> {
     let req = cri::PortForwardRequest { pod_sandbox_id: a.pod, port: remote_ports };
     let url = client(ctx).port_forward(req).await.map_err(status)?.into_inner().url;
     let ports: Vec<u16> = pairs.iter().map(|p| p.remote).collect();
-    let mut forwarder = forward(&url, &Transport::spdy(), &ports).await.context("connecting to skiffd's streaming server")?;
+    let mut forwarder = forward(&url, &Transport::spdy().trusting(a.trust.trust()), &ports).await.context("connecting to skiffd's streaming server")?;
     let (accepted, mut incoming) = mpsc::channel::<(TcpStream, u16, u16)>(16);
     for pair in pairs {
         let listener = TcpListener::bind(("127.0.0.1", pair.local)).await.with_context(|| format!("listening on 127.0.0.1:{}", pair.local))?;

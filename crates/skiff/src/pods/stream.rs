@@ -6,7 +6,7 @@
 use std::io::{IsTerminal, Read, Write};
 
 use anyhow::{Context, Result};
-use skiff_streaming::client::{Finished, Remote, Transport, Wanted};
+use skiff_streaming::client::{Finished, Remote, Transport, Trust, Wanted};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
@@ -29,6 +29,28 @@ impl TransportArg {
         match self {
             TransportArg::Spdy => Transport::spdy(),
             TransportArg::Websocket => Transport::websocket(),
+        }
+    }
+}
+
+/// How an `https://` streaming URL is checked (skiffd with `[cri] stream_tls_cert`).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct TrustArgs {
+    /// CA certificates (PEM) to check the streaming server's certificate against [default: the
+    /// system's]
+    #[arg(long, value_name = "FILE", conflicts_with = "stream_insecure")]
+    stream_ca: Option<std::path::PathBuf>,
+    /// Take any certificate from the streaming server (crictl's way): encrypted, not authenticated
+    #[arg(long)]
+    stream_insecure: bool,
+}
+
+impl TrustArgs {
+    pub fn trust(&self) -> Trust {
+        match (&self.stream_ca, self.stream_insecure) {
+            (_, true) => Trust::Insecure,
+            (Some(ca), false) => Trust::Ca(ca.clone()),
+            (None, false) => Trust::System,
         }
     }
 }
