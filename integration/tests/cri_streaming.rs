@@ -125,21 +125,28 @@ fn attached_clients_see_a_running_containers_output_and_feed_its_stdin() {
         let mut first = Remote::connect(&url, &Transport::spdy(), writer).await.expect("attach over SPDY");
         let url = rt.attach(attach(watcher)).await.expect("Attach").into_inner().url;
         let mut second = Remote::connect(&url, &Transport::websocket(), watcher).await.expect("attach over a WebSocket");
-        // Both are attached once the container answers the first line to each.
-        let stdin = first.stdin.as_mut().expect("stdin");
-        stdin.write_all(b"one\n").await.expect("write");
+        // A client sees the output from the moment its attach reached the shim, which can be a
+        // moment after its connect returned (and an attach replays nothing, as kubectl's): a line
+        // is typed every 100 ms until each client has seen one echoed.
+        let mut stdin = first.stdin.take().expect("stdin");
         for remote in [&mut first, &mut second] {
             let stdout = remote.stdout.as_mut().expect("stdout");
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
             let mut got = Vec::new();
             while !String::from_utf8_lossy(&got).contains("echo:one\n") {
-                let mut buf = [0u8; 64];
-                let n = tokio::time::timeout(Duration::from_secs(10), stdout.read(&mut buf)).await.expect("output in time").expect("read");
-                assert!(n > 0, "the attach ended early");
-                got.extend_from_slice(&buf[..n]);
+                assert!(std::time::Instant::now() < deadline, "no line echoed within 10 s: {:?}", String::from_utf8_lossy(&got));
+                stdin.write_all(b"one\n").await.expect("write");
+                let mut buf = [0u8; 256];
+                if let Ok(read) = tokio::time::timeout(Duration::from_millis(100), stdout.read(&mut buf)).await {
+                    let n = read.expect("read");
+                    assert!(n > 0, "the attach ended early");
+                    got.extend_from_slice(&buf[..n]);
+                }
             }
         }
         second.abandon().await;
         first.abandon().await;
+        drop(stdin);
         // The container runs on, and its log has what it printed.
         let (code, out, _) = exec(&mut rt, &id, &["true"]).await.expect("exec");
         assert_eq!((code, out), (0, String::new()));
