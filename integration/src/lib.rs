@@ -274,7 +274,7 @@ pub fn reap_containers(root: &Path) {
         for cgroup in cgroup_dirs(&id) {
             let _ = std::fs::remove_dir(&cgroup);
         }
-        let _ = Command::new("umount").arg("-l").arg(state.join("bundle/rootfs")).status();
+        let _ = Command::new("umount").arg("-l").arg(state.join("bundle/rootfs")).stderr(std::process::Stdio::null()).status();
     }
 }
 
@@ -303,6 +303,19 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
         .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
         .filter(|m| m.starts_with(&prefix))
         .collect()
+}
+
+/// The mounts under `dir` that are still there after up to 10 s: a removed container's rootfs
+/// is unmounted just after its removal answered (skiffd sweeps it off the caller's path).
+pub fn mounts_left_under(dir: &Path) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = mounts_under(dir);
+        if left.is_empty() || std::time::Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Live skiff-shim processes serving containers under `root`.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use skiff_integration::{cgroup_dirs, mounts_under, shims_under, Skiff};
+use skiff_integration::{cgroup_dirs, mounts_left_under, mounts_under, shims_under, Skiff};
 use skiff_testimage::{files_layer, write_layout, ImageSpec};
 
 const IMAGE: &str = "localhost/test/busybox:1";
@@ -64,8 +64,10 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 /// Nothing of any container is left: records, state dirs, mounts, shims, cgroups.
 fn assert_no_leaks(s: &Skiff, ids: &[String]) {
     assert_eq!(s.cli(&["ps", "-a", "-q"]).ok(), "", "containers left");
-    assert_eq!(std::fs::read_dir(s.root.join("containers")).map(|d| d.count()).unwrap_or(0), 0, "state dirs left");
-    assert_eq!(mounts_under(&s.root), Vec::<String>::new(), "mounts left");
+    // A removal answers before its rootfs, snapshot and state dir are swept: give it a moment.
+    let state_dirs = || std::fs::read_dir(s.root.join("containers")).map(|d| d.count()).unwrap_or(0);
+    wait_until("removed containers' state dirs to be swept", || state_dirs() == 0);
+    assert_eq!(mounts_left_under(&s.root), Vec::<String>::new(), "mounts left");
     assert_eq!(shims_under(&s.root), Vec::<i32>::new(), "shims left");
     for id in ids {
         assert_eq!(cgroup_dirs(id), Vec::<PathBuf>::new(), "cgroups left for {id}");
@@ -341,7 +343,7 @@ fn image_volumes_are_seeded_writable_and_go_with_the_container() {
     wait_until("the write in the volume", || data.join("new").exists());
     assert_eq!(std::fs::read_to_string(data.join("seed")).expect("seeded"), "seeded from the image\n");
     s.cli(&["rm", "-f", &id]).ok();
-    assert!(!volumes.exists(), "anonymous volumes go with the container");
+    wait_until("anonymous volumes to go with the container", || !volumes.exists());
 
     // A -v at the volume's place wins, and one inside it is mounted after it.
     let host = s.path("host-data");

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use skiff_integration::cri::{cri, image_spec, import_image, pod_config, runtime, shutdown_clean, Harness, SkiffCli};
-use skiff_integration::mounts_under;
+use skiff_integration::mounts_left_under;
 use skiff_testimage::ImageSpec;
 use tonic::Code;
 
@@ -169,7 +169,8 @@ fn containers_run_in_their_pod_and_go_with_it() {
         assert!(process_ends(&shim_pid).await, "the pod's shim exits with its last container");
     });
     assert_eq!(h.skiff(&["ps", "-aq"]).ok(), "");
-    assert!(mounts_under(h.root()).is_empty(), "{:?}", mounts_under(h.root()));
+    let left = mounts_left_under(h.root());
+    assert!(left.is_empty(), "{left:?}");
     shutdown_clean(h);
 }
 
@@ -212,7 +213,7 @@ fn bad_container_requests_get_clear_codes() {
         rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod }).await.expect("remove pod");
     });
     assert_eq!(h.skiff(&["ps", "-aq"]).ok(), "");
-    assert!(mounts_under(h.root()).is_empty());
+    assert!(mounts_left_under(h.root()).is_empty());
     shutdown_clean(h);
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use skiff_integration::cri::{container_config, container_namespaces, container_status, exec, pod_config, pod_namespaces, remove_pod, run_container, run_pod, start_with_busybox, wait_exited, runtime};
 use skiff_integration::cri::{cri, shutdown_clean};
-use skiff_integration::mounts_under;
+use skiff_integration::mounts_left_under;
 
 const IMAGE: &str = "localhost/cri-matrix/busybox:1";
 
@@ -71,7 +71,8 @@ fn pid_namespace_modes_decide_what_a_container_sees() {
             remove_pod(&mut rt, pod).await.expect("remove pod");
         }
     });
-    assert!(mounts_under(h.root()).is_empty(), "{:?}", mounts_under(h.root()));
+    let left = mounts_left_under(h.root());
+    assert!(left.is_empty(), "{left:?}");
     shutdown_clean(h);
 }
 
@@ -104,7 +105,8 @@ fn exit_codes_and_reasons_reach_the_status() {
         assert_eq!((st.state, st.exit_code, st.reason.as_str()), (cri::ContainerState::ContainerExited as i32, 137, "OOMKilled"), "{st:?}");
         remove_pod(&mut rt, &pod_id).await.expect("remove pod");
     });
-    assert!(mounts_under(h.root()).is_empty(), "{:?}", mounts_under(h.root()));
+    let left = mounts_left_under(h.root());
+    assert!(left.is_empty(), "{left:?}");
     shutdown_clean(h);
 }
 
@@ -181,6 +183,7 @@ fn a_read_only_rootfs_refuses_writes() {
         assert_ne!(code, 0, "each container has its own rootfs");
         remove_pod(&mut rt, &pod_id).await.expect("remove pod");
     });
-    assert!(mounts_under(h.root()).is_empty(), "{:?}", mounts_under(h.root()));
+    let left = mounts_left_under(h.root());
+    assert!(left.is_empty(), "{left:?}");
     shutdown_clean(h);
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use skiff_integration::cri::{bridge_ports, container_config, container_namespaces, exec, in_subnet, pod_config, pod_namespaces, remove_pod, run_container, run_pod, start_with_busybox, runtime};
 use skiff_integration::cri::{connect, cri, shutdown_clean};
 use skiff_integration::registry::free_port;
-use skiff_integration::{mounts_under, shims_under};
+use skiff_integration::{mounts_left_under, shims_under};
 
 const IMAGE: &str = "localhost/cri-matrix-net/busybox:1";
 
@@ -72,7 +72,8 @@ fn host_ipc_and_host_network_pods_use_the_hosts_namespaces() {
         remove_pod(&mut rt, &hostnet_id).await.expect("remove");
     });
     assert_eq!(bridge_ports(net), 0);
-    assert!(mounts_under(h.root()).is_empty(), "{:?}", mounts_under(h.root()));
+    let left = mounts_left_under(h.root());
+    assert!(left.is_empty(), "{left:?}");
     shutdown_clean(h);
 }
 
@@ -195,7 +196,8 @@ fn running_pods_and_containers_outlive_a_killed_skiffd() {
     });
     assert!(rt.block_on(pods(Default::default())).is_empty());
     assert_eq!(bridge_ports(h.cni()), 0, "every veth is gone");
-    assert!(mounts_under(h.root()).is_empty(), "{:?}", mounts_under(h.root()));
+    let left = mounts_left_under(h.root());
+    assert!(left.is_empty(), "{left:?}");
     assert!(shims_under(h.root()).is_empty(), "{:?}", shims_under(h.root()));
     shutdown_clean(h);
 }

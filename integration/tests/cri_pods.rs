@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use skiff_integration::cri::{bridge_ports, cri, in_subnet, pod_config, runtime, shutdown_clean, Harness};
-use skiff_integration::mounts_under;
+use skiff_integration::mounts_left_under;
 use tonic::Code;
 
 fn start() -> Harness {
@@ -87,7 +87,8 @@ fn pods_get_addresses_reach_each_other_and_leave_nothing() {
         let listed = rt.list_pod_sandbox(cri::ListPodSandboxRequest::default()).await.expect("list").into_inner().items;
         assert!(listed.is_empty(), "{listed:?}");
     });
-    assert!(mounts_under(h.root()).is_empty(), "no namespace pinned: {:?}", mounts_under(h.root()));
+    let left = mounts_left_under(h.root());
+    assert!(left.is_empty(), "no namespace pinned: {left:?}");
     let cached = std::fs::read_dir(net.cache_dir().join("results")).map(|d| d.count()).unwrap_or(0);
     assert_eq!(cached, 0, "no CNI result cached");
     shutdown_clean(h);
@@ -115,7 +116,7 @@ fn pods_outlive_a_killed_skiffd_and_are_torn_down_after() {
         c.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: id.clone() }).await.expect("remove after restart");
     });
     assert_eq!(bridge_ports(h.cni()), 0, "torn down from the CNI cache after the restart");
-    assert!(mounts_under(h.root()).is_empty());
+    assert!(mounts_left_under(h.root()).is_empty());
     shutdown_clean(h);
 }
 
@@ -152,7 +153,7 @@ fn a_failing_plugin_or_no_config_leaves_nothing_and_says_why() {
         let id = c.run_pod_sandbox(run_request(host)).await.expect("host network pod").into_inner().pod_sandbox_id;
         c.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: id }).await.expect("remove");
     });
-    assert!(mounts_under(h.root()).is_empty());
+    assert!(mounts_left_under(h.root()).is_empty());
     assert!(!h.root().join("pods").exists() || std::fs::read_dir(h.root().join("pods")).expect("pods").count() == 0);
     shutdown_clean(h);
 }

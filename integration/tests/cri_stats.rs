@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use skiff_integration::cri::{cri, image_spec, pod_config, runtime, shutdown_clean, start_with_busybox, Harness, SkiffCli};
-use skiff_integration::mounts_under;
+use skiff_integration::mounts_left_under;
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -236,7 +236,8 @@ fn stats_follow_what_containers_and_pods_use() {
         assert!(pods(Default::default()).await.is_empty());
     });
     assert_eq!(h.skiff(&["ps", "-aq"]).ok(), "");
-    assert!(mounts_under(h.root()).is_empty(), "{:?}", mounts_under(h.root()));
+    let left = mounts_left_under(h.root());
+    assert!(left.is_empty(), "{left:?}");
     // Before the pod cgroup's guard drops: its rmdir needs every container's cgroup below it gone.
     shutdown_clean(h);
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use skiff_integration::cri::{container_config, container_status, cri, exec, pod_config, remove_pod, run_container, run_pod, runtime, shutdown_clean, start_with_busybox, Harness};
-use skiff_integration::mounts_under;
+use skiff_integration::mounts_left_under;
 
 const IMAGE: &str = "localhost/cri/supervised:1";
 const SLEEPER: &[&str] = &["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"];
@@ -92,6 +92,7 @@ fn a_pods_containers_share_one_shim_that_outlives_a_killed_skiffd() {
         remove_pod(&mut c, &other_pod).await.expect("remove the other pod");
         assert!(shims_settle(h.root(), 0).await.is_empty(), "no shim left");
     });
-    assert!(mounts_under(h.root()).is_empty(), "{:?}", mounts_under(h.root()));
+    let left = mounts_left_under(h.root());
+    assert!(left.is_empty(), "{left:?}");
     shutdown_clean(h);
 }

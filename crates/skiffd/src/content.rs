@@ -18,6 +18,8 @@ pub struct ContentService {
     pub store: Arc<Store>,
     pub unpacker: Arc<skiff_snapshot::Unpacker>,
     pub platform: skiff_image::Platform,
+    /// Removed containers' leftovers: swept before a prune collects snapshots.
+    pub removals: Arc<skiff_engine::containers::sweeper::Sweeper>,
 }
 
 fn digest(s: &str) -> Result<Digest, ApiError> {
@@ -131,8 +133,9 @@ impl Content for ContentService {
     }
 
     async fn prune(&self, _: Request<v1::PruneContentRequest>) -> Result<Response<v1::PruneContentResponse>, Status> {
-        let (store, unpacker, default) = (self.store.clone(), self.unpacker.clone(), self.platform.clone());
+        let (store, unpacker, default, removals) = (self.store.clone(), self.unpacker.clone(), self.platform.clone(), self.removals.clone());
         let (report, snapshots, leases) = blocking(move || {
+            removals.drain(skiff_engine::containers::sweeper::BEFORE_COLLECT);
             let (report, snapshots) = skiff_engine::unpack::collect(&store, &unpacker, &default)?;
             // What the prune could not take, and why: the leases still holding content.
             let leases = crate::leases::describe(&store)?.into_iter().filter(|l| l.blobs > 0).collect::<Vec<_>>();

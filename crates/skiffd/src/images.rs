@@ -33,6 +33,8 @@ pub struct ImagesService {
     pub unpacker: Arc<skiff_snapshot::Unpacker>,
     /// The containers' records, to refuse removing an image they were made from.
     pub containers: Records,
+    /// Removed containers' leftovers: swept before an image removal collects snapshots.
+    pub removals: Arc<skiff_engine::containers::sweeper::Sweeper>,
 }
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -265,7 +267,7 @@ impl Images for ImagesService {
 
     async fn delete(&self, req: Request<v1::DeleteImageRequest>) -> Result<Response<v1::DeleteImageResponse>, Status> {
         let req = req.into_inner();
-        let (store, unpacker, default, containers) = (self.store.clone(), self.unpacker.clone(), self.platform.clone(), self.containers.clone());
+        let (store, unpacker, default, containers, removals) = (self.store.clone(), self.unpacker.clone(), self.platform.clone(), self.containers.clone(), self.removals.clone());
         let image = blocking(move || {
             let records = match find(&store, &req.name)? {
                 found if found.is_empty() => vec![lookup(&store, &req.name)?],
@@ -288,6 +290,7 @@ impl Images for ImagesService {
                 removed.push(store.images().delete(&record.name)?);
             }
             // Like containerd's GC after an image delete: free what only this image used.
+            removals.drain(skiff_engine::containers::sweeper::BEFORE_COLLECT);
             let (content, snapshots) = collect(&store, &unpacker, &default)?;
             tracing::info!(images = removed.len(), blobs = content.removed.len(), snapshots = snapshots.len(), "image removed");
             Ok(removed.swap_remove(0))

@@ -133,7 +133,6 @@ async fn serve() -> Result<()> {
     let _ = std::fs::remove_dir_all(images::spool_dir(&cfg.root));
     let store = Arc::new(store);
 
-    let content = content::ContentService { store: store.clone(), unpacker: unpacker.clone(), platform: cfg.platform()? };
     let snapshots = snapshots::SnapshotsService { unpacker: unpacker.clone(), backend };
     let bus = EventBus::default();
     let shim = Arc::new(SealedShim::new(&cfg.runtime.shim).context("preparing the shim")?);
@@ -148,6 +147,7 @@ async fn serve() -> Result<()> {
     })?;
     // Reconnects to the shims that outlived a previous skiffd and follows them again.
     manager.recover().context("recover containers")?;
+    let content = content::ContentService { store: store.clone(), unpacker: unpacker.clone(), platform: cfg.platform()?, removals: manager.sweeper() };
     let images = images::ImagesService {
         store: store.clone(),
         annotation_policy: cfg.runtime.image_annotations.clone(),
@@ -158,6 +158,7 @@ async fn serve() -> Result<()> {
         unpacker: unpacker.clone(),
         // The manager's records: one memory copy of them per store.
         containers: manager.records().clone(),
+        removals: manager.sweeper(),
     };
     // Shutdown: streams that would never end by themselves (logs -f, events) watch `stopping`;
     // requests still under way get the configured deadline, then skiffd exits without them.
@@ -173,6 +174,7 @@ async fn serve() -> Result<()> {
         pull: skiff_registry::PullOptions { parallelism: cfg.registry.max_concurrent_downloads, max_layers: cfg.images.max_layers, ..Default::default() },
         handlers: cfg.runtime.handler_names(),
         root: cfg.root.clone(),
+        removals: manager.sweeper(),
     });
     let network = skiff_cni::Cni::new(skiff_cni::CniOptions {
         conf_dir: cfg.cri.cni_conf_dir.clone(),
@@ -242,6 +244,13 @@ async fn serve() -> Result<()> {
                 Err(_) => tracing::warn!(?deadline, "requests still under way at the shutdown deadline; exiting without them"),
             }
         }
+    }
+    // Removed containers' mounts, snapshots and state dirs are swept after their removal
+    // answered; what is not done by the deadline is found again at the next start.
+    let sweeper = manager.clone();
+    let deadline = std::time::Duration::from_secs(cfg.shutdown_timeout_secs);
+    if !tokio::task::spawn_blocking(move || sweeper.sweep_removed(deadline)).await.unwrap_or(false) {
+        tracing::warn!(?deadline, "removed containers' leftovers not all swept; the next start sweeps them");
     }
     store.db().flush().context("flush store")?;
     api_socket.remove();

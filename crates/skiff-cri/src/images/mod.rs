@@ -34,6 +34,8 @@ pub struct ImageParts {
     pub pull: PullOptions,
     /// The runtime handlers skiffd knows: an image spec naming another one is refused.
     pub handlers: Vec<String>,
+    /// Removed containers' leftovers: swept before a RemoveImage collects snapshots.
+    pub removals: Arc<skiff_engine::containers::sweeper::Sweeper>,
     /// skiffd's root: the image filesystem is its snapshot directory.
     pub root: PathBuf,
 }
@@ -156,6 +158,7 @@ impl ImageService for CriImages {
                     Err(e) => return Err(e.into()),
                 }
             }
+            parts.removals.drain(skiff_engine::containers::sweeper::BEFORE_COLLECT);
             let (content, snapshots) = skiff_engine::unpack::collect(&parts.store, &parts.unpacker, &parts.platform)?;
             tracing::info!(image = %f.id, names = records.len(), blobs = content.removed.len(), snapshots = snapshots.len(), "cri image removed");
             Ok(())

@@ -45,6 +45,7 @@ pub fn fixture() -> (CriRuntime, Arc<FakeNetwork>, tempfile::TempDir) {
         pull: Default::default(),
         handlers: vec!["builtin".into()],
         root: root.clone(),
+        removals: manager.sweeper(),
     });
     let fake = Arc::new(FakeNetwork::new());
     let parts = RuntimeParts {

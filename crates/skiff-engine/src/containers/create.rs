@@ -16,6 +16,7 @@ pub use super::plan::CreateSpec;
 use super::plan::{build_spec, plan, Facts};
 use super::record::ContainerRecord;
 use super::state::Status;
+use super::sweeper::Leftover;
 use super::{cgroups, ids, rootfs, volumes, Manager};
 use crate::config::HandlerConfig;
 use crate::error::{EngineError, Result};
@@ -163,23 +164,12 @@ impl Manager {
             }
         }
         cgroups::remove(&record.cgroup_path());
-        if let Err(e) = mount::unmount(&self.rootfs(&record.id)) {
-            tracing::warn!(container = %record.id, error = %e, "unmounting the rootfs");
-        }
-        let snapshots = self.unpacker.snapshotter();
-        if snapshots.stat(&record.snapshot_key).is_ok() {
-            if let Err(e) = snapshots.remove(&record.snapshot_key) {
-                tracing::warn!(container = %record.id, error = %e, "removing the container's snapshot");
-            }
-        }
-        if let Err(e) = std::fs::remove_dir_all(&state_dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(dir = %state_dir.display(), error = %e, "removing the container's state");
-            }
-        }
         if let Err(e) = self.records.remove(record) {
             tracing::error!(container = %record.id, error = %e, "removing the container record");
         }
+        // The record goes first: what is left is swept after the caller is answered, and found
+        // again by `recover` when a crash comes in between.
+        self.sweeper.push(Leftover { id: record.id.clone(), rootfs: self.rootfs(&record.id), snapshot_key: record.snapshot_key.clone(), state_dir });
         if let Some(group) = self.group_dir(record) {
             // Gone with the pod's last container, whose Delete ended the group's shim.
             self.launcher.release(&group);

@@ -28,6 +28,7 @@ pub mod plan;
 pub mod record;
 pub mod rootfs;
 pub mod state;
+pub mod sweeper;
 pub mod update;
 mod volumes;
 mod watch;
@@ -75,6 +76,8 @@ pub struct Manager {
     /// Bounds how many exits are recorded at once on the blocking pool: when hundreds of
     /// containers end together, their followers queue here instead of each taking a thread.
     exit_workers: Arc<tokio::sync::Semaphore>,
+    /// Takes away what removed containers leave on disk, after their removal answered.
+    sweeper: Arc<sweeper::Sweeper>,
 }
 
 /// Exits recorded at once (each a few sled writes and, for `--rm`, a delete).
@@ -100,6 +103,7 @@ impl Manager {
         skiff_store::private_dir(&dir, skiff_store::PRIVATE_MODE)?;
         let groups = parts.root.join("supervisors");
         skiff_store::private_dir(&groups, skiff_store::PRIVATE_MODE)?;
+        let sweeper_unpacker = parts.unpacker.clone();
         Ok(Arc::new(Manager {
             groups,
             records: Records::new(parts.store.db().clone()),
@@ -112,7 +116,20 @@ impl Manager {
             events: parts.events,
             updates: Mutex::new(()),
             exit_workers: Arc::new(tokio::sync::Semaphore::new(EXIT_WORKERS)),
+            sweeper: sweeper::Sweeper::new(sweeper_unpacker),
         }))
+    }
+
+    /// Waits, at most `timeout`, until the rootfs mounts, snapshots and state dirs of removed
+    /// containers are gone (a removal answers before they are); answers whether they are.
+    pub fn sweep_removed(&self, timeout: Duration) -> bool {
+        self.sweeper.drain(timeout)
+    }
+
+    /// The sweeper, for a snapshot collection to wait on first: a removed container's
+    /// snapshot still queued keeps its image's layers.
+    pub fn sweeper(&self) -> Arc<sweeper::Sweeper> {
+        self.sweeper.clone()
     }
 
     pub fn records(&self) -> &Records {

@@ -75,6 +75,7 @@ impl Drop for Fixture {
                 eprintln!("removing test container {}: {e}", record.name);
             }
         }
+        assert!(self.manager.sweep_removed(Duration::from_secs(20)) || std::thread::panicking(), "leftovers swept");
         let left = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let root = self._dir.path().display().to_string();
         assert!(!left.contains(&root) || std::thread::panicking(), "mounts left under {root}");
@@ -132,6 +133,7 @@ fn a_container_goes_through_its_lifecycle_and_every_change_is_an_event() {
     m.delete("web", false).expect("delete");
     assert_eq!(next_event(&mut f.events).kind, EventType::Deleted);
     assert_eq!(m.records().find("web").expect_err("gone").kind(), ErrorKind::NotFound);
+    assert!(m.sweep_removed(Duration::from_secs(10)), "leftovers swept");
     assert!(!m.state_dir(&created.id).exists(), "state dir removed");
     assert!(m.unpacker.snapshotter().stat(&created.snapshot_key).is_err(), "snapshot removed");
     create(m, "web").expect("the name is free again");
@@ -160,12 +162,31 @@ fn of_twenty_concurrent_creates_of_one_name_exactly_one_wins() {
 }
 
 #[test]
+fn leftovers_of_a_removal_cut_short_are_swept_at_the_next_start() {
+    let f = fixture(FakeLauncher::default());
+    let _inside = f._runtime.enter();
+    let m = &f.manager;
+    let record = create(m, "cut-short").expect("create");
+    let rootfs = m.rootfs(&record.id);
+    let mounted = |path: &std::path::Path| std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().contains(&path.display().to_string());
+    assert!(mounted(&rootfs), "the rootfs is mounted");
+    // A crash right after the record went: its mount, snapshot and state dir are left.
+    m.records().remove(&record).expect("remove the record only");
+    m.recover().expect("recover");
+    assert!(m.sweep_removed(Duration::from_secs(10)), "leftovers swept");
+    assert!(!mounted(&rootfs), "rootfs unmounted");
+    assert!(m.unpacker.snapshotter().stat(&record.snapshot_key).is_err(), "snapshot removed");
+    assert!(!m.state_dir(&record.id).exists(), "state dir removed");
+}
+
+#[test]
 fn a_failed_create_leaves_nothing_and_frees_its_name() {
     let f = fixture(FakeLauncher { fail_with: Some("runtime said no".into()), ..Default::default() });
     let _inside = f._runtime.enter();
     let err = create(&f.manager, "doomed").expect_err("launcher fails");
     assert_eq!((err.kind(), err.to_string()), (ErrorKind::FailedPrecondition, "creating the container failed: runtime said no".to_string()));
     assert!(f.manager.records().list().expect("list").is_empty());
+    assert!(f.manager.sweep_removed(Duration::from_secs(10)), "leftovers swept");
     assert!(f.manager.unpacker.snapshotter().list().expect("snapshots").iter().all(|s| !s.key.starts_with("container/")), "no container snapshot");
     let left: Vec<_> = std::fs::read_dir(&f.manager.dir).expect("containers dir").collect();
     assert!(left.is_empty(), "no state dir left: {left:?}");

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use skiff_runtime::shim::{self, ExitStatus, Request, ShimError};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+use super::sweeper::Leftover;
 use super::record::ContainerRecord;
 use super::state::Status;
 use super::{cgroups, ids, Manager};
@@ -96,6 +97,7 @@ impl Manager {
                 }
             }
         }
+        self.sweep_orphans();
         // A pod's supervisor that died (or ended while skiffd was down) leaves its group dir.
         if let Ok(dirs) = std::fs::read_dir(&self.groups) {
             for dir in dirs.flatten() {
@@ -103,6 +105,25 @@ impl Manager {
             }
         }
         Ok(())
+    }
+
+    /// Queues what removals a crash cut short left without a record: state dirs, and the
+    /// `container/<id>` snapshots they name.
+    fn sweep_orphans(&self) {
+        let known = |id: &str| self.records.status(id).is_some();
+        let mut orphans: Vec<String> = std::fs::read_dir(&self.dir)
+            .map(|dirs| dirs.flatten().filter_map(|d| d.file_name().into_string().ok()).collect())
+            .unwrap_or_default();
+        match self.unpacker.snapshotter().list() {
+            Ok(snapshots) => orphans.extend(snapshots.into_iter().filter_map(|s| s.key.strip_prefix("container/").map(str::to_string))),
+            Err(e) => tracing::warn!(error = %e, "listing snapshots for removed containers' leftovers"),
+        }
+        orphans.sort();
+        orphans.dedup();
+        for id in orphans.into_iter().filter(|id| !known(id)) {
+            tracing::warn!(id = %id, "sweeping what a removed container left (its removal was cut short)");
+            self.sweeper.push(Leftover { rootfs: self.rootfs(&id), snapshot_key: format!("container/{id}"), state_dir: self.state_dir(&id), id });
+        }
     }
 
     /// A created or running container after a restart: the shim, when it answers, has the last
