@@ -13,7 +13,8 @@
 //! Where each part lives: the states and transitions in [`state`], the records and the name
 //! index in [`record`], the pure create plan in [`plan`], the side-effecting create steps and
 //! their undo in `create`, the operations on a made container in `lifecycle`, following exits
-//! and recovery after a restart in `watch`, cgroups in `cgroups`.
+//! and recovery after a restart in `watch`, cgroups in `cgroups`, and what a removal leaves on
+//! disk (the rootfs mount, the snapshot, the state dir), swept after it answered, in [`sweeper`].
 //!
 //! Every method but [`Manager::follow`] blocks (sled writes, shim requests); callers on an async
 //! runtime run them on its blocking pool. Following a container's exit is asynchronous: a

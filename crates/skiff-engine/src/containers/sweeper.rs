@@ -122,12 +122,15 @@ impl Sweeper {
 
     fn sweep(&self, leftover: &Leftover) {
         let id = &leftover.id;
-        // Not mounted (a create that failed before its mount, or a sweep after a crash that had
-        // unmounted): EINVAL, nothing to do.
-        match mount::unmount(&leftover.rootfs) {
-            Ok(()) => {}
-            Err(e) if leftover.rootfs.exists() && is_mounted(&leftover.rootfs) => tracing::warn!(container = %id, error = %e, "unmounting the rootfs"),
-            Err(_) => {}
+        // An error on a rootfs that is not mounted (a create that failed before its mount, a
+        // sweep after a crash that had unmounted) is nothing to do. One still mounted keeps its
+        // snapshot and state dir: removing the files under a live mount would pull them from
+        // whoever holds it. The next start tries again.
+        if let Err(e) = mount::unmount(&leftover.rootfs) {
+            if is_mounted(&leftover.rootfs) {
+                tracing::warn!(container = %id, error = %e, "unmounting the rootfs; its snapshot and state dir are kept until the next start");
+                return;
+            }
         }
         let snapshots = self.unpacker.snapshotter();
         if snapshots.stat(&leftover.snapshot_key).is_ok() {
