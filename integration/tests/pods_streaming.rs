@@ -170,6 +170,15 @@ fn port_forward_carries_local_connections_to_a_server_in_the_pod() {
             conn.read_to_string(&mut answer).expect("the answer");
             assert!(answer.starts_with("HTTP/1.") && answer.contains("served-from-the-pod"), "{answer:?}");
         }
+        // The same port on IPv6 loopback, where the host has one (kubectl's "localhost").
+        if std::net::TcpListener::bind("[::1]:0").is_ok() {
+            let mut conn = TcpStream::connect(("::1", local)).expect("connect [::1]");
+            conn.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+            conn.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").expect("request");
+            let mut answer = String::new();
+            conn.read_to_string(&mut answer).expect("the answer");
+            assert!(answer.contains("served-from-the-pod"), "over [::1]: {answer:?}");
+        }
         // A port nothing listens on in the pod: the connection ends, the error is printed.
         child.kill().expect("kill skiff");
         let _ = child.wait();

@@ -69,14 +69,13 @@ pub async fn port_forward(ctx: &Ctx, a: ForwardArgs) -> Result<()> {
         let listener = TcpListener::bind(("127.0.0.1", pair.local)).await.with_context(|| format!("listening on 127.0.0.1:{}", pair.local))?;
         let local = listener.local_addr().context("the listener's address")?.port();
         outln!("Forwarding from 127.0.0.1:{local} -> {}", pair.remote)?;
-        let accepted = accepted.clone();
-        tokio::spawn(async move {
-            while let Ok((conn, _)) = listener.accept().await {
-                if accepted.send((conn, local, pair.remote)).await.is_err() {
-                    return;
-                }
-            }
-        });
+        accept_into(listener, accepted.clone(), local, pair.remote);
+        // IPv6 loopback too, on the same port, as kubectl's "localhost" does; a host without
+        // it (or with that port taken there) forwards on IPv4 alone.
+        if let Ok(listener) = TcpListener::bind(("::1", local)).await {
+            outln!("Forwarding from [::1]:{local} -> {}", pair.remote)?;
+            accept_into(listener, accepted.clone(), local, pair.remote);
+        }
     }
     drop(accepted);
     loop {
@@ -99,6 +98,17 @@ pub async fn port_forward(ctx: &Ctx, a: ForwardArgs) -> Result<()> {
     }
     forwarder.close().await;
     Ok(())
+}
+
+/// Hands every connection `listener` accepts to the session loop, tagged with its ports.
+fn accept_into(listener: TcpListener, accepted: mpsc::Sender<(TcpStream, u16, u16)>, local: u16, remote: u16) {
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            if accepted.send((conn, local, remote)).await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 /// Copies between a local connection and its forwarded streams until the pod's side ended (as
