@@ -7,8 +7,8 @@ use crate::spdy::{Headers, Session};
 use crate::ws;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
-use super::remote::{refused, Protocols, Transport};
-use super::upgrade::upgrade;
+use super::remote::{Protocols, Transport};
+use super::upgrade::{spdy_session, websocket};
 
 type Reader = Box<dyn AsyncRead + Send + Unpin>;
 type Writer = Box<dyn AsyncWrite + Send + Unpin>;
@@ -39,23 +39,13 @@ pub enum Forwarder {
 pub async fn forward(url: &str, transport: &Transport, ports: &[u16]) -> Result<Forwarder> {
     match transport.protocols {
         Protocols::Spdy(_) => {
-            let headers = vec![
-                ("Connection".to_string(), "Upgrade".to_string()),
-                ("Upgrade".to_string(), "SPDY/3.1".to_string()),
-                ("X-Stream-Protocol-Version".to_string(), "portforward.k8s.io".to_string()),
-            ];
-            let (answer, conn) = upgrade(url, "POST", &headers, &transport.trust).await?;
-            refused(&answer)?;
-            Ok(Forwarder::Spdy { session: Session::client(conn), next_request: 0 })
+            let session = spdy_session(url, "portforward.k8s.io", &transport.trust).await?;
+            Ok(Forwarder::Spdy { session, next_request: 0 })
         }
         Protocols::WebSocket(_) => {
             let query: Vec<String> = ports.iter().map(|p| format!("port={p}")).collect();
             let url = format!("{url}?{}", query.join("&"));
-            let handshake = ws::handshake::ClientHandshake::new(&[ws::Protocol::V4]);
-            let headers: Vec<(String, String)> = handshake.request_headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string())).collect();
-            let (answer, conn) = upgrade(&url, "GET", &headers, &transport.trust).await?;
-            refused(&answer)?;
-            let protocol = handshake.verify(&answer.as_http()?)?;
+            let (protocol, conn) = websocket(&url, &ws::handshake::ClientHandshake::new(&[ws::Protocol::V4]), &transport.trust).await?;
             let (channels, ports) = ws::portforward::connect(conn, protocol, ports)?;
             Ok(Forwarder::Ws { channels, ports })
         }

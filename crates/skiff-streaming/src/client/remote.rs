@@ -7,7 +7,7 @@ use crate::ws;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::tls::Trust;
-use super::upgrade::{upgrade, Answer};
+use super::upgrade::{spdy_session, websocket};
 
 type Reader = Box<dyn AsyncRead + Send + Unpin>;
 type Writer = Box<dyn AsyncWrite + Send + Unpin>;
@@ -113,14 +113,7 @@ impl Remote {
     }
 
     async fn spdy(url: &str, protocols: &[&str], trust: &Trust, wanted: Wanted) -> Result<Remote> {
-        let headers = vec![
-            ("Connection".to_string(), "Upgrade".to_string()),
-            ("Upgrade".to_string(), "SPDY/3.1".to_string()),
-            ("X-Stream-Protocol-Version".to_string(), protocols.join(",")),
-        ];
-        let (answer, conn) = upgrade(url, "POST", &headers, trust).await?;
-        refused(&answer)?;
-        let session = Session::client(conn);
+        let session = spdy_session(url, &protocols.join(","), trust).await?;
         let open = |kind: &'static str| {
             let session = session.clone();
             async move { session.open([("streamtype", kind)].into_iter().collect::<Headers>()).await.map_err(|source| ClientError::Session { what: format!("opening the {kind} stream"), source }) }
@@ -142,11 +135,7 @@ impl Remote {
     }
 
     async fn websocket(url: &str, protocols: &[ws::Protocol], trust: &Trust, wanted: Wanted) -> Result<Remote> {
-        let handshake = ws::handshake::ClientHandshake::new(protocols);
-        let headers: Vec<(String, String)> = handshake.request_headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string())).collect();
-        let (answer, conn) = upgrade(url, "GET", &headers, trust).await?;
-        refused(&answer)?;
-        let protocol = handshake.verify(&answer.as_http()?)?;
+        let (protocol, conn) = websocket(url, &ws::handshake::ClientHandshake::new(protocols), trust).await?;
         let options = ws::remotecommand::StreamOptions { stdin: wanted.stdin, stdout: wanted.stdout, stderr: wanted.stderr, tty: wanted.tty };
         let s = ws::remotecommand::connect(conn, protocol, options)?;
         Ok(Remote {
@@ -199,9 +188,3 @@ async fn close(conn: Conn) {
     }
 }
 
-pub(super) fn refused(answer: &Answer) -> Result<()> {
-    if answer.status != 101 {
-        return Err(ClientError::Refused { status: answer.status, body: answer.body.trim().to_string() });
-    }
-    Ok(())
-}

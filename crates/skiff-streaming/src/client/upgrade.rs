@@ -4,6 +4,9 @@
 
 use super::error::{io, ClientError, Result};
 use super::tls::{client_config, Trust};
+use crate::spdy::upgrade::{CONNECTION_UPGRADE, HEADER_CONNECTION, HEADER_PROTOCOL_VERSION, HEADER_UPGRADE, UPGRADE_SPDY_31};
+use crate::spdy::Session;
+use crate::ws;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::ServerName;
@@ -110,6 +113,36 @@ pub async fn upgrade(url: &str, method: &str, headers: &[(String, String)], trus
         answer.body = String::from_utf8_lossy(&body).into_owned();
     }
     Ok((answer, tcp))
+}
+
+/// A refused upgrade (any answer but 101) as the error holding the server's answer.
+pub fn refused(answer: &Answer) -> Result<()> {
+    if answer.status != 101 {
+        return Err(ClientError::Refused { status: answer.status, body: answer.body.trim().to_string() });
+    }
+    Ok(())
+}
+
+/// POSTs the SPDY/3.1 upgrade of `url` offering `protocols` (comma-separated, most wanted
+/// first), as client-go's SPDY round tripper does; the client session once the server agreed.
+pub async fn spdy_session(url: &str, protocols: &str, trust: &Trust) -> Result<Session> {
+    let headers: Vec<(String, String)> = [(HEADER_CONNECTION, CONNECTION_UPGRADE), (HEADER_UPGRADE, UPGRADE_SPDY_31), (HEADER_PROTOCOL_VERSION, protocols)]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let (answer, conn) = upgrade(url, "POST", &headers, trust).await?;
+    refused(&answer)?;
+    Ok(Session::client(conn))
+}
+
+/// GETs the WebSocket upgrade of `url` with `handshake`'s headers; the subprotocol the server
+/// chose (checked against the offer) and the upgraded connection.
+pub async fn websocket(url: &str, handshake: &ws::handshake::ClientHandshake, trust: &Trust) -> Result<(ws::Protocol, Box<dyn Conn>)> {
+    let headers: Vec<(String, String)> = handshake.request_headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string())).collect();
+    let (answer, conn) = upgrade(url, "GET", &headers, trust).await?;
+    refused(&answer)?;
+    let protocol = handshake.verify(&answer.as_http()?)?;
+    Ok((protocol, conn))
 }
 
 #[cfg(test)]
