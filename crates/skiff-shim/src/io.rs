@@ -207,10 +207,7 @@ fn copy_output(
     fanout: Arc<Fanout>,
     done: mpsc::Sender<()>,
 ) -> JoinHandle<()> {
-    let name = match stream {
-        Stream::Stdout => "stdout",
-        Stream::Stderr => "stderr",
-    };
+    let name = stream.name();
     std::thread::spawn(move || {
         let _done = done;
         let mut splitter = LineSplitter::new();
