@@ -8,14 +8,12 @@ use skiff_streaming::server::{BackendError, ProcessIo};
 
 use super::exec::failed;
 use crate::blocking::blocking;
-use crate::container::fifos::{FifoSet, Wanted};
 use crate::runtime::CriRuntime;
 
 impl CriRuntime {
     pub(crate) async fn stream_attach(&self, req: cri::AttachRequest, mut io: ProcessIo) -> Result<(), BackendError> {
         let id = self.running(&req.container_id, "an attach").map_err(failed)?;
-        let wanted = Wanted { stdin: io.stdin.is_some(), stdout: io.stdout.is_some(), stderr: io.stderr.is_some() && !req.tty };
-        let mut fifos = FifoSet::make(&self.parts.root, wanted).map_err(failed)?;
+        let mut fifos = self.fifos_for(&io, req.tty)?;
         let stdio = fifos.stdio(req.tty, None);
         let manager = self.parts.manager.clone();
         let attach_id = id.clone();

@@ -26,8 +26,7 @@ pub(super) fn failed(e: impl std::fmt::Display) -> BackendError {
 impl CriRuntime {
     pub(crate) async fn stream_exec(&self, req: cri::ExecRequest, mut io: ProcessIo) -> Result<i32, BackendError> {
         let id = self.running(&req.container_id, "an exec").map_err(failed)?;
-        let wanted = Wanted { stdin: io.stdin.is_some(), stdout: io.stdout.is_some(), stderr: io.stderr.is_some() && !req.tty };
-        let mut fifos = FifoSet::make(&self.parts.root, wanted).map_err(failed)?;
+        let mut fifos = self.fifos_for(&io, req.tty)?;
         // A terminal starts at the client's size when it is already known (kubectl sends it first).
         let mut size = None;
         if let Some(sizes) = io.resize.as_mut() {
@@ -61,6 +60,12 @@ impl CriRuntime {
         let exit = exit.map_err(|_| failed("waiting for the exec was cut short"))?.map_err(failed)?;
         pumps.finish().await;
         Ok(exit.code)
+    }
+
+    /// FIFOs for the streams the client opened (a terminal carries no stderr of its own).
+    pub(super) fn fifos_for(&self, io: &ProcessIo, tty: bool) -> Result<FifoSet, BackendError> {
+        let wanted = Wanted { stdin: io.stdin.is_some(), stdout: io.stdout.is_some(), stderr: io.stderr.is_some() && !tty };
+        FifoSet::make(&self.parts.root, wanted).map_err(failed)
     }
 
     /// Starts the pumps between `fifos` and the client's streams in `io`.
