@@ -47,14 +47,8 @@ impl Transport {
     }
 }
 
-/// The streams to open: what the cached request asked for.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Wanted {
-    pub stdin: bool,
-    pub stdout: bool,
-    pub stderr: bool,
-    pub tty: bool,
-}
+/// The streams to open: what the cached request asked for (the server's own description of them).
+pub use crate::remotecommand::Wanted;
 
 enum Conn {
     Spdy(Session),
@@ -136,8 +130,7 @@ impl Remote {
 
     async fn websocket(url: &str, protocols: &[ws::Protocol], trust: &Trust, wanted: Wanted) -> Result<Remote> {
         let (protocol, conn) = websocket(url, &ws::handshake::ClientHandshake::new(protocols), trust).await?;
-        let options = ws::remotecommand::StreamOptions { stdin: wanted.stdin, stdout: wanted.stdout, stderr: wanted.stderr, tty: wanted.tty };
-        let s = ws::remotecommand::connect(conn, protocol, options)?;
+        let s = ws::remotecommand::connect(conn, protocol, wanted.into())?;
         Ok(Remote {
             stdin: s.stdin.map(|w| Box::new(w) as Writer),
             stdout: s.stdout.map(|r| Box::new(r) as Reader),

@@ -12,6 +12,13 @@ use crate::server::{Gone, ProcessIo};
 use crate::ws::remotecommand::ServerStreams;
 use crate::ws::ChannelReader;
 
+impl From<Wanted> for crate::ws::remotecommand::StreamOptions {
+    /// The channels a WebSocket exec or attach carries for these streams.
+    fn from(w: Wanted) -> Self {
+        crate::ws::remotecommand::StreamOptions { stdin: w.stdin, stdout: w.stdout, stderr: w.stderr, tty: w.tty }
+    }
+}
+
 /// Reads the resize channel for as long as the connection lives: sizes go to the process when it
 /// has a terminal; the channel's end (the connection closed) drops `connected`.
 fn watch_resizes(resize: ChannelReader, tty: bool, connected: crate::server::Connected) -> Option<mpsc::Receiver<TermSize>> {

@@ -61,8 +61,7 @@ where
     }
     let version = Version::of_protocol(protocol.name().unwrap_or_default()).unwrap_or(Version::V1);
     let w = wanted(&pending);
-    let options = ws::remotecommand::StreamOptions { stdin: w.stdin, stdout: w.stdout, stderr: w.stderr, tty: w.tty };
-    let streams = match ws::remotecommand::serve(io, protocol, options).await {
+    let streams = match ws::remotecommand::serve(io, protocol, w.into()).await {
         Ok(s) => s,
         Err(e) => {
             tracing::debug!(error = %e, "starting a WebSocket exec");
