@@ -16,8 +16,7 @@ pub use super::plan::CreateSpec;
 use super::plan::{build_spec, plan, Facts};
 use super::record::ContainerRecord;
 use super::state::Status;
-use super::sweeper::Leftover;
-use super::{cgroups, ids, rootfs, volumes, Manager};
+use super::{cgroups, ids, rootfs, snapshot_key, volumes, Manager};
 use crate::config::HandlerConfig;
 use crate::error::{EngineError, Result};
 use crate::events::EventType;
@@ -61,7 +60,7 @@ impl Manager {
             image: image.name.clone(),
             image_digest: image.target.digest.to_string(),
             runtime: handler_name,
-            snapshot_key: format!("container/{id}"),
+            snapshot_key: snapshot_key(&id),
             status: Status::Creating,
             pid: 0,
             exit: None,
@@ -169,7 +168,7 @@ impl Manager {
         }
         // The record goes first: what is left is swept after the caller is answered, and found
         // again by `recover` when a crash comes in between.
-        self.sweeper.push(Leftover { id: record.id.clone(), rootfs: self.rootfs(&record.id), snapshot_key: record.snapshot_key.clone(), state_dir });
+        self.sweeper.push(self.leftover(&record.id, &record.snapshot_key));
         if let Some(group) = self.group_dir(record) {
             // Gone with the pod's last container, whose Delete ended the group's shim.
             self.launcher.release(&group);

@@ -81,6 +81,13 @@ pub struct Manager {
     sweeper: Arc<sweeper::Sweeper>,
 }
 
+/// Container `id`'s writable snapshot is `container/<id>`.
+const SNAPSHOT_PREFIX: &str = "container/";
+
+fn snapshot_key(id: &str) -> String {
+    format!("{SNAPSHOT_PREFIX}{id}")
+}
+
 /// Exits recorded at once (each a few sled writes and, for `--rm`, a delete).
 const EXIT_WORKERS: usize = 4;
 
@@ -167,6 +174,11 @@ impl Manager {
 
     fn rootfs(&self, id: &str) -> PathBuf {
         self.bundle(id).join("rootfs")
+    }
+
+    /// What container `id` leaves on disk once its record is gone, for the sweeper.
+    fn leftover(&self, id: &str, snapshot_key: &str) -> sweeper::Leftover {
+        sweeper::Leftover { id: id.to_string(), rootfs: self.rootfs(id), snapshot_key: snapshot_key.to_string(), state_dir: self.state_dir(id) }
     }
 
     /// The container's runtime spec (its config.json).

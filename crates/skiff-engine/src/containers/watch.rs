@@ -10,10 +10,9 @@ use std::sync::Arc;
 use skiff_runtime::shim::{self, ExitStatus, Request, ShimError};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use super::sweeper::Leftover;
 use super::record::ContainerRecord;
 use super::state::Status;
-use super::{cgroups, ids, Manager};
+use super::{cgroups, ids, snapshot_key, Manager, SNAPSHOT_PREFIX};
 use crate::error::Result;
 
 /// Asks the shim for the init's exit and waits for the answer, however long it takes.
@@ -115,14 +114,14 @@ impl Manager {
             .map(|dirs| dirs.flatten().filter_map(|d| d.file_name().into_string().ok()).collect())
             .unwrap_or_default();
         match self.unpacker.snapshotter().list() {
-            Ok(snapshots) => orphans.extend(snapshots.into_iter().filter_map(|s| s.key.strip_prefix("container/").map(str::to_string))),
+            Ok(snapshots) => orphans.extend(snapshots.into_iter().filter_map(|s| s.key.strip_prefix(SNAPSHOT_PREFIX).map(str::to_string))),
             Err(e) => tracing::warn!(error = %e, "listing snapshots for removed containers' leftovers"),
         }
         orphans.sort();
         orphans.dedup();
         for id in orphans.into_iter().filter(|id| !known(id)) {
             tracing::warn!(id = %id, "sweeping what a removed container left (its removal was cut short)");
-            self.sweeper.push(Leftover { rootfs: self.rootfs(&id), snapshot_key: format!("container/{id}"), state_dir: self.state_dir(&id), id });
+            self.sweeper.push(self.leftover(&id, &snapshot_key(&id)));
         }
     }
 
