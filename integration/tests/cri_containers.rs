@@ -98,13 +98,16 @@ fn containers_run_in_their_pod_and_go_with_it() {
         // A second container of the pod reaches the first over the pod's localhost, and sees the pod's files.
         let client = container("client", &["sh", "-c", "sleep 0.3; wget -q -O- http://127.0.0.1:8080/hello.txt; hostname; cat /etc/resolv.conf; echo oops >&2"]);
         let client = rt.create_container(create(client)).await.expect("create client").into_inner().container_id;
+        // A created container has no process yet: its start brings it into the pod's supervisor.
+        let shim_pid_file = |id: &str| h.root().join("containers").join(id).join("shim.pid");
+        assert!(!shim_pid_file(&client).exists(), "no supervisor before the start");
+        rt.start_container(cri::StartContainerRequest { container_id: client.clone() }).await.expect("start client");
         // One supervisor serves the pod: the client was adopted by the server's shim.
-        let shim_of = |id: &str| std::fs::read_to_string(h.root().join("containers").join(id).join("shim.pid")).expect("shim.pid");
+        let shim_of = |id: &str| std::fs::read_to_string(shim_pid_file(id)).expect("shim.pid");
         let group = h.root().join("supervisors").join(&pod_id);
         assert_eq!(shim_of(&client), shim_of(&server), "the pod's containers share a shim");
         assert_eq!(std::fs::read_to_string(group.join("shim.pid")).expect("the group's pid"), shim_of(&server));
         let shim_pid = shim_of(&server);
-        rt.start_container(cri::StartContainerRequest { container_id: client.clone() }).await.expect("start client");
         let done = wait_exited(&mut rt, &client).await;
         assert_eq!((done.state, done.exit_code, done.reason.as_str()), (cri::ContainerState::ContainerExited as i32, 0, "Completed"), "{done:?}");
         assert!(done.finished_at >= done.started_at && done.finished_at > 0);

@@ -143,6 +143,7 @@ impl Supervisor {
                 oom_killed,
                 exited_at: Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true),
                 lost: false,
+                start_error: None,
             };
             tracing::info!(container = %this.config.id, pid, exec_id = exec_id.as_deref().unwrap_or(""), code = exit.code, oom_killed, "process exited");
             if exec_id.is_none() {

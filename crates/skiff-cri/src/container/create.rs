@@ -278,7 +278,7 @@ impl CriRuntime {
         };
         watch.lap("image lookup and request");
         let record = self.parts.manager.create(spec)?;
-        watch.lap("engine create (rootfs, spec, shim)");
+        watch.lap("engine create (rootfs, spec, record)");
         let meta = CriContainer {
             id: record.id.clone(),
             sandbox_id: sandbox.id.clone(),

@@ -23,7 +23,7 @@ impl CriRuntime {
         blocking("starting a container", move || {
             watch.lap("to the blocking pool");
             runtime.parts.manager.start(&c.id)?;
-            watch.lap("engine start (shim, record)");
+            watch.lap("engine start (shim, init, record)");
             runtime.timings.record(&c.id, "start", watch);
             Ok(())
         })

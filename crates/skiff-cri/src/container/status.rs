@@ -45,7 +45,8 @@ fn status_of(c: &CriContainer, r: &ContainerRecord) -> cri::ContainerStatus {
         image_ref: c.image_ref.clone(),
         image_id: c.image_ref.clone(),
         reason,
-        message: String::new(),
+        // Why it never ran, when its start failed; nothing otherwise, as containerd.
+        message: r.exit.as_ref().and_then(|e| e.start_error.clone()).unwrap_or_default(),
         labels: c.labels.clone(),
         annotations: c.annotations.clone(),
         mounts: c.mounts.clone(),

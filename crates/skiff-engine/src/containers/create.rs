@@ -32,8 +32,8 @@ pub(super) fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> 
 }
 
 impl Manager {
-    /// Makes the container; its process waits for `start`. NotFound means the image (or its
-    /// platform) is not stored, and nothing else.
+    /// Makes the container: its rootfs, spec and record; `start` brings up its process. NotFound
+    /// means the image (or its platform) is not stored, and nothing else.
     pub fn create(&self, req: CreateSpec) -> Result<ContainerRecord> {
         if !req.name.is_empty() {
             ids::check_name(&req.name)?;
@@ -137,41 +137,24 @@ impl Manager {
         let bytes = serde_json::to_vec_pretty(&shim_config).map_err(|e| EngineError::Io { context: "encoding the shim config".into(), source: e.into() })?;
         write_private(&state_dir.join(shim::CONFIG_FILE), &bytes)?;
         let spec_ready = started.elapsed();
-        self.launcher.spawn(&state_dir, self.group_dir(&record).as_deref())?;
-        let shim_ready = started.elapsed();
-        record.pid = self.shim(&record.id).state()?.pid;
         record.status = Status::Created;
         self.records.put(&record)?;
         tracing::info!(
-            id = %record.id, name = %record.name, image = %record.image, runtime = %record.runtime, pid = record.pid,
-            ?rootfs_ready, ?spec_ready, ?shim_ready, total = ?started.elapsed(), "container created"
+            id = %record.id, name = %record.name, image = %record.image, runtime = %record.runtime,
+            ?rootfs_ready, ?spec_ready, total = ?started.elapsed(), "container created"
         );
         Ok(record)
     }
 
-    /// Removes what a create made, in reverse order, then the record; best effort, logged.
+    /// Removes what a create (and a start) made, in reverse order, then the record; best effort,
+    /// logged.
     pub(super) fn cleanup(&self, record: &ContainerRecord) {
-        let state_dir = self.state_dir(&record.id);
-        let client = self.shim(&record.id);
-        if client.alive() {
-            let _ = client.kill_all();
-            let _ = client.delete();
-        } else if let Some(pid) = std::fs::read_to_string(state_dir.join(shim::PID_FILE)).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
-            // A shim that no longer answers (killed mid-request): make sure it is gone.
-            if std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with("skiff-shim")) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-            }
-        }
-        cgroups::remove(&record.cgroup_path());
+        self.undo_launch(record);
         if let Err(e) = self.records.remove(record) {
             tracing::error!(container = %record.id, error = %e, "removing the container record");
         }
         // The record goes first: what is left is swept after the caller is answered, and found
         // again by `recover` when a crash comes in between.
         self.sweeper.push(self.leftover(&record.id, &record.snapshot_key));
-        if let Some(group) = self.group_dir(record) {
-            // Gone with the pod's last container, whose Delete ended the group's shim.
-            self.launcher.release(&group);
-        }
     }
 }

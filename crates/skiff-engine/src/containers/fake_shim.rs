@@ -7,7 +7,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 
-use skiff_runtime::shim::{ErrorCode, ExitStatus, Request, Response, ShimConfig, State, Status, CONFIG_FILE, SOCKET_FILE};
+use skiff_runtime::shim::{ErrorCode, ExitStatus, Request, Response, ShimConfig, State, Status, CONFIG_FILE, PID_FILE, SOCKET_FILE};
 
 use crate::error::{EngineError, Result};
 use crate::launcher::Launcher;
@@ -41,6 +41,8 @@ impl Launcher for FakeLauncher {
         if let Some(message) = &self.fail_with {
             return Err(EngineError::CreateFailed(message.clone()));
         }
+        // As the real shim does: its pid file says a start brought it up.
+        std::fs::write(state_dir.join(PID_FILE), std::process::id().to_string()).map_err(EngineError::io("writing shim.pid"))?;
         let socket = state_dir.join(SOCKET_FILE);
         let listener = UnixListener::bind(&socket).map_err(EngineError::io("binding the fake shim"))?;
         let container = Arc::new(Container { status: Mutex::new((Status::Created, None)), changed: Condvar::new() });
@@ -78,7 +80,7 @@ fn serve(c: &Container, stream: UnixStream) -> bool {
         }
         Request::Start => refuse("container is not created"),
         Request::Kill { signal, .. } if state.0 != Status::Stopped => {
-            *state = (Status::Stopped, Some(ExitStatus { pid: PID, code: 128 + signal, signal: Some(signal), oom_killed: false, exited_at: String::new(), lost: false }));
+            *state = (Status::Stopped, Some(ExitStatus { pid: PID, code: 128 + signal, signal: Some(signal), oom_killed: false, exited_at: String::new(), lost: false, start_error: None }));
             c.changed.notify_all();
             Response::Ok
         }
@@ -89,7 +91,7 @@ fn serve(c: &Container, stream: UnixStream) -> bool {
             }
             Response::Exited(state.1.clone().unwrap_or_else(|| ExitStatus::lost(String::new())))
         }
-        Request::Wait { exec_id: Some(_) } => Response::Exited(ExitStatus { pid: PID + 1, code: 0, signal: None, oom_killed: false, exited_at: String::new(), lost: false }),
+        Request::Wait { exec_id: Some(_) } => Response::Exited(ExitStatus { pid: PID + 1, code: 0, signal: None, oom_killed: false, exited_at: String::new(), lost: false, start_error: None }),
         Request::Exec { .. } if state.0 == Status::Running => Response::Exec { pid: PID + 1 },
         Request::Exec { .. } => refuse("container is not running"),
         Request::Attach { .. } if state.0 == Status::Running => Response::Ok,

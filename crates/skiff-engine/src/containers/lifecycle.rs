@@ -32,10 +32,18 @@ fn check(record: &ContainerRecord, action: Action) -> Result<()> {
 }
 
 impl Manager {
-    /// Starts a created container and follows it until it exits.
+    /// Starts a created container: brings up its supervisor and init (`launch`), lets the init
+    /// run, and follows it until it exits. A failed launch is recorded as the container's end
+    /// (StartError) and answered as the error.
     pub fn start(self: &Arc<Self>, id_or_name: &str) -> Result<ContainerRecord> {
         let record = self.records.find(id_or_name)?;
         check(&record, Action::Start)?;
+        let turn = self.starting.take(&record.id);
+        // Read again under the turn: a start that held it may have just run this container.
+        let record = self.records.find(&record.id)?;
+        check(&record, Action::Start)?;
+        let launched = self.launch(&record)?;
+        let begun = std::time::Instant::now();
         self.shim(&record.id).start()?;
         let record = self
             .update(&record.id, |r| {
@@ -44,10 +52,15 @@ impl Manager {
                     return Ok(false);
                 }
                 r.status = Status::Running;
+                r.pid = launched.pid;
                 r.started_at = ids::now();
                 Ok(true)
             })?
             .ok_or_else(|| EngineError::NoContainer(id_or_name.to_string()))?;
+        tracing::info!(id = %record.id, pid = launched.pid, launch = ?launched.took, start = ?begun.elapsed(), "container started");
+        // Before following: a `--rm` container that ends at once is deleted by its follower,
+        // which takes the turn too.
+        drop(turn);
         self.publish(EventType::Started, &record);
         self.follow(record.id.clone());
         Ok(record)
@@ -103,7 +116,7 @@ impl Manager {
     }
 
     /// The stop signal, then SIGKILL to every process after `timeout`. A container that is not
-    /// live is left as it is.
+    /// running (a created one has no process yet) is left as it is.
     pub fn stop(&self, id_or_name: &str, timeout: Duration) -> Result<()> {
         let record = self.records.find(id_or_name)?;
         if !record.status.can_signal() {
@@ -122,6 +135,9 @@ impl Manager {
     /// Deletes a container that is not running (with `force`, kills a running one first).
     pub fn delete(&self, id_or_name: &str, force: bool) -> Result<ContainerRecord> {
         let record = self.records.find(id_or_name)?;
+        let _turn = self.starting.take(&record.id);
+        // Read again under the turn: a start may have just run it, or a delete removed it.
+        let record = self.records.find(&record.id)?;
         check(&record, if force { Action::ForceDelete } else { Action::Delete })?;
         let client = self.shim(&record.id);
         if client.alive() {

@@ -1,5 +1,5 @@
-//! The container manager: turns a request into a rootfs snapshot, a runtime spec and a running
-//! shim, keeps the records, follows every started container until it exits, and publishes each
+//! The container manager: turns a request into a rootfs snapshot and a runtime spec, and a start
+//! into a running shim; keeps the records, follows every started container until it exits, and publishes each
 //! lifecycle change on the event bus. It never calls libcontainer itself: every runtime call
 //! happens in the container's skiff-shim, which outlives skiffd; on start the manager reconnects
 //! to live shims and reads the exit files of those that are gone.
@@ -12,7 +12,8 @@
 //! ```
 //! Where each part lives: the states and transitions in [`state`], the records and the name
 //! index in [`record`], the pure create plan in [`plan`], the side-effecting create steps and
-//! their undo in `create`, the operations on a made container in `lifecycle`, following exits
+//! their undo in `create`, bringing up a container's supervisor and init at its start in
+//! `launch`, the operations on a made container in `lifecycle`, following exits
 //! and recovery after a restart in `watch`, cgroups in `cgroups`, and what a removal leaves on
 //! disk (the rootfs mount, the snapshot, the state dir), swept after it answered, in [`sweeper`].
 //!
@@ -23,6 +24,7 @@
 mod cgroups;
 mod create;
 mod ids;
+mod launch;
 mod lifecycle;
 pub mod logs;
 pub mod plan;
@@ -79,6 +81,8 @@ pub struct Manager {
     exit_workers: Arc<tokio::sync::Semaphore>,
     /// Takes away what removed containers leave on disk, after their removal answered.
     sweeper: Arc<sweeper::Sweeper>,
+    /// The containers a start or delete is working on, one call each.
+    starting: launch::Starting,
 }
 
 /// Container `id`'s writable snapshot is `container/<id>`.
@@ -125,6 +129,7 @@ impl Manager {
             updates: Mutex::new(()),
             exit_workers: Arc::new(tokio::sync::Semaphore::new(EXIT_WORKERS)),
             sweeper: sweeper::Sweeper::new(sweeper_unpacker),
+            starting: launch::Starting::default(),
         }))
     }
 

@@ -5,19 +5,22 @@
 //! ```text
 //!              create (record written first)
 //!                 │
-//!                 ▼          shim up           start              init exits
-//!            ┌─────────┐ ───────────► ┌─────────┐ ──────► ┌─────────┐ ──────────► ┌────────┐
-//!            │creating │              │ created │         │ running │             │ exited │
-//!            └─────────┘              └─────────┘         └─────────┘             └────────┘
-//!                 │                      │   └──── killed before start ─────────────▲  │
-//!   failure, or a crash: cleaned         │                                             │
-//!   up (now, or on the next start)       └──── delete (kills the waiting init) ─┐      │ delete
-//!                                                                               ▼      ▼
-//!                                                                              (removed)
+//!                 ▼       rootfs, spec           start: shim up,        init exits
+//!            ┌─────────┐ ───────────► ┌─────────┐ init made, run  ┌─────────┐ ──────────► ┌────────┐
+//!            │creating │              │ created │ ──────────────► │ running │             │ exited │
+//!            └─────────┘              └─────────┘                 └─────────┘             └────────┘
+//!                 │                      │   └──── start failed (StartError) ─────────────▲  │
+//!   failure, or a crash: cleaned         │                                                   │
+//!   up (now, or on the next start)       └──── delete ─────────────────────────────┐         │ delete
+//!                                                                                  ▼         ▼
+//!                                                                                 (removed)
 //! ```
-//! A running container is deleted only with force (killed, then removed). `stop` of a container
-//! that is not live does nothing, as docker's does. Exec, attach, resize and a log reopen need a running container;
-//! signals a live one (created or running).
+//! A created container has its rootfs, spec and record but no process yet: its supervisor and
+//! init are made by `start`, as containerd makes its task at start and docker runs nothing at
+//! create, so a container created and never started costs no process. A running container is
+//! deleted only with force (killed, then removed). `stop` of a container that is not running does
+//! nothing, as docker's does. Exec, attach, resize, a log reopen and signals need a running
+//! container; resources can be updated from creation on.
 
 use serde::{Deserialize, Serialize};
 
@@ -58,7 +61,7 @@ impl Status {
         }
     }
 
-    /// Created or running: its shim still holds the container's process.
+    /// Created or running: its output is still to come.
     pub fn is_live(self) -> bool {
         matches!(self, Status::Created | Status::Running)
     }
@@ -71,8 +74,9 @@ impl Status {
         self == Status::Running
     }
 
+    /// Only a running container has a process to signal.
     pub fn can_signal(self) -> bool {
-        self.is_live()
+        self == Status::Running
     }
 
     /// Without force, a running container is not deleted; a creating one never is by a caller
@@ -90,7 +94,9 @@ impl Status {
         match action {
             Action::Start => self.can_start(),
             Action::Exec | Action::Attach | Action::Resize | Action::ReopenLog => self.can_exec(),
-            Action::Signal | Action::UpdateResources => self.can_signal(),
+            Action::Signal => self.can_signal(),
+            // A created container's new limits go into its spec, which its start applies.
+            Action::UpdateResources => self.is_live(),
             Action::Delete => self.can_delete(false),
             Action::ForceDelete => self.can_delete(true),
         }
@@ -121,7 +127,7 @@ impl Action {
             (Action::Start, _) => ", not created: only a created container can be started",
             (Action::Exec | Action::Resize | Action::ReopenLog, _) => ", not running",
             (Action::Attach, _) => ", not running: only a running container can be attached to (its logs remain: skiff logs)",
-            (Action::Signal, _) => ": only a created or running container can be signalled",
+            (Action::Signal, _) => ", not running: only a running container can be signalled",
             (Action::UpdateResources, _) => ": only a created or running container's resources can be updated",
             (Action::Delete, Status::Running) => ": stop it first, or force",
             (Action::Delete | Action::ForceDelete, _) => ": its create is still under way",
@@ -138,12 +144,13 @@ mod tests {
     #[test]
     fn the_table_of_allowed_actions() {
         // (action, states that allow it)
-        let table: [(Action, &[Status]); 7] = [
+        let table: [(Action, &[Status]); 8] = [
             (Action::Start, &[Status::Created]),
             (Action::Exec, &[Status::Running]),
             (Action::Attach, &[Status::Running]),
             (Action::Resize, &[Status::Running]),
-            (Action::Signal, &[Status::Created, Status::Running]),
+            (Action::Signal, &[Status::Running]),
+            (Action::UpdateResources, &[Status::Created, Status::Running]),
             (Action::Delete, &[Status::Created, Status::Exited]),
             (Action::ForceDelete, &[Status::Created, Status::Running, Status::Exited]),
         ];

@@ -103,8 +103,13 @@ fn a_container_goes_through_its_lifecycle_and_every_change_is_an_event() {
     let _inside = f._runtime.enter();
     let m = &f.manager;
     let created = create(m, "web").expect("create");
-    assert_eq!((created.status, created.pid, created.command.as_slice()), (Status::Created, PID, &["/bin/sh".to_string()][..]));
+    assert_eq!((created.status, created.pid, created.command.as_slice()), (Status::Created, 0, &["/bin/sh".to_string()][..]));
     assert_eq!(next_event(&mut f.events).kind, EventType::Created);
+    // A created container has no process: its supervisor comes up at start.
+    assert!(f.launcher.groups.lock().expect("groups").is_empty(), "no shim before the start");
+    let err = m.kill("web", libc::SIGTERM, false).expect_err("kill before start");
+    assert_eq!(err.to_string(), "container web is created, not running: only a running container can be signalled");
+    m.stop("web", Duration::from_secs(1)).expect("a stop of a created container does nothing");
     let spec = m.spec(&created.id).expect("config.json");
     assert_eq!(spec["annotations"]["io.skiff.container.name"], "web");
 
@@ -113,7 +118,7 @@ fn a_container_goes_through_its_lifecycle_and_every_change_is_an_event() {
     assert_eq!((err.kind(), err.to_string()), (ErrorKind::FailedPrecondition, "container web is created, not running".to_string()));
 
     let started = m.start("web").expect("start");
-    assert_eq!(started.status, Status::Running);
+    assert_eq!((started.status, started.pid), (Status::Running, PID));
     assert_eq!(next_event(&mut f.events).kind, EventType::Started);
     let err = m.start("web").expect_err("second start");
     assert!(err.to_string().contains("container web is running, not created"), "{err}");
@@ -180,17 +185,62 @@ fn leftovers_of_a_removal_cut_short_are_swept_at_the_next_start() {
 }
 
 #[test]
-fn a_failed_create_leaves_nothing_and_frees_its_name() {
+fn a_failed_start_is_the_containers_end_and_its_removal_leaves_nothing() {
     let f = fixture(FakeLauncher { fail_with: Some("runtime said no".into()), ..Default::default() });
     let _inside = f._runtime.enter();
-    let err = create(&f.manager, "doomed").expect_err("launcher fails");
+    let m = &f.manager;
+    create(m, "doomed").expect("a create makes no process, so the runtime is not asked yet");
+    let err = m.start("doomed").expect_err("launcher fails");
     assert_eq!((err.kind(), err.to_string()), (ErrorKind::FailedPrecondition, "creating the container failed: runtime said no".to_string()));
-    assert!(f.manager.records().list().expect("list").is_empty());
-    assert!(f.manager.sweep_removed(Duration::from_secs(10)), "leftovers swept");
-    assert!(f.manager.unpacker.snapshotter().list().expect("snapshots").iter().all(|s| !s.key.starts_with("container/")), "no container snapshot");
-    let left: Vec<_> = std::fs::read_dir(&f.manager.dir).expect("containers dir").collect();
+    // Recorded as containerd records a task it could not make: exited, 128, StartError.
+    let record = m.records().find("doomed").expect("the record stays");
+    let exit = record.exit.as_ref().expect("an exit");
+    assert_eq!((record.status, exit.code, exit.reason().as_str()), (Status::Exited, 128, "StartError"));
+    assert_eq!(exit.start_error.as_deref(), Some("creating the container failed: runtime said no"));
+    assert_eq!(create(m, "doomed").expect_err("name still held").kind(), ErrorKind::AlreadyExists);
+    assert!(m.start("doomed").expect_err("no second start").to_string().contains("is exited, not created"));
+
+    m.delete("doomed", false).expect("delete");
+    assert!(m.records().list().expect("list").is_empty());
+    assert!(m.sweep_removed(Duration::from_secs(10)), "leftovers swept");
+    assert!(m.unpacker.snapshotter().list().expect("snapshots").iter().all(|s| !s.key.starts_with("container/")), "no container snapshot");
+    let left: Vec<_> = std::fs::read_dir(&m.dir).expect("containers dir").collect();
     assert!(left.is_empty(), "no state dir left: {left:?}");
-    assert_eq!(f.manager.records().find("doomed").expect_err("no record").kind(), ErrorKind::NotFound);
+    assert_eq!(m.records().find("doomed").expect_err("no record").kind(), ErrorKind::NotFound);
+    create(m, "doomed").expect("the name is free again");
+}
+
+#[test]
+fn a_failed_create_leaves_nothing_and_frees_its_name() {
+    let f = fixture(FakeLauncher::default());
+    let _inside = f._runtime.enter();
+    let m = &f.manager;
+    let spec = CreateSpec { image: IMAGE.into(), name: "doomed".into(), run: skiff_runtime::spec::RunRequest { user: Some("nobody-here".into()), ..Default::default() }, ..Default::default() };
+    let err = m.create(spec).expect_err("an unknown user");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(m.records().list().expect("list").is_empty());
+    assert!(m.sweep_removed(Duration::from_secs(10)), "leftovers swept");
+    assert!(m.unpacker.snapshotter().list().expect("snapshots").iter().all(|s| !s.key.starts_with("container/")), "no container snapshot");
+    let left: Vec<_> = std::fs::read_dir(&m.dir).expect("containers dir").collect();
+    assert!(left.is_empty(), "no state dir left: {left:?}");
+    create(m, "doomed").expect("the name is free again");
+}
+
+#[test]
+fn concurrent_starts_of_one_container_bring_up_one_supervisor() {
+    let f = fixture(FakeLauncher::default());
+    let _inside = f._runtime.enter();
+    let m = &f.manager;
+    create(m, "once").expect("create");
+    let results: Vec<crate::Result<ContainerRecord>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8).map(|_| s.spawn(|| m.start("once"))).collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "one start wins");
+    for err in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(err.to_string().contains("is running, not created"), "{err}");
+    }
+    assert_eq!(f.launcher.groups.lock().expect("groups").len(), 1, "one supervisor");
 }
 
 #[test]
@@ -206,6 +256,9 @@ fn a_pods_containers_share_its_supervisor_group_and_others_get_their_own() {
     create(m, "alone").expect("alone");
     // A sandbox id that is no plain file name never becomes a path.
     in_pod("odd", "../escape").expect("odd");
+    for name in ["a", "b", "c", "alone", "odd"] {
+        m.start(name).expect("start");
+    }
     let groups = f.launcher.groups.lock().expect("groups").clone();
     let pod1 = m.groups.join("pod1");
     assert_eq!(groups, vec![Some(pod1.clone()), Some(pod1.clone()), Some(m.groups.join("pod2")), None, None]);
@@ -237,11 +290,16 @@ fn after_a_crash_the_shim_has_the_last_word_on_the_state() {
     let m = &f.manager;
     // The shim started the init, then skiffd died before recording it: the record says created.
     let started = create(m, "started").expect("create");
+    m.launch(&started).expect("launch");
     m.shim(&started.id).start().expect("shim start");
     // The init ended while skiffd was down.
     let ended = create(m, "ended").expect("create");
+    m.launch(&ended).expect("launch");
     m.shim(&ended.id).start().expect("shim start");
     m.shim(&ended.id).kill(libc::SIGKILL, true).expect("shim kill");
+    // Its start brought up the shim and the init, then skiffd died before starting it.
+    let launched = create(m, "launched").expect("create");
+    m.launch(&launched).expect("launch");
     let waiting = create(m, "waiting").expect("create");
     assert!(m.records().list().expect("list").iter().all(|r| r.status == Status::Created));
 
@@ -252,9 +310,12 @@ fn after_a_crash_the_shim_has_the_last_word_on_the_state() {
     assert_eq!(status("ended"), Status::Exited);
     assert_eq!(m.records().find("ended").expect("record").exit.map(|e| e.code), Some(128 + libc::SIGKILL));
     assert_eq!(status("waiting"), Status::Created, "a created container stays created");
+    assert_eq!(status("launched"), Status::Created, "a launched one waiting for its start too");
     // And the operations its real state allows work.
     m.exec("started", ExecSpec { args: vec!["true".into()], ..Default::default() }).expect("exec into the running one");
     m.start(&waiting.id).expect("start the created one");
+    m.start(&launched.id).expect("start the launched one, through the shim that holds it");
+    assert_eq!(f.launcher.groups.lock().expect("groups").len(), 4, "no second shim for the launched one");
 }
 
 #[test]

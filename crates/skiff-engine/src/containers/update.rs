@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::state::Action;
+use super::state::{Action, Status};
 use super::Manager;
 use crate::cgroupfs::CgroupMounts;
 use crate::error::{EngineError, Result};
@@ -130,7 +130,8 @@ fn check_file(file: &str) -> Result<()> {
 }
 
 impl Manager {
-    /// Writes new limits into a live container's cgroup, then into its spec.
+    /// Writes new limits into a running container's cgroup, then into its spec; a created
+    /// container's go into its spec alone.
     pub fn update_resources(&self, id_or_name: &str, update: &ResourceUpdate) -> Result<()> {
         let record = self.records.find(id_or_name)?;
         if !record.status.allows(Action::UpdateResources) {
@@ -139,17 +140,23 @@ impl Manager {
         for file in update.unified.keys() {
             check_file(file)?;
         }
-        let path = record.cgroup_path();
         let mounts = CgroupMounts::detect().map_err(EngineError::io("reading /proc/self/mountinfo"))?;
+        if mounts.v2_host().is_none() && !update.unified.is_empty() {
+            return Err(EngineError::InvalidArgument("unified: this host's cgroups are v1; unified files apply to cgroup v2 only".into()));
+        }
+        if record.status == Status::Created {
+            // No cgroup yet: its start makes one from the spec.
+            self.keep_in_spec(&record.id, update)?;
+            tracing::info!(id = %record.id, "created container's resources updated in its spec");
+            return Ok(());
+        }
+        let path = record.cgroup_path();
         let missing = |what: &str| EngineError::InvalidArgument(format!("this host has no {what} cgroup hierarchy holding {path}"));
         let writes = if let Some(unified) = mounts.v2_host() {
             let dir = unified.dir(&path).ok_or_else(|| missing("unified"))?;
             let period = std::fs::read_to_string(dir.join("cpu.max")).ok().and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse().ok())).unwrap_or(100_000);
             v2_writes(update, period).into_iter().map(|w| (dir.join(&w.file), w.value)).collect::<Vec<_>>()
         } else {
-            if !update.unified.is_empty() {
-                return Err(EngineError::InvalidArgument("unified: this host's cgroups are v1; unified files apply to cgroup v2 only".into()));
-            }
             let memsw = mounts.v1("memory").and_then(|m| m.dir(&path)).and_then(|d| std::fs::read_to_string(d.join("memory.memsw.limit_in_bytes")).ok()).and_then(|s| s.trim().parse().ok());
             let mut out = Vec::new();
             for w in v1_writes(update, memsw) {

@@ -88,6 +88,8 @@ impl Manager {
                     tracing::warn!(id = %record.id, "removing a container whose create was interrupted");
                     self.cleanup(&record);
                 }
+                // Never started: nothing runs it, and nothing should.
+                Status::Created if !self.launched(&record.id) => {}
                 Status::Created | Status::Running => self.reconnect(&record)?,
                 Status::Exited => {
                     if record.auto_remove {
@@ -125,9 +127,9 @@ impl Manager {
         }
     }
 
-    /// A created or running container after a restart: the shim, when it answers, has the last
-    /// word on its state (a crash between the shim starting the init and the record saying so
-    /// left `created` on a running container).
+    /// A running container after a restart, or a created one whose start was cut short: the
+    /// shim, when it answers, has the last word on its state (a crash between the shim starting
+    /// the init and the record saying so left `created` on a running container).
     fn reconnect(self: &Arc<Self>, record: &ContainerRecord) -> Result<()> {
         let client = self.shim(&record.id);
         if let Ok(state) = client.state() {

@@ -100,6 +100,10 @@ pub struct ExitStatus {
     /// Not seen: the shim died without writing it, so skiffd made this one up (code 255).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub lost: bool,
+    /// The container never ran: its start failed with this (code 128, reason StartError, as
+    /// containerd records a task that could not be made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_error: Option<String>,
 }
 
 /// Why a process ended, as the CRI's `reason` names it.
@@ -110,6 +114,8 @@ pub enum ExitReason {
     OomKilled,
     /// The exit was lost with its shim.
     Unknown,
+    /// It never ran: its start failed.
+    StartError,
 }
 
 impl ExitReason {
@@ -119,6 +125,7 @@ impl ExitReason {
             ExitReason::Error => "Error",
             ExitReason::OomKilled => "OOMKilled",
             ExitReason::Unknown => "Unknown",
+            ExitReason::StartError => "StartError",
         }
     }
 }
@@ -126,11 +133,19 @@ impl ExitReason {
 impl ExitStatus {
     /// The exit of a process whose shim is gone without a word: code 255, reason Unknown.
     pub fn lost(exited_at: String) -> ExitStatus {
-        ExitStatus { pid: 0, code: 255, signal: None, oom_killed: false, exited_at, lost: true }
+        ExitStatus { pid: 0, code: 255, signal: None, oom_killed: false, exited_at, lost: true, start_error: None }
+    }
+
+    /// The end of a container whose start failed before its process ran: code 128, reason
+    /// StartError, the error kept as the message.
+    pub fn start_failed(exited_at: String, error: String) -> ExitStatus {
+        ExitStatus { pid: 0, code: 128, signal: None, oom_killed: false, exited_at, lost: false, start_error: Some(error) }
     }
 
     pub fn reason(&self) -> ExitReason {
-        if self.lost {
+        if self.start_error.is_some() {
+            ExitReason::StartError
+        } else if self.lost {
             ExitReason::Unknown
         } else if self.oom_killed {
             ExitReason::OomKilled

@@ -39,11 +39,13 @@ pub struct Wanted {
     pub stderr: bool,
 }
 
-/// The sets skiffd made and no request has claimed yet.
+/// The sets skiffd made and no request has claimed yet, and the claimed sets of created
+/// containers, whose shim opens them when the container starts.
 pub struct StdioFifos {
     dir: PathBuf,
     ttl: Duration,
     unclaimed: Mutex<HashMap<String, ()>>,
+    held: Mutex<HashMap<String, Claim>>,
 }
 
 /// A claimed set: its directory is removed when this is dropped (after the shim opened its ends).
@@ -94,7 +96,7 @@ impl StdioFifos {
         }
         std::fs::DirBuilder::new().mode(0o711).create(&dir)?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))?;
-        Ok(Arc::new(StdioFifos { dir, ttl, unclaimed: Mutex::new(HashMap::new()) }))
+        Ok(Arc::new(StdioFifos { dir, ttl, unclaimed: Mutex::new(HashMap::new()), held: Mutex::new(HashMap::new()) }))
     }
 
     fn unclaimed(&self) -> std::sync::MutexGuard<'_, HashMap<String, ()>> {
@@ -185,6 +187,21 @@ impl StdioFifos {
         claim.stdout = pick("stdout", &paths.stdout)?;
         claim.stderr = pick("stderr", &paths.stderr)?;
         Ok(claim)
+    }
+
+    /// Keeps a created container's claimed set until its start has had the shim open it (a
+    /// create makes no process; the start brings up the shim).
+    pub fn hold(&self, container: &str, claim: Claim) {
+        if claim.dir.is_some() {
+            self.held.lock().unwrap_or_else(|e| e.into_inner()).insert(container.to_string(), claim);
+        }
+    }
+
+    /// The held set of `container` goes: its start has answered (the shim opened the FIFOs, or
+    /// never will), or it was removed.
+    pub fn release(&self, container: &str) {
+        let claim = self.held.lock().unwrap_or_else(|e| e.into_inner()).remove(container);
+        drop(claim);
     }
 
     /// A claim whose request failed before the shim opened the FIFOs: the set is unclaimed again

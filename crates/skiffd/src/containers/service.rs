@@ -174,13 +174,21 @@ impl v1::containers_server::Containers for ContainersService {
                 return Err(e);
             }
         };
-        drop(claim);
+        // The shim opens them at the start.
+        self.fifos.hold(&record.id, claim);
         Ok(Response::new(v1::CreateContainerResponse { container: Some(container(&record)) }))
     }
 
     async fn start(&self, req: Request<v1::StartContainerRequest>) -> Result<Response<v1::StartContainerResponse>, Status> {
         let manager = self.manager.clone();
-        blocking(move || Ok(manager.start(&req.into_inner().id)?)).await?;
+        let fifos = self.fifos.clone();
+        blocking(move || {
+            let id = manager.records().find(&req.into_inner().id)?.id;
+            let started = manager.start(&id);
+            fifos.release(&id);
+            Ok(started?)
+        })
+        .await?;
         Ok(Response::new(v1::StartContainerResponse {}))
     }
 
@@ -211,6 +219,7 @@ impl v1::containers_server::Containers for ContainersService {
     async fn delete(&self, req: Request<v1::DeleteContainerRequest>) -> Result<Response<v1::DeleteContainerResponse>, Status> {
         let req = req.into_inner();
         let manager = self.manager.clone();
+        let fifos = self.fifos.clone();
         blocking(move || {
             let record = manager.records().find(&req.id)?;
             if let Some(owner) = &record.owner {
@@ -220,7 +229,9 @@ impl v1::containers_server::Containers for ContainersService {
                     record.name, owner.pod, owner.sandbox_id
                 )));
             }
-            Ok(manager.delete(&record.id, req.force)?)
+            let deleted = manager.delete(&record.id, req.force)?;
+            fifos.release(&record.id);
+            Ok(deleted)
         })
         .await?;
         Ok(Response::new(v1::DeleteContainerResponse {}))

@@ -1,0 +1,117 @@
+//! The first half of a start: the container's supervisor comes up (its own skiff-shim, or its
+//! pod's) and makes the init through libcontainer, which then waits to be started. A create stops
+//! before this, as containerd makes its task only at start: a create answers once the rootfs,
+//! the spec and the record exist, and a container created and never started holds no process.
+//!
+//! One start or delete of a container at a time ([`Starting`]): a second waits for the first. A
+//! launch that fails is undone (supervisor, init, cgroup) and recorded as the container's end,
+//! code 128 and reason StartError with the error as its message, so the kubelet sees why; the
+//! rootfs and record stay until the container is removed.
+
+use std::collections::HashSet;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use skiff_runtime::shim::{self, ExitStatus};
+
+use super::record::ContainerRecord;
+use super::{cgroups, ids, Manager};
+use crate::error::{EngineError, Result};
+
+/// The containers whose start or delete is under way.
+#[derive(Default)]
+pub(super) struct Starting {
+    ids: Mutex<HashSet<String>>,
+    done: Condvar,
+}
+
+/// Holds container `id` for one start or delete; dropping it lets the next one in.
+pub(super) struct Turn<'a> {
+    starting: &'a Starting,
+    id: String,
+}
+
+impl Starting {
+    /// Takes container `id`'s turn, waiting while another start or delete of it runs, so two
+    /// calls never bring up two supervisors, nor remove a rootfs under a launch. The caller
+    /// reads the record again once it has the turn.
+    pub(super) fn take(&self, id: &str) -> Turn<'_> {
+        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        while ids.contains(id) {
+            ids = self.done.wait(ids).unwrap_or_else(|e| e.into_inner());
+        }
+        ids.insert(id.to_string());
+        Turn { starting: self, id: id.to_string() }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.starting.ids.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+        self.starting.done.notify_all();
+    }
+}
+
+/// What a launch made, for the start's record and log line.
+pub(super) struct Launched {
+    pub pid: i32,
+    pub took: Duration,
+}
+
+impl Manager {
+    /// Brings up the created container's supervisor and init; answers the init's pid. A
+    /// supervisor that already holds it (a start cut short by a crash) is used as it is.
+    pub(super) fn launch(&self, record: &ContainerRecord) -> Result<Launched> {
+        let started = Instant::now();
+        let client = self.shim(&record.id);
+        if !client.alive() {
+            if let Err(e) = self.launcher.spawn(&self.state_dir(&record.id), self.group_dir(record).as_deref()) {
+                self.launch_failed(record, &e);
+                return Err(e);
+            }
+        }
+        match client.state() {
+            Ok(state) => Ok(Launched { pid: state.pid, took: started.elapsed() }),
+            Err(e) => {
+                let e = EngineError::from(e);
+                self.launch_failed(record, &e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Undoes a launch that failed and records the container's end with the error.
+    fn launch_failed(&self, record: &ContainerRecord, error: &EngineError) {
+        self.undo_launch(record);
+        let exit = ExitStatus::start_failed(ids::now(), error.to_string());
+        if let Err(e) = self.record_exit(&record.id, &exit) {
+            tracing::error!(id = %record.id, error = %e, "recording a failed start");
+        }
+    }
+
+    /// Ends what a launch brought up: the container's supervisor (or its place in the pod's),
+    /// its init, its cgroup, and the pod's supervisor dir once none serves it; best effort.
+    pub(super) fn undo_launch(&self, record: &ContainerRecord) {
+        let state_dir = self.state_dir(&record.id);
+        let client = self.shim(&record.id);
+        if client.alive() {
+            let _ = client.kill_all();
+            let _ = client.delete();
+        } else if let Some(pid) = std::fs::read_to_string(state_dir.join(shim::PID_FILE)).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+            // A shim that no longer answers (killed mid-request): make sure it is gone.
+            if std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with("skiff-shim")) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+        cgroups::remove(&record.cgroup_path());
+        if let Some(group) = self.group_dir(record) {
+            // Gone with the pod's last container, whose Delete ended the group's shim.
+            self.launcher.release(&group);
+        }
+    }
+
+    /// Whether a start ever brought up this container's supervisor (it writes its pid file).
+    pub(super) fn launched(&self, id: &str) -> bool {
+        self.state_dir(id).join(shim::PID_FILE).exists()
+    }
+}
