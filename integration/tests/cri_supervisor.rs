@@ -96,3 +96,31 @@ fn a_pods_containers_share_one_shim_that_outlives_a_killed_skiffd() {
     assert!(left.is_empty(), "{left:?}");
     shutdown_clean(h);
 }
+
+#[test]
+fn a_pods_supervisor_starts_with_the_pod_and_ends_with_it_when_no_container_came() {
+    let h = start_with_busybox(IMAGE).expect("skiffd");
+    let rt = runtime();
+    rt.block_on(async {
+        let mut c = h.cri().await.expect("connect").runtime;
+        let config = pod_config("early");
+        let pod = run_pod(&mut c, &config).await.expect("pod");
+        // Started while the pod's network was set up, before any container.
+        let group = h.root().join("supervisors").join(&pod);
+        let early = std::fs::read_to_string(group.join("shim.pid")).expect("the pod's supervisor is up with the pod").trim().to_string();
+        assert_eq!(shims_under(h.root()).len(), 1, "one supervisor for the pod");
+        let web = run_container(&mut c, &pod, &config, container_config("web", IMAGE, SLEEPER)).await.expect("web");
+        assert_eq!(shim_of(&h, &web).trim(), early, "the first container's start found it waiting");
+        remove_pod(&mut c, &pod).await.expect("remove the pod");
+        assert!(shims_settle(h.root(), 0).await.is_empty(), "it ended with its last container");
+
+        // A pod that never gets a container: its supervisor ends when the pod stops.
+        let idle = run_pod(&mut c, &pod_config("idle")).await.expect("idle pod");
+        assert_eq!(shims_settle(h.root(), 1).await.len(), 1, "the idle pod's supervisor");
+        c.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: idle.clone() }).await.expect("stop the idle pod");
+        assert!(shims_settle(h.root(), 0).await.is_empty(), "ended with the pod's stop");
+        remove_pod(&mut c, &idle).await.expect("remove the idle pod");
+        assert!(!h.root().join("supervisors").join(&idle).exists(), "and its group dir went");
+    });
+    shutdown_clean(h);
+}

@@ -20,7 +20,11 @@ pub trait Launcher: Send + Sync {
     /// `group`: the dir of the supervisor the container shares with the others of its group
     /// (made if missing); None for a supervisor of its own.
     fn spawn(&self, state_dir: &Path, group: Option<&Path>) -> Result<()>;
-    /// Removes a group's dir once no supervisor serves it (its last container was deleted).
+    /// Starts a group's supervisor ahead of its containers (a pod's, while its network is set
+    /// up), so that its first container's start finds it; nothing when one serves already.
+    fn prepare(&self, group: &Path) -> Result<()>;
+    /// Ends a group's supervisor if it supervises nothing (started ahead, or its containers all
+    /// gone), then removes the group's dir once none serves it.
     fn release(&self, group: &Path);
 }
 
@@ -99,10 +103,20 @@ impl Launcher for SealedShim {
         self.run(&[std::ffi::OsStr::new(GROUP_FLAG), dir.as_os_str(), state_dir.as_os_str()])
     }
 
-    fn release(&self, group: &Path) {
+    fn prepare(&self, group: &Path) -> Result<()> {
         let lock = self.group_lock(group);
         let _one_at_a_time = lock.lock().unwrap_or_else(|e| e.into_inner());
         if GroupClient::new(group).alive() {
+            return Ok(());
+        }
+        skiff_store::private_dir(group, skiff_store::PRIVATE_MODE)?;
+        self.run(&[std::ffi::OsStr::new(GROUP_FLAG), group.as_os_str()])
+    }
+
+    fn release(&self, group: &Path) {
+        let lock = self.group_lock(group);
+        let _one_at_a_time = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if !GroupClient::new(group).end_if_idle() {
             return;
         }
         if let Err(e) = std::fs::remove_dir_all(group) {

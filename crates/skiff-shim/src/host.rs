@@ -1,7 +1,7 @@
 //! The shim process as a host of supervisors: one container's (`skiff-shim <state>`), or every
-//! container of a group (`skiff-shim --group <dir> <state>`, a pod's), each adopted over the
+//! container of a group (`skiff-shim --group <dir> [<state>]`, a pod's), each adopted over the
 //! group socket. Every container is served on its own socket in its own state dir; the process
-//! ends when its last container was deleted. See `skiff_runtime::shim::GroupClient` for the
+//! ends when its last container was deleted, or, never given one, when asked to. See `skiff_runtime::shim::GroupClient` for the
 //! protocol.
 
 use std::io::{BufRead, BufReader, Write};
@@ -127,6 +127,21 @@ impl Host {
         }
     }
 
+    /// Ends the host if it supervises nothing (a pod's supervisor started ahead of containers
+    /// that never came): the group socket and pid file go, and no adoption is taken any more.
+    fn end_if_idle(&self) -> bool {
+        let mut live = self.live();
+        if live.containers > 0 || live.exiting {
+            return false;
+        }
+        live.exiting = true;
+        if let Some(dir) = &self.group {
+            let _ = std::fs::remove_file(dir.join(SOCKET_FILE));
+            let _ = std::fs::remove_file(dir.join(PID_FILE));
+        }
+        true
+    }
+
     /// One container deleted or not adopted after all; true when it was the last (the group
     /// socket is gone then, so no one hands this process a new container).
     fn release(&self) -> bool {
@@ -212,6 +227,7 @@ impl Host {
                     (Response::Error { code: ErrorCode::Internal, message: format!("{error:#}") }, last)
                 }
             },
+            Ok(GroupRequest::EndIfIdle) => (Response::Ok, self.end_if_idle()),
             Err(e) => (Response::Error { code: ErrorCode::InvalidArgument, message: format!("bad request: {e}") }, false),
         };
         write_line(&stream, &response);

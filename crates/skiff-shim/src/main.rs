@@ -1,5 +1,6 @@
 //! `skiff-shim [--group <group-dir>] <state-dir>`: supervises a container for skiffd, and with
-//! `--group` every container later adopted into that group (a pod's; see `host`). See
+//! `--group` every container later adopted into that group (a pod's; see `host`);
+//! `skiff-shim --group <group-dir>` starts a pod's supervisor ahead of its containers. See
 //! `skiff_runtime::shim` for the protocol and the state dir, and `zygote` for why libcontainer
 //! runs in a child process.
 //!
@@ -59,7 +60,7 @@ fn main() {
     let (group, state_dir) = match parse_args(std::env::args_os().skip(1).collect()) {
         Some(args) => args,
         None => {
-            eprintln!("usage: skiff-shim [{GROUP_FLAG} GROUP_DIR] STATE_DIR");
+            eprintln!("usage: skiff-shim [{GROUP_FLAG} GROUP_DIR] STATE_DIR | {GROUP_FLAG} GROUP_DIR");
             std::process::exit(2);
         }
     };
@@ -70,7 +71,9 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let home = group.clone().unwrap_or_else(|| state_dir.clone());
+    let Some(home) = group.clone().or_else(|| state_dir.clone()) else {
+        std::process::exit(2);
+    };
     // SAFETY: single-threaded so far.
     match unsafe { fork() } {
         Err(e) => {
@@ -99,7 +102,7 @@ fn main() {
         let _ = ready.write_all(format!("{e:#}").as_bytes());
         std::process::exit(1);
     };
-    let (host, group_listener) = match start(&home, group.is_some(), &state_dir) {
+    let (host, group_listener) = match start(&home, group.is_some(), state_dir.as_deref()) {
         Ok(started) => started,
         Err(e) => fail(&mut ready, e),
     };
@@ -125,18 +128,20 @@ fn one_malloc_arena() {
     }
 }
 
-/// `[--group GROUP_DIR] STATE_DIR`.
-fn parse_args(args: Vec<std::ffi::OsString>) -> Option<(Option<PathBuf>, PathBuf)> {
+/// `[--group GROUP_DIR] STATE_DIR`, or `--group GROUP_DIR` alone.
+fn parse_args(args: Vec<std::ffi::OsString>) -> Option<(Option<PathBuf>, Option<PathBuf>)> {
     match args.as_slice() {
-        [state] if state != GROUP_FLAG => Some((None, PathBuf::from(state))),
-        [flag, group, state] if flag == GROUP_FLAG => Some((Some(PathBuf::from(group)), PathBuf::from(state))),
+        [state] if state != GROUP_FLAG => Some((None, Some(PathBuf::from(state)))),
+        [flag, group] if flag == GROUP_FLAG => Some((Some(PathBuf::from(group)), None)),
+        [flag, group, state] if flag == GROUP_FLAG => Some((Some(PathBuf::from(group)), Some(PathBuf::from(state)))),
         _ => None,
     }
 }
 
 /// Sets the process up in `home` (the group dir, or the one container's state dir), creates the
-/// first container, and for a group binds the group socket.
-fn start(home: &Path, grouped: bool, state_dir: &Path) -> anyhow::Result<(Arc<Host>, Option<std::os::unix::net::UnixListener>)> {
+/// first container when one is given, and for a group binds the group socket. A group's shim
+/// started ahead of its containers starts a libcontainer helper too, for its first one.
+fn start(home: &Path, grouped: bool, state_dir: Option<&Path>) -> anyhow::Result<(Arc<Host>, Option<std::os::unix::net::UnixListener>)> {
     let home = std::fs::canonicalize(home).with_context(|| format!("shim dir {}", home.display()))?;
     std::env::set_current_dir(&home).context("entering the shim dir")?;
     nix::unistd::setsid().context("setsid")?;
@@ -147,10 +152,11 @@ fn start(home: &Path, grouped: bool, state_dir: &Path) -> anyhow::Result<(Arc<Ho
     let reaper_thread = reaper.clone();
     std::thread::spawn(move || reaper_thread.run());
     let host = Host::new(grouped.then(|| home.clone()), reaper);
-    match host.adopt(state_dir) {
-        Ok(()) => {}
-        Err(AdoptError::Exiting) => return Err(anyhow!("the shim is exiting")),
-        Err(AdoptError::Failed { error, .. }) => return Err(error),
+    match state_dir.map(|dir| host.adopt(dir)) {
+        Some(Ok(())) => {}
+        Some(Err(AdoptError::Exiting)) => return Err(anyhow!("the shim is exiting")),
+        Some(Err(AdoptError::Failed { error, .. })) => return Err(error),
+        None => zygote::prewarm(),
     }
     if !grouped {
         return Ok((host, None));

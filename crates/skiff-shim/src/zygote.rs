@@ -63,6 +63,34 @@ pub struct Zygote {
     live: Arc<Mutex<Option<(OwnedFd, Instant)>>>,
 }
 
+/// A helper started before any call (by a pod's supervisor started ahead of its containers), for
+/// the first call that needs one; unused, it ends after [`IDLE`] as a kept one does.
+static SPARE: Mutex<Option<(OwnedFd, Instant)>> = Mutex::new(None);
+
+/// Starts the spare helper in the background.
+pub fn prewarm() {
+    std::thread::spawn(|| match spawn_helper() {
+        Ok(socket) => {
+            let made = Instant::now();
+            *SPARE.lock().unwrap_or_else(|e| e.into_inner()) = Some((socket, made));
+            std::thread::sleep(IDLE);
+            let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+            if spare.as_ref().is_some_and(|(_, at)| *at == made) {
+                *spare = None;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "starting a spare libcontainer helper"),
+    });
+}
+
+/// The spare helper, when one is waiting; else a new one.
+fn spare_or_spawn() -> Result<OwnedFd, String> {
+    match SPARE.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        Some((socket, _)) => Ok(socket),
+        None => spawn_helper(),
+    }
+}
+
 /// Starts a helper; answers our end of its socket. The helper ends when that end is closed.
 fn spawn_helper() -> Result<OwnedFd, String> {
     let (shim_end, helper_end) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(|e| format!("zygote socket: {e}"))?;
@@ -111,7 +139,7 @@ impl Zygote {
         // one is alive (unless killed, and then the call fails and the next one starts afresh).
         let socket = match live.take() {
             Some((socket, _)) => socket,
-            None => spawn_helper()?,
+            None => spare_or_spawn()?,
         };
         // A transport failure puts the helper in doubt: it is let go (closing ends it).
         let answer = exchange(&socket, call, fds)?;

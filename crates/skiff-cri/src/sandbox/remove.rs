@@ -48,6 +48,8 @@ impl CriRuntime {
         }
         watch.lap("to the blocking pool");
         self.stop_pod_containers(&record.id)?;
+        // A supervisor started ahead of containers that never came has nothing left to do.
+        self.parts.manager.end_pod_supervisor(&record.id);
         watch.lap("stop containers");
         let plugins = self.detach(&record)?;
         watch.lap_plugins("DEL", &plugins);
@@ -75,6 +77,7 @@ impl CriRuntime {
     /// its retry tries again; the undo of a failed or cut-short RunPodSandbox (`best_effort`) has
     /// no one to retry it: it logs the failure and goes on.
     pub(crate) fn undo(&self, record: &SandboxRecord, best_effort: bool) -> Result<()> {
+        self.parts.manager.end_pod_supervisor(&record.id);
         match self.detach(record) {
             Err(e) if best_effort => tracing::warn!(sandbox = %record.id, error = %e, "detaching the network of an unfinished pod sandbox"),
             other => drop(other?),

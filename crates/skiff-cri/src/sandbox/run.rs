@@ -129,8 +129,19 @@ impl CriRuntime {
         .await
     }
 
-    /// Pins the namespaces and attaches the network, recording each step.
+    /// Pins the namespaces and attaches the network, recording each step; meanwhile the pod's
+    /// supervisor starts on a thread of its own, ready for its first container's start, and is
+    /// waited for before this answers (so that an undo finds it).
     fn make(&self, record: &mut SandboxRecord, watch: &mut Stopwatch) -> Result<()> {
+        let manager = self.parts.manager.clone();
+        let id = record.id.clone();
+        std::thread::scope(|s| {
+            s.spawn(move || manager.prepare_pod_supervisor(&id));
+            self.make_parts(record, watch)
+        })
+    }
+
+    fn make_parts(&self, record: &mut SandboxRecord, watch: &mut Stopwatch) -> Result<()> {
         let started = std::time::Instant::now();
         watch.lap("to the blocking pool");
         let modes = record.modes();

@@ -21,6 +21,7 @@ pub struct FakeLauncher {
     pub fail_with: Option<String>,
     pub groups: Mutex<Vec<Option<std::path::PathBuf>>>,
     pub released: Mutex<Vec<std::path::PathBuf>>,
+    pub prepared: Mutex<Vec<std::path::PathBuf>>,
 }
 
 struct Container {
@@ -29,6 +30,11 @@ struct Container {
 }
 
 impl Launcher for FakeLauncher {
+    fn prepare(&self, group: &Path) -> Result<()> {
+        self.prepared.lock().unwrap_or_else(|e| e.into_inner()).push(group.to_path_buf());
+        Ok(())
+    }
+
     fn release(&self, group: &Path) {
         self.released.lock().unwrap_or_else(|e| e.into_inner()).push(group.to_path_buf());
     }

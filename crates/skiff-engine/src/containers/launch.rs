@@ -110,6 +110,25 @@ impl Manager {
         }
     }
 
+    /// Starts the supervisor of sandbox `sandbox_id`'s containers ahead of them, for a
+    /// RunPodSandbox to do while the pod's network is set up: its first container's start then
+    /// finds it (and a libcontainer helper it started) waiting. Best effort: a start that finds
+    /// none starts one.
+    pub fn prepare_pod_supervisor(&self, sandbox_id: &str) {
+        let Some(group) = self.group_of(sandbox_id) else { return };
+        if let Err(e) = self.launcher.prepare(&group) {
+            tracing::warn!(sandbox = %sandbox_id, error = %e, "starting the pod's supervisor ahead of its containers");
+        }
+    }
+
+    /// Ends the pod's supervisor if no container of it is left (it was started ahead of
+    /// containers that never came), for a pod being stopped or removed.
+    pub fn end_pod_supervisor(&self, sandbox_id: &str) {
+        if let Some(group) = self.group_of(sandbox_id) {
+            self.launcher.release(&group);
+        }
+    }
+
     /// Whether a start ever brought up this container's supervisor (it writes its pid file).
     pub(super) fn launched(&self, id: &str) -> bool {
         self.state_dir(id).join(shim::PID_FILE).exists()

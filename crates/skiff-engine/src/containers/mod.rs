@@ -164,7 +164,11 @@ impl Manager {
     /// The supervisor a container shares with the other containers of its pod; None for one of
     /// its own (a container of no pod, or of a sandbox id that is no plain file name).
     fn group_dir(&self, record: &ContainerRecord) -> Option<PathBuf> {
-        let sandbox = &record.owner.as_ref()?.sandbox_id;
+        self.group_of(&record.owner.as_ref()?.sandbox_id)
+    }
+
+    /// The supervisor group dir of sandbox `sandbox`; None for an id that is no plain file name.
+    fn group_of(&self, sandbox: &str) -> Option<PathBuf> {
         let plain = !sandbox.is_empty() && sandbox.len() <= 128 && sandbox.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         plain.then(|| self.groups.join(sandbox))
     }

@@ -3,8 +3,10 @@
 //! supervisor, not N.
 //!
 //! The group dir holds the process's own files: `shim.sock` (answers [`GroupRequest`] lines),
-//! `shim.pid` and `shim.log`. The first container of a group is started as
-//! `skiff-shim --group <group dir> <state>`; the next ones are adopted over the group socket.
+//! `shim.pid` and `shim.log`. A group's shim is started ahead of its containers as
+//! `skiff-shim --group <group dir>` (a pod's, while its network is set up), or with its first
+//! container as `skiff-shim --group <group dir> <state>`; containers are adopted over the group
+//! socket. One that never got a container ends when asked ([`GroupRequest::EndIfIdle`]).
 //! Each container still has its state dir and its `shim.sock` there, so skiffd drives it as it
 //! drives a shim of its own. When its last container is deleted the process removes the group
 //! socket and pid file, answers, and exits; an adoption that comes in while it is exiting is
@@ -32,6 +34,9 @@ pub enum GroupRequest {
     /// Supervise the container whose `shim.json` is in `state_dir`: create it (the init waits
     /// for Start) and serve its socket. Answered `Ok` once it serves.
     Adopt { state_dir: PathBuf },
+    /// End, if no container is supervised or being adopted (the pod is going away, or a
+    /// restart found the group): answered `Ok` either way, then the idle shim exits.
+    EndIfIdle,
 }
 
 /// How long an adoption may take: a container's create, on a loaded host.
@@ -55,6 +60,21 @@ impl GroupClient {
     /// Whether a group shim answers in this dir.
     pub fn alive(&self) -> bool {
         connect_in(&self.dir).is_ok()
+    }
+
+    /// Has an idle group shim (one no container was adopted into, or whose containers are all
+    /// gone) exit; one that supervises containers carries on. Answers whether none serves now.
+    pub fn end_if_idle(&self) -> bool {
+        let Ok(mut stream) = connect_in(&self.dir) else { return true };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let Ok(mut line) = serde_json::to_vec(&GroupRequest::EndIfIdle) else { return false };
+        line.push(b'\n');
+        if stream.write_all(&line).is_err() {
+            return !self.alive();
+        }
+        let mut answer = String::new();
+        let _ = BufReader::new(stream).read_line(&mut answer);
+        !self.alive()
     }
 
     /// Hands the container of `state_dir` to the group's shim. `Unreachable` means no shim
