@@ -139,9 +139,12 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
         return Ok(0);
     };
     let raw = RawTerminal::enter(args.tty && args.interactive);
-    let Copying { threads, mut stdout_closed, .. } = attach.copy()?;
     let _resize = ResizeForwarder::start(ctx, args.tty, &container.id, "");
     let started = client.start(v1::StartContainerRequest { id: container.id.clone() }).await;
+    // Only now: the start brought up the shim, which opened its ends of the FIFOs (a read of a
+    // FIFO no writer has opened yet would see its end at once); what the container wrote since
+    // waits in them.
+    let Copying { threads, mut stdout_closed, .. } = attach.copy()?;
     let wait = v1::WaitContainerRequest { id: container.id.clone(), exec_id: String::new() };
     let outcome = match started {
         Ok(_) => tokio::select! {
