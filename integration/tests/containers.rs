@@ -264,8 +264,9 @@ fn exit_while_skiffd_is_down_is_read_from_the_exit_file() {
 }
 
 #[test]
-fn kill9_during_create_leaves_nothing_after_restart() {
-    // A runtime that never finishes creating holds skiffd inside Create while it is killed.
+fn kill9_during_a_start_ends_its_supervisor_and_counts_the_start_as_failed() {
+    // A runtime that never finishes creating holds skiffd inside Start (a create makes no
+    // process; the start brings up the shim, whose runtime makes the init) while it is killed.
     let mut s = Skiff::start_with(|dir, config| {
         let runtime = dir.join("stuck-runtime");
         std::fs::write(&runtime, "#!/bin/sh\nexec sleep 30\n")?;
@@ -286,8 +287,16 @@ fn kill9_during_create_leaves_nothing_after_restart() {
     s.kill9();
     let _ = run.wait();
     s.spawn().expect("restart");
-    assert!(s.log().contains("removing a container whose create was interrupted"), "{}", s.log());
-    assert_no_leaks(&s, &[]);
+    assert!(s.log().contains("the container's start was cut short"), "{}", s.log());
+    wait_until("the stuck supervisor ended", || shims_under(&s.root).is_empty());
+    let listed: serde_json::Value = serde_json::from_str(&s.cli(&["ps", "-a", "-o", "json"]).ok()).expect("json");
+    let row = &listed.as_array().expect("rows")[0];
+    let id = row["id"].as_str().expect("id").to_string();
+    assert_eq!(row["status"].as_str(), Some("exited"), "{row}");
+    let inspect = s.cli(&["containers", "inspect", &id]).ok();
+    assert!(inspect.contains("StartError"), "{inspect}");
+    s.cli(&["rm", &id]).ok();
+    assert_no_leaks(&s, &[id]);
 }
 
 #[test]

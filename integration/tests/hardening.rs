@@ -297,15 +297,17 @@ fn raw_requests_with_bad_fields_are_refused_at_the_edge() {
             assert_eq!(err.code(), tonic::Code::InvalidArgument, "{field}: {}", err.message());
             assert!(err.message().contains(field), "{field}: {}", err.message());
         }
-        // A set serves one request: the first create takes it (and its FIFOs go once the shim
-        // opened them), a second one is refused.
+        // A set serves one request: the first create takes it (and its FIFOs go once its start
+        // had the shim open them), a second one is refused.
         let stdio = Some(set.clone());
         let made = containers.create(v1::CreateContainerRequest { stdio: stdio.clone(), ..base.clone() }).await.expect("create with the set");
-        assert!(!std::path::Path::new(&set.stdout).exists(), "the claimed set is removed");
+        assert!(std::path::Path::new(&set.stdout).exists(), "the claimed set is held for the start");
         let err = containers.create(v1::CreateContainerRequest { stdio, ..base.clone() }).await.expect_err("reused set");
         assert_eq!(err.code(), tonic::Code::InvalidArgument, "{}", err.message());
         assert!(err.message().contains("claimed already or expired"), "{}", err.message());
         let id = made.into_inner().container.expect("container").id;
+        containers.start(v1::StartContainerRequest { id: id.clone() }).await.expect("start");
+        assert!(!std::path::Path::new(&set.stdout).exists(), "the claimed set is removed once the start answered");
         containers.delete(v1::DeleteContainerRequest { id, force: true }).await.expect("delete");
         let mut images = ImagesClient::new(channel);
         let err = images.import(v1::ImportImageRequest { path: "/tmp/x\0y".into(), ..Default::default() }).await.expect_err("nul path");
