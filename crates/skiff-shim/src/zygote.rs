@@ -41,6 +41,8 @@ pub enum Call {
     Exec { id: String, root: PathBuf, process: PathBuf, console_socket: Option<PathBuf> },
     Kill { id: String, root: PathBuf, signal: i32, all: bool },
     Delete { id: String, root: PathBuf },
+    /// Nothing: answered once the helper is up and reading calls.
+    Ready,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -67,19 +69,24 @@ pub struct Zygote {
 /// the first call that needs one; unused, it ends after [`IDLE`] as a kept one does.
 static SPARE: Mutex<Option<(OwnedFd, Instant)>> = Mutex::new(None);
 
-/// Starts the spare helper in the background.
+/// Starts the spare helper and waits until it reads calls (the pod's network setup runs
+/// meanwhile, so its start-up does not compete with the pod's first container for the CPU).
 pub fn prewarm() {
-    std::thread::spawn(|| match spawn_helper() {
-        Ok(socket) => {
-            let made = Instant::now();
-            *SPARE.lock().unwrap_or_else(|e| e.into_inner()) = Some((socket, made));
-            std::thread::sleep(IDLE);
-            let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
-            if spare.as_ref().is_some_and(|(_, at)| *at == made) {
-                *spare = None;
-            }
+    let socket = match spawn_helper().and_then(|socket| exchange(&socket, &Call::Ready, &[])?.map(|_| socket)) {
+        Ok(socket) => socket,
+        Err(e) => {
+            tracing::warn!(error = %e, "starting a spare libcontainer helper");
+            return;
         }
-        Err(e) => tracing::warn!(error = %e, "starting a spare libcontainer helper"),
+    };
+    let made = Instant::now();
+    *SPARE.lock().unwrap_or_else(|e| e.into_inner()) = Some((socket, made));
+    std::thread::spawn(move || {
+        std::thread::sleep(IDLE);
+        let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+        if spare.as_ref().is_some_and(|(_, at)| *at == made) {
+            *spare = None;
+        }
     });
 }
 
@@ -278,6 +285,7 @@ fn handle(call: Call, fds: &mut Vec<OwnedFd>) -> Result<Option<i32>, String> {
             container.kill(signal, all).map_err(|e| describe(&e))?;
             Ok(None)
         }
+        Call::Ready => Ok(None),
         Call::Delete { id, root } => {
             let dir = root.join(&id);
             if !dir.exists() {
