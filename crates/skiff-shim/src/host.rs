@@ -128,17 +128,13 @@ impl Host {
     }
 
     /// Ends the host if it supervises nothing (a pod's supervisor started ahead of containers
-    /// that never came): the group socket and pid file go, and no adoption is taken any more.
+    /// that never came); true when it does.
     fn end_if_idle(&self) -> bool {
         let mut live = self.live();
         if live.containers > 0 || live.exiting {
             return false;
         }
-        live.exiting = true;
-        if let Some(dir) = &self.group {
-            let _ = std::fs::remove_file(dir.join(SOCKET_FILE));
-            let _ = std::fs::remove_file(dir.join(PID_FILE));
-        }
+        self.close(&mut live);
         true
     }
 
@@ -150,12 +146,18 @@ impl Host {
         if live.containers > 0 {
             return false;
         }
+        self.close(&mut live);
+        true
+    }
+
+    /// No adoption is taken from here on: the group socket and pid file go, so that the next
+    /// container of the group starts a new shim; the caller ends the process once it answered.
+    fn close(&self, live: &mut Live) {
         live.exiting = true;
         if let Some(dir) = &self.group {
             let _ = std::fs::remove_file(dir.join(SOCKET_FILE));
             let _ = std::fs::remove_file(dir.join(PID_FILE));
         }
-        true
     }
 
     fn serve_container(self: Arc<Self>, served: Arc<Served>) {
