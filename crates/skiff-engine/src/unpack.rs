@@ -9,6 +9,7 @@ use skiff_snapshot::{needed_by, Unpacker};
 use skiff_store::{GcReport, ImageRecord, Store};
 use skiff_types::{ErrorKind, HasKind};
 
+use crate::containers::sweeper::{Sweeper, BEFORE_COLLECT};
 use crate::error::{EngineError, Result};
 use crate::images::{platform_of, stored_platforms};
 
@@ -51,6 +52,14 @@ pub fn unpack_stored(store: &Store, unpacker: &Unpacker, images: &[ImageRecord],
         }
         other => other,
     }
+}
+
+/// [`collect`], once removed containers' leftovers are swept (waiting at most
+/// [`BEFORE_COLLECT`]): a snapshot still queued there would keep its image's layers. For the
+/// collections a caller asks for (an image removal, a prune).
+pub fn collect_after_removals(removals: &Sweeper, store: &Store, unpacker: &Unpacker, default: &Platform) -> Result<(GcReport, Vec<String>)> {
+    removals.drain(BEFORE_COLLECT);
+    collect(store, unpacker, default)
 }
 
 /// Removes content and snapshots that no image (or lease, or root label) needs.

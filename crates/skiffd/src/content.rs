@@ -135,8 +135,7 @@ impl Content for ContentService {
     async fn prune(&self, _: Request<v1::PruneContentRequest>) -> Result<Response<v1::PruneContentResponse>, Status> {
         let (store, unpacker, default, removals) = (self.store.clone(), self.unpacker.clone(), self.platform.clone(), self.removals.clone());
         let (report, snapshots, leases) = blocking(move || {
-            removals.drain(skiff_engine::containers::sweeper::BEFORE_COLLECT);
-            let (report, snapshots) = skiff_engine::unpack::collect(&store, &unpacker, &default)?;
+            let (report, snapshots) = skiff_engine::unpack::collect_after_removals(&removals, &store, &unpacker, &default)?;
             // What the prune could not take, and why: the leases still holding content.
             let leases = crate::leases::describe(&store)?.into_iter().filter(|l| l.blobs > 0).collect::<Vec<_>>();
             Ok((report, snapshots, leases))

@@ -11,7 +11,7 @@ use skiff_image::import::{import, ImportOptions};
 use skiff_image::{inspect::inspect, normalize, Platform};
 use skiff_engine::containers::Records;
 use skiff_engine::images::{check_unused, content_size, find, lookup, platform_or, platform_to_show};
-use skiff_engine::unpack::collect;
+use skiff_engine::unpack::collect_after_removals;
 use skiff_store::Store;
 use tokio::sync::mpsc;
 use tokio::io::AsyncWriteExt;
@@ -290,8 +290,7 @@ impl Images for ImagesService {
                 removed.push(store.images().delete(&record.name)?);
             }
             // Like containerd's GC after an image delete: free what only this image used.
-            removals.drain(skiff_engine::containers::sweeper::BEFORE_COLLECT);
-            let (content, snapshots) = collect(&store, &unpacker, &default)?;
+            let (content, snapshots) = collect_after_removals(&removals, &store, &unpacker, &default)?;
             tracing::info!(images = removed.len(), blobs = content.removed.len(), snapshots = snapshots.len(), "image removed");
             Ok(removed.swap_remove(0))
         })

@@ -158,8 +158,7 @@ impl ImageService for CriImages {
                     Err(e) => return Err(e.into()),
                 }
             }
-            parts.removals.drain(skiff_engine::containers::sweeper::BEFORE_COLLECT);
-            let (content, snapshots) = skiff_engine::unpack::collect(&parts.store, &parts.unpacker, &parts.platform)?;
+            let (content, snapshots) = skiff_engine::unpack::collect_after_removals(&parts.removals, &parts.store, &parts.unpacker, &parts.platform)?;
             tracing::info!(image = %f.id, names = records.len(), blobs = content.removed.len(), snapshots = snapshots.len(), "cri image removed");
             Ok(())
         })
