@@ -62,12 +62,27 @@ const IDLE: Duration = Duration::from_secs(2);
 #[derive(Default, Clone)]
 pub struct Zygote {
     /// Our end of the live helper's socket, and when it was last used.
-    live: Arc<Mutex<Option<(OwnedFd, Instant)>>>,
+    live: Arc<Kept>,
+}
+
+/// A helper's socket kept for a later call, and when it was last used (or made).
+type Kept = Mutex<Option<(OwnedFd, Instant)>>;
+
+/// Lets the helper kept in `slot` go once it has been idle for [`IDLE`] (closing its socket ends
+/// it), unless a call took or used it since.
+fn let_go_when_idle(slot: impl std::ops::Deref<Target = Kept> + Send + 'static) {
+    std::thread::spawn(move || {
+        std::thread::sleep(IDLE);
+        let mut kept = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.as_ref().is_some_and(|(_, at)| at.elapsed() >= IDLE) {
+            *kept = None;
+        }
+    });
 }
 
 /// A helper started before any call (by a pod's supervisor started ahead of its containers), for
 /// the first call that needs one; unused, it ends after [`IDLE`] as a kept one does.
-static SPARE: Mutex<Option<(OwnedFd, Instant)>> = Mutex::new(None);
+static SPARE: Kept = Mutex::new(None);
 
 /// Starts the spare helper and waits until it reads calls (the pod's network setup runs
 /// meanwhile, so its start-up does not compete with the pod's first container for the CPU).
@@ -79,15 +94,8 @@ pub fn prewarm() {
             return;
         }
     };
-    let made = Instant::now();
-    *SPARE.lock().unwrap_or_else(|e| e.into_inner()) = Some((socket, made));
-    std::thread::spawn(move || {
-        std::thread::sleep(IDLE);
-        let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
-        if spare.as_ref().is_some_and(|(_, at)| *at == made) {
-            *spare = None;
-        }
-    });
+    *SPARE.lock().unwrap_or_else(|e| e.into_inner()) = Some((socket, Instant::now()));
+    let_go_when_idle(&SPARE);
 }
 
 /// The spare helper, when one is waiting; else a new one.
@@ -152,15 +160,7 @@ impl Zygote {
         let answer = exchange(&socket, call, fds)?;
         *live = Some((socket, Instant::now()));
         drop(live);
-        let zygote = self.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(IDLE);
-            if let Ok(mut live) = zygote.live.lock() {
-                if live.as_ref().is_some_and(|(_, used)| used.elapsed() >= IDLE) {
-                    *live = None;
-                }
-            }
-        });
+        let_go_when_idle(self.live.clone());
         answer
     }
 }

@@ -158,7 +158,8 @@ impl Manager {
             }
             return Ok(());
         }
-        if record.status == Status::Created && shim::read_exit_file(client.state_dir()).is_none() {
+        let exit_file = shim::read_exit_file(client.state_dir());
+        if record.status == Status::Created && exit_file.is_none() {
             // Its start was cut short before the supervisor answered (it may still hang in the
             // runtime's create): that launch is undone and the start counted as failed.
             tracing::warn!(id = %record.id, name = %record.name, "the container's start was cut short; its supervisor is ended and the start recorded as failed");
@@ -166,7 +167,7 @@ impl Manager {
             let exit = ExitStatus::start_failed(ids::now(), "its start was cut short: skiffd stopped before the container's supervisor answered".into());
             return self.record_exit(&record.id, &exit);
         }
-        let exit = shim::read_exit_file(client.state_dir()).unwrap_or_else(|| self.lost(&record.id));
+        let exit = exit_file.unwrap_or_else(|| self.lost(&record.id));
         tracing::warn!(id = %record.id, code = exit.code, "shim is gone; container recorded as exited");
         self.record_exit(&record.id, &exit)?;
         if record.auto_remove {
