@@ -86,6 +86,15 @@ fn create(m: &Manager, name: &str) -> crate::Result<ContainerRecord> {
     m.create(CreateSpec { image: IMAGE.into(), name: name.into(), ..Default::default() })
 }
 
+/// No record, and once the sweep is done no container snapshot and no state dir.
+fn assert_no_container_left(m: &Manager) {
+    assert!(m.records().list().expect("list").is_empty());
+    assert!(m.sweep_removed(Duration::from_secs(10)), "leftovers swept");
+    assert!(m.unpacker.snapshotter().list().expect("snapshots").iter().all(|s| !s.key.starts_with("container/")), "no container snapshot");
+    let left: Vec<_> = std::fs::read_dir(&m.dir).expect("containers dir").collect();
+    assert!(left.is_empty(), "no state dir left: {left:?}");
+}
+
 fn next_event(rx: &mut broadcast::Receiver<Event>) -> Event {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -201,11 +210,7 @@ fn a_failed_start_is_the_containers_end_and_its_removal_leaves_nothing() {
     assert!(m.start("doomed").expect_err("no second start").to_string().contains("is exited, not created"));
 
     m.delete("doomed", false).expect("delete");
-    assert!(m.records().list().expect("list").is_empty());
-    assert!(m.sweep_removed(Duration::from_secs(10)), "leftovers swept");
-    assert!(m.unpacker.snapshotter().list().expect("snapshots").iter().all(|s| !s.key.starts_with("container/")), "no container snapshot");
-    let left: Vec<_> = std::fs::read_dir(&m.dir).expect("containers dir").collect();
-    assert!(left.is_empty(), "no state dir left: {left:?}");
+    assert_no_container_left(m);
     assert_eq!(m.records().find("doomed").expect_err("no record").kind(), ErrorKind::NotFound);
     create(m, "doomed").expect("the name is free again");
 }
@@ -218,11 +223,7 @@ fn a_failed_create_leaves_nothing_and_frees_its_name() {
     let spec = CreateSpec { image: IMAGE.into(), name: "doomed".into(), run: skiff_runtime::spec::RunRequest { user: Some("nobody-here".into()), ..Default::default() }, ..Default::default() };
     let err = m.create(spec).expect_err("an unknown user");
     assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
-    assert!(m.records().list().expect("list").is_empty());
-    assert!(m.sweep_removed(Duration::from_secs(10)), "leftovers swept");
-    assert!(m.unpacker.snapshotter().list().expect("snapshots").iter().all(|s| !s.key.starts_with("container/")), "no container snapshot");
-    let left: Vec<_> = std::fs::read_dir(&m.dir).expect("containers dir").collect();
-    assert!(left.is_empty(), "no state dir left: {left:?}");
+    assert_no_container_left(m);
     create(m, "doomed").expect("the name is free again");
 }
 
@@ -263,7 +264,11 @@ fn a_pods_containers_share_its_supervisor_group_and_others_get_their_own() {
     let pod1 = m.groups.join("pod1");
     assert_eq!(groups, vec![Some(pod1.clone()), Some(pod1.clone()), Some(m.groups.join("pod2")), None, None]);
     m.delete(&a.id, true).expect("delete a");
-    assert_eq!(f.launcher.released.lock().expect("released").clone(), vec![pod1], "a delete offers the group's dir for removal");
+    assert_eq!(f.launcher.released.lock().expect("released").clone(), vec![pod1.clone()], "a delete offers the group's dir for removal");
+    // A pod's supervisor started ahead of its containers: in the pod's group dir, never by an odd id.
+    m.prepare_pod_supervisor("pod1");
+    m.prepare_pod_supervisor("../escape");
+    assert_eq!(f.launcher.prepared.lock().expect("prepared").clone(), vec![pod1]);
 }
 
 #[test]
