@@ -66,6 +66,17 @@ async fn process_ends(pid: &str) -> bool {
     false
 }
 
+/// Whether `path` is gone within 10 s.
+async fn path_goes(path: &std::path::Path) -> bool {
+    for _ in 0..200 {
+        if !path.exists() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 #[test]
 fn containers_run_in_their_pod_and_go_with_it() {
     let h = start();
@@ -168,8 +179,9 @@ fn containers_run_in_their_pod_and_go_with_it() {
         assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
         rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod_id.clone() }).await.expect("remove pod");
         assert!(list(cri::ContainerFilter::default()).await.is_empty());
-        assert!(!group.exists(), "the group's dir goes with its last container");
+        // Both after the removals answered, when their sweep has the runtime delete them.
         assert!(process_ends(&shim_pid).await, "the pod's shim exits with its last container");
+        assert!(path_goes(&group).await, "the group's dir goes with its last container");
     });
     assert_eq!(h.skiff(&["ps", "-aq"]).ok(), "");
     let left = mounts_left_under(h.root());

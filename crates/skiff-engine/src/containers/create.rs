@@ -149,12 +149,11 @@ impl Manager {
     /// Removes what a create (and a start) made, in reverse order, then the record; best effort,
     /// logged.
     pub(super) fn cleanup(&self, record: &ContainerRecord) {
-        self.undo_launch(record);
         if let Err(e) = self.records.remove(record) {
             tracing::error!(container = %record.id, error = %e, "removing the container record");
         }
-        // The record goes first: what is left is swept after the caller is answered, and found
-        // again by `recover` when a crash comes in between.
-        self.sweeper.push(self.leftover(&record.id, &record.snapshot_key));
+        // The record goes first: what is left (the runtime's part too) is swept after the
+        // caller is answered, and found again by `recover` when a crash comes in between.
+        self.sweeper.push(self.leftover(record));
     }
 }

@@ -47,6 +47,10 @@ impl Launcher for FakeLauncher {
         if let Some(message) = &self.fail_with {
             return Err(EngineError::CreateFailed(message.clone()));
         }
+        if let Some(group) = group {
+            // As the real launcher does: the group's dir is made with its first container.
+            std::fs::create_dir_all(group).map_err(EngineError::io("making the group dir"))?;
+        }
         // As the real shim does: its pid file says a start brought it up.
         std::fs::write(state_dir.join(PID_FILE), std::process::id().to_string()).map_err(EngineError::io("writing shim.pid"))?;
         let socket = state_dir.join(SOCKET_FILE);

@@ -9,14 +9,16 @@
 //! rootfs and record stay until the container is removed.
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use skiff_runtime::shim::{self, ExitStatus};
+use skiff_runtime::shim::{self, ExitStatus, ShimClient};
 
 use super::record::ContainerRecord;
 use super::{cgroups, ids, Manager};
 use crate::error::{EngineError, Result};
+use crate::launcher::Launcher;
 
 /// The containers whose start or delete is under way.
 #[derive(Default)]
@@ -92,22 +94,7 @@ impl Manager {
     /// Ends what a launch brought up: the container's supervisor (or its place in the pod's),
     /// its init, its cgroup, and the pod's supervisor dir once none serves it; best effort.
     pub(super) fn undo_launch(&self, record: &ContainerRecord) {
-        let state_dir = self.state_dir(&record.id);
-        let client = self.shim(&record.id);
-        if client.alive() {
-            let _ = client.kill_all();
-            let _ = client.delete();
-        } else if let Some(pid) = std::fs::read_to_string(state_dir.join(shim::PID_FILE)).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
-            // A shim that no longer answers (killed mid-request): make sure it is gone.
-            if std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with("skiff-shim")) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-            }
-        }
-        cgroups::remove(&record.cgroup_path());
-        if let Some(group) = self.group_dir(record) {
-            // Gone with the pod's last container, whose Delete ended the group's shim.
-            self.launcher.release(&group);
-        }
+        end_runtime(&*self.launcher, &self.state_dir(&record.id), Some(&record.cgroup_path()), self.group_dir(record).as_deref());
     }
 
     /// Starts the supervisor of sandbox `sandbox_id`'s containers ahead of them, for a
@@ -132,5 +119,30 @@ impl Manager {
     /// Whether a start ever brought up this container's supervisor (it writes its pid file).
     pub(super) fn launched(&self, id: &str) -> bool {
         self.state_dir(id).join(shim::PID_FILE).exists()
+    }
+}
+
+/// Ends what the runtime holds of the container whose state dir is `state_dir`: its supervisor
+/// (or its place in its pod's, which the runtime's delete frees), its init, what is left in its
+/// cgroup (`cgroup_path`), and the pod's supervisor `group` dir once none serves it; best effort.
+pub(super) fn end_runtime(launcher: &dyn Launcher, state_dir: &Path, cgroup_path: Option<&str>, group: Option<&Path>) {
+    let client = ShimClient::new(state_dir);
+    if client.alive() {
+        let _ = client.kill_all();
+        if let Err(e) = client.delete() {
+            tracing::warn!(dir = %state_dir.display(), error = %e, "the runtime's delete of a removed container");
+        }
+    } else if let Some(pid) = std::fs::read_to_string(state_dir.join(shim::PID_FILE)).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+        // A shim that no longer answers (killed mid-request): make sure it is gone.
+        if std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with("skiff-shim")) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    if let Some(cgroup_path) = cgroup_path {
+        cgroups::remove(cgroup_path);
+    }
+    if let Some(group) = group {
+        // Gone with the pod's last container, whose Delete ended the group's shim.
+        launcher.release(group);
     }
 }

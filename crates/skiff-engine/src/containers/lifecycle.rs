@@ -139,18 +139,17 @@ impl Manager {
         // Read again under the turn: a start may have just run it, or a delete removed it.
         let record = self.records.find(&record.id)?;
         check(&record, if force { Action::ForceDelete } else { Action::Delete })?;
+        // An exit recorded is final; otherwise the record may lag the shim (an exit not yet
+        // recorded, a start cut short after the shim ran the init): the shim has the last word.
         let client = self.shim(&record.id);
-        if client.alive() {
-            // The record may lag the shim (an exit not yet recorded): the shim has the last word.
-            if client.state()?.status == shim::Status::Running {
-                if !force {
-                    return Err(EngineError::InvalidState { name: record.name.clone(), state: Status::Running, action: Action::Delete });
-                }
-                let exit = client.kill_all()?;
-                self.record_exit(&record.id, &exit)?;
+        if record.status != Status::Exited && client.alive() && client.state()?.status == shim::Status::Running {
+            if !force {
+                return Err(EngineError::InvalidState { name: record.name.clone(), state: Status::Running, action: Action::Delete });
             }
-            client.delete()?;
+            let exit = client.kill_all()?;
+            self.record_exit(&record.id, &exit)?;
         }
+        // The runtime's delete is swept with the rest, after the answer.
         self.cleanup(&record);
         self.publish(EventType::Deleted, &record);
         tracing::info!(id = %record.id, name = %record.name, "container deleted");

@@ -115,10 +115,11 @@ impl Manager {
         skiff_store::private_dir(&dir, skiff_store::PRIVATE_MODE)?;
         let groups = parts.root.join("supervisors");
         skiff_store::private_dir(&groups, skiff_store::PRIVATE_MODE)?;
-        let sweeper_unpacker = parts.unpacker.clone();
+        let records = Records::new(parts.store.db().clone());
+        let sweeper = sweeper::Sweeper::new(parts.unpacker.clone(), parts.launcher.clone(), records.clone());
         Ok(Arc::new(Manager {
             groups,
-            records: Records::new(parts.store.db().clone()),
+            records,
             store: parts.store,
             unpacker: parts.unpacker,
             platform: parts.platform,
@@ -128,7 +129,7 @@ impl Manager {
             events: parts.events,
             updates: Mutex::new(()),
             exit_workers: Arc::new(tokio::sync::Semaphore::new(EXIT_WORKERS)),
-            sweeper: sweeper::Sweeper::new(sweeper_unpacker),
+            sweeper,
             starting: launch::Starting::default(),
         }))
     }
@@ -186,8 +187,24 @@ impl Manager {
     }
 
     /// What container `id` leaves on disk once its record is gone, for the sweeper.
-    fn leftover(&self, id: &str, snapshot_key: &str) -> sweeper::Leftover {
-        sweeper::Leftover { id: id.to_string(), rootfs: self.rootfs(id), snapshot_key: snapshot_key.to_string(), state_dir: self.state_dir(id) }
+    /// What removing `record` leaves to sweep.
+    fn leftover(&self, record: &ContainerRecord) -> sweeper::Leftover {
+        sweeper::Leftover {
+            id: record.id.clone(),
+            rootfs: self.rootfs(&record.id),
+            snapshot_key: record.snapshot_key.clone(),
+            state_dir: self.state_dir(&record.id),
+            cgroup_path: Some(record.cgroup_path()),
+            group: self.group_dir(record),
+        }
+    }
+
+    /// What a removal cut short by a crash left of container `id`, whose record is gone: its
+    /// cgroup is read from the bundle's spec when that is still there. Its pod's supervisor dir
+    /// is released by the recovery once the sweep is done.
+    fn orphan_leftover(&self, id: &str) -> sweeper::Leftover {
+        let cgroup_path = self.spec(id).ok().and_then(|spec| spec["linux"]["cgroupsPath"].as_str().map(str::to_string));
+        sweeper::Leftover { id: id.to_string(), rootfs: self.rootfs(id), snapshot_key: snapshot_key(id), state_dir: self.state_dir(id), cgroup_path, group: None }
     }
 
     /// The container's runtime spec (its config.json).

@@ -200,10 +200,17 @@ impl Records {
         }
     }
 
-    /// Removes the record, then frees its name.
+    /// Removes the record, then frees its name: at once in memory, on disk with the next
+    /// [`Records::flush`]. The sweeper flushes before it takes away anything the record names,
+    /// so a crash in between leaves the container whole, as if its removal had not come.
     pub fn remove(&self, record: &ContainerRecord) -> Result<()> {
         self.forget(&record.id)?;
         self.release_name(&record.name, &record.id);
+        Ok(())
+    }
+
+    /// Makes every change so far durable.
+    pub fn flush(&self) -> Result<()> {
         self.db.flush()?;
         Ok(())
     }

@@ -181,13 +181,25 @@ fn leftovers_of_a_removal_cut_short_are_swept_at_the_next_start() {
     let _inside = f._runtime.enter();
     let m = &f.manager;
     let record = create(m, "cut-short").expect("create");
+    // A pod's container that ran and ended: its supervisor still holds it.
+    let owner = Some(super::plan::Owner { sandbox_id: "pod1".into(), pod: "default/web".into() });
+    let ended = m.create(CreateSpec { image: IMAGE.into(), name: "ended".into(), owner, ..Default::default() }).expect("create in a pod");
+    m.start(&ended.id).expect("start");
+    m.stop(&ended.id, Duration::from_secs(5)).expect("stop");
+    let ended = m.records().find(&ended.id).expect("record");
+    assert!(m.shim(&ended.id).alive(), "its supervisor answers");
     let rootfs = m.rootfs(&record.id);
     let mounted = |path: &std::path::Path| std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().contains(&path.display().to_string());
     assert!(mounted(&rootfs), "the rootfs is mounted");
-    // A crash right after the record went: its mount, snapshot and state dir are left.
+    // A crash right after the records went: the mounts, snapshots and state dirs are left, and
+    // the supervisor's hold of the pod's container.
     m.records().remove(&record).expect("remove the record only");
+    m.records().remove(&ended).expect("remove the record only");
     m.recover().expect("recover");
     assert!(m.sweep_removed(Duration::from_secs(10)), "leftovers swept");
+    assert!(!m.shim(&ended.id).alive(), "the supervisor was told to delete the container");
+    assert_eq!(f.launcher.released.lock().expect("released").clone(), vec![m.groups.join("pod1")], "the pod's supervisor dir is released after the sweep");
+    assert!(!m.state_dir(&ended.id).exists(), "state dir removed");
     assert!(!mounted(&rootfs), "rootfs unmounted");
     assert!(m.unpacker.snapshotter().stat(&record.snapshot_key).is_err(), "snapshot removed");
     assert!(!m.state_dir(&record.id).exists(), "state dir removed");
@@ -264,6 +276,7 @@ fn a_pods_containers_share_its_supervisor_group_and_others_get_their_own() {
     let pod1 = m.groups.join("pod1");
     assert_eq!(groups, vec![Some(pod1.clone()), Some(pod1.clone()), Some(m.groups.join("pod2")), None, None]);
     m.delete(&a.id, true).expect("delete a");
+    assert!(m.sweep_removed(Duration::from_secs(10)), "leftovers swept");
     assert_eq!(f.launcher.released.lock().expect("released").clone(), vec![pod1.clone()], "a delete offers the group's dir for removal");
     // A pod's supervisor started ahead of its containers: in the pod's group dir, never by an odd id.
     m.prepare_pod_supervisor("pod1");

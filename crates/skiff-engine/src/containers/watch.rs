@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::record::ContainerRecord;
 use super::state::Status;
-use super::{cgroups, ids, snapshot_key, Manager, SNAPSHOT_PREFIX};
+use super::{cgroups, ids, sweeper, Manager, SNAPSHOT_PREFIX};
 use crate::error::Result;
 
 /// Asks the shim for the init's exit and waits for the answer, however long it takes.
@@ -98,7 +98,11 @@ impl Manager {
                 }
             }
         }
-        self.sweep_orphans();
+        if self.sweep_orphans() > 0 {
+            // An orphan's supervisor may be its pod's: the release below finds it idle once the
+            // orphan is deleted from it.
+            self.sweeper.drain(sweeper::BEFORE_COLLECT);
+        }
         // A pod's supervisor that died (or ended while skiffd was down) leaves its group dir.
         if let Ok(dirs) = std::fs::read_dir(&self.groups) {
             for dir in dirs.flatten() {
@@ -108,9 +112,10 @@ impl Manager {
         Ok(())
     }
 
-    /// Queues what removals a crash cut short left without a record: state dirs, and the
-    /// `container/<id>` snapshots they name.
-    fn sweep_orphans(&self) {
+    /// Queues what removals a crash cut short left without a record: state dirs (and what the
+    /// runtime still holds of them), and the `container/<id>` snapshots they name. Answers how
+    /// many were queued.
+    fn sweep_orphans(&self) -> usize {
         let known = |id: &str| self.records.status(id).is_some();
         let mut orphans: Vec<String> = std::fs::read_dir(&self.dir)
             .map(|dirs| dirs.flatten().filter_map(|d| d.file_name().into_string().ok()).collect())
@@ -121,10 +126,12 @@ impl Manager {
         }
         orphans.sort();
         orphans.dedup();
-        for id in orphans.into_iter().filter(|id| !known(id)) {
+        let orphans: Vec<String> = orphans.into_iter().filter(|id| !known(id)).collect();
+        for id in &orphans {
             tracing::warn!(id = %id, "sweeping what a removed container left (its removal was cut short)");
-            self.sweeper.push(self.leftover(&id, &snapshot_key(&id)));
+            self.sweeper.push(self.orphan_leftover(id));
         }
+        orphans.len()
     }
 
     /// A running container after a restart, or a created one whose start was cut short: the
