@@ -15,7 +15,7 @@ use skiff_image::Reference;
 use skiff_store::Digest;
 
 use crate::auth::{parse_challenge, AuthConfig, Credentials};
-use crate::error::{RegistryError, Result, Target};
+use crate::error::{Result, Target};
 use crate::hosts::{Capabilities, Endpoint, Hosts};
 use crate::tls::{answered_plain_http, PLAIN_HTTP_ANSWER};
 
@@ -89,22 +89,6 @@ pub struct Client {
     preferred: AtomicUsize,
 }
 
-fn http_client(ep: &Endpoint, target: &Target) -> Result<Http> {
-    let mut b = Http::builder()
-        .connect_timeout(Duration::from_secs(15))
-        .timeout(None)
-        .redirect(reqwest::redirect::Policy::limited(10))
-        .user_agent(concat!("skiff/", env!("CARGO_PKG_VERSION")))
-        .danger_accept_invalid_certs(ep.skip_verify);
-    for ca in &ep.ca {
-        let pem = std::fs::read(ca).map_err(|e| RegistryError::Config { path: ca.display().to_string(), message: e.to_string() })?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| RegistryError::Config { path: ca.display().to_string(), message: e.to_string() })?;
-        b = b.add_root_certificate(cert);
-    }
-    b.build().map_err(|e| target.transport("build HTTP client", e))
-}
-
 fn body_message(resp: Response) -> String {
     let text = resp.text().unwrap_or_default();
     let text = text.trim();
@@ -118,7 +102,7 @@ impl Client {
             .hosts
             .endpoints(&reference.domain, opts.plain_http)?
             .into_iter()
-            .map(|endpoint| Ok(Remote { http: http_client(&endpoint, &target)?, endpoint }))
+            .map(|endpoint| Ok(Remote { http: crate::shared_http::client_for(&endpoint, &target)?, endpoint }))
             .collect::<Result<Vec<_>>>()?;
         let actions = match access {
             Access::Pull => "pull",
