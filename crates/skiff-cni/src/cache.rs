@@ -20,8 +20,10 @@
 //! ```
 //!
 //! `config` is base64 because libcni's field is a Go `[]byte`. Entries are written whole (temp
-//! file, fsync, rename) so a crash leaves the old entry or the new one, never half of one; temp
-//! files start with `.` and are never read as entries.
+//! file, then rename) so a daemon killed mid-write leaves the old entry or the new one, never half
+//! of one; temp files start with `.` and are never read as entries. They are not fsynced (nor are
+//! libcni's): what an entry describes, a veth in a pinned namespace, does not outlive the reboot
+//! that would lose an unsynced file, and a DEL without its entry runs on the current config.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -95,9 +97,7 @@ impl Cache {
         let written = (|| {
             let mut file = open_private(&tmp)?;
             file.write_all(&bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(&results)?.sync_all()
+            std::fs::rename(&tmp, &path)
         })();
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
