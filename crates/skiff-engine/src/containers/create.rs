@@ -1,6 +1,7 @@
 //! The side-effecting steps of a create, in order, and their undo. The record is written (as
-//! `creating`, its name reserved) before anything is made, so a failure here and a crash here
-//! are cleaned up by the same [`Manager::cleanup`].
+//! `creating`, its name reserved) before anything is made, so a failure here is cleaned up by
+//! [`Manager::cleanup`]; it reaches the disk with the create's last write (one flush), and what
+//! a crash before that leaves without a record is swept on start like a removal's leftovers.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -77,7 +78,7 @@ impl Manager {
             cgroup_path: cgroups::path(req.cgroup_parent.as_deref(), &id),
             owner: req.owner.clone(),
         };
-        // Written before anything is made, so a crash from here on is cleaned up on start.
+        // Held before anything is made: what a crash from here on leaves is cleaned up on start.
         self.records.create(&record)?;
         match self.build(record.clone(), &req, &handler, &resolved) {
             Ok(r) => {

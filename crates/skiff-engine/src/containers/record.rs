@@ -162,8 +162,10 @@ impl Records {
     /// holds the name. The record comes first so that a holder always has one: a name whose
     /// holder has no record is stale (a crash between removing a record and releasing its name)
     /// and is taken over.
-    /// One flush (the name's) makes both durable: nothing of the container exists yet, and a
-    /// `creating` record that reached the disk without its name is cleaned up on start anyway.
+    /// Neither is flushed here: the create's last write (its `created` record) is. A crash before
+    /// it leaves at most a `creating` record, cleaned up on start, and what the create made by
+    /// then (a state dir, a `container/<id>` snapshot), which the start sweeps as a removal's
+    /// leftovers when no record names it.
     pub fn create(&self, record: &ContainerRecord) -> Result<()> {
         self.insert(record)?;
         if let Err(e) = self.reserve_name(record) {
@@ -179,7 +181,7 @@ impl Records {
         let mut expected: Option<sled::IVec> = None;
         loop {
             match self.tree().compare_and_swap(&key, expected.clone(), Some(record.id.as_bytes()))? {
-                Ok(()) => return Ok(self.db.flush()?),
+                Ok(()) => return Ok(()),
                 Err(conflict) => {
                     let holder = conflict.current.map(|v| String::from_utf8_lossy(&v).into_owned());
                     match holder {
