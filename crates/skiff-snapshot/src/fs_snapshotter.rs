@@ -177,7 +177,9 @@ impl FsSnapshotter {
             let _ = fs::remove_dir_all(self.dir(id));
             return Err(SnapshotError::AlreadyExists(key.to_string()));
         }
-        self.db.flush()?;
+        // Not flushed on its own: the record reaches the disk with the store's next flush (the
+        // caller's commit, or its own record's write). A crash before it leaves a directory
+        // without a record, which `recover` removes.
         Ok(info)
     }
 }

@@ -71,7 +71,9 @@ pub struct Usage {
 
 /// The snapshot seam.
 pub trait Snapshotter: Send + Sync {
-    /// A new writable snapshot on `parent` (committed), returning its mounts.
+    /// A new writable snapshot on `parent` (committed), returning its mounts. Like `view`, it is
+    /// durable once the store is next flushed (a commit, or the caller's own durable write); a
+    /// crash before that loses it whole, never half of it.
     fn prepare(&self, key: &str, parent: Option<&str>, labels: BTreeMap<String, String>) -> Result<Vec<Mount>>;
     /// A read-only snapshot of committed `parent`.
     fn view(&self, key: &str, parent: &str) -> Result<Vec<Mount>>;
