@@ -40,7 +40,8 @@ pub struct SandboxRecord {
     pub dir: PathBuf,
     /// What `skiff-shim pin` made; None until it did.
     pub pinned: Option<Pinned>,
-    /// Whether CNI ADD ran (so DEL must), and the IPs it gave (the first the primary).
+    /// Whether CNI ADD ran or may have (so DEL must): true from the sandbox's first record for
+    /// a pod with a network namespace of its own. And the IPs the ADD gave (the first the primary).
     pub network_attached: bool,
     pub ips: Vec<String>,
     /// The pod's /etc files and /dev/shm; None until made.

@@ -93,7 +93,7 @@ impl CriRuntime {
         }
         let id = skiff_engine::containers::random_id()?;
         watch.lap("checks and name");
-        let record = SandboxRecord {
+        let mut record = SandboxRecord {
             id: id.clone(),
             name,
             state: SandboxState::Creating,
@@ -106,6 +106,13 @@ impl CriRuntime {
             ips: Vec::new(),
             files: None,
         };
+        // A pod with a network of its own counts as attached from the start: a crash anywhere
+        // from here (during its CNI ADD too) has its DEL run, which is harmless before an ADD, and
+        // this one durable write covers it.
+        record.network_attached = !record.modes().host_network;
+        // A request the pin helper would refuse (a sysctl that is not namespaced, say) is refused
+        // before anything is made; the helper checks it again.
+        skiff_runtime::pod::validate(&self.pin_request(&record).0).map_err(skiff_runtime::RuntimeError::from)?;
         self.sandboxes.put(&record, true)?;
         watch.lap("persist creating");
         let runtime = self.clone();
@@ -145,22 +152,7 @@ impl CriRuntime {
         let started = std::time::Instant::now();
         watch.lap("to the blocking pool");
         let modes = record.modes();
-        let linux = record.config.linux.clone().unwrap_or_default();
-        let mut sysctls: BTreeMap<String, String> = self.parts.default_sysctls.clone();
-        sysctls.extend(linux.sysctls);
-        if modes.host_network {
-            // The host's network namespace is not the pod's to change.
-            sysctls.retain(|k, _| !k.starts_with("net.") && !k.starts_with("net/"));
-        }
-        let pod_hostname = if record.config.hostname.is_empty() { record.metadata().name } else { record.config.hostname.clone() };
-        let hostname = (!modes.host_network).then(|| pod_hostname.clone());
-        let pin = PinRequest {
-            dir: record.dir.clone(),
-            namespaces: Namespaces { net: !modes.host_network, ipc: !modes.host_ipc, uts: !modes.host_network },
-            hostname,
-            sysctls,
-            pid_holder: modes.shared_pid && !modes.host_pid,
-        };
+        let (pin, pod_hostname) = self.pin_request(record);
         let pinned = skiff_runtime::pod::pin(&self.parts.shim, &pin)?;
         let pinned_at = started.elapsed();
         watch.lap("pin namespaces");
@@ -178,9 +170,6 @@ impl CriRuntime {
         record.files = Some(files);
         watch.lap("pod files");
         if let Some(netns) = &pinned.net {
-            record.network_attached = true;
-            self.sandboxes.put(record, true)?;
-            watch.lap("persist attaching");
             let status = self.parts.network.setup(&self.pod_network(record, netns))?;
             record.ips = status.ips.iter().map(|ip| ip.to_string()).collect();
             watch.lap_plugins("ADD", &status.timings);
@@ -190,6 +179,28 @@ impl CriRuntime {
         watch.lap("persist ready");
         tracing::info!(sandbox = %record.id, name = %record.name, ips = ?record.ips, pin = ?pinned_at, elapsed = ?started.elapsed(), "pod sandbox ready");
         Ok(())
+    }
+
+    /// What the pin helper is asked to make for `record`, and the pod's hostname.
+    fn pin_request(&self, record: &SandboxRecord) -> (PinRequest, String) {
+        let modes = record.modes();
+        let linux = record.config.linux.clone().unwrap_or_default();
+        let mut sysctls: BTreeMap<String, String> = self.parts.default_sysctls.clone();
+        sysctls.extend(linux.sysctls);
+        if modes.host_network {
+            // The host's network namespace is not the pod's to change.
+            sysctls.retain(|k, _| !k.starts_with("net.") && !k.starts_with("net/"));
+        }
+        let pod_hostname = if record.config.hostname.is_empty() { record.metadata().name } else { record.config.hostname.clone() };
+        let hostname = (!modes.host_network).then(|| pod_hostname.clone());
+        let pin = PinRequest {
+            dir: record.dir.clone(),
+            namespaces: Namespaces { net: !modes.host_network, ipc: !modes.host_ipc, uts: !modes.host_network },
+            hostname,
+            sysctls,
+            pid_holder: modes.shared_pid && !modes.host_pid,
+        };
+        (pin, pod_hostname)
     }
 
     pub(crate) fn pod_network(&self, record: &SandboxRecord, netns: &std::path::Path) -> PodNetwork {
