@@ -64,12 +64,14 @@ pub fn processes() -> Vec<Proc> {
         .unwrap_or_default()
 }
 
-/// The supervisors among `procs`: argv[0] named `name` with an argument holding `marker`, and
-/// processes of that name whose parent is one (skiff-shim's zygote, forked with the shim's
-/// arguments or not). Without a marker every process of that name counts.
-pub fn supervisors(procs: &[Proc], name: &str, marker: Option<&str>) -> Vec<u32> {
+/// The supervisors among `procs`: argv[0] named `name` with an argument holding `marker`, the
+/// daemon's own children of that name (a helper it keeps waiting, as skiffd's spare pin
+/// helper), and processes of that name whose parent is one (skiff-shim's zygote, forked with the
+/// shim's arguments or not). Without a marker every process of that name counts.
+pub fn supervisors(procs: &[Proc], name: &str, marker: Option<&str>, daemon: u32) -> Vec<u32> {
     let named: Vec<&Proc> = procs.iter().filter(|p| p.args.first().is_some_and(|a0| Path::new(a0).file_name().is_some_and(|n| n == name))).collect();
-    let mut chosen: Vec<u32> = named.iter().filter(|p| marker.is_none_or(|m| p.args.iter().skip(1).any(|a| a.contains(m)))).map(|p| p.pid).collect();
+    let marked = |p: &Proc| marker.is_none_or(|m| p.args.iter().skip(1).any(|a| a.contains(m)));
+    let mut chosen: Vec<u32> = named.iter().filter(|p| marked(p) || p.ppid == daemon).map(|p| p.pid).collect();
     loop {
         let more: Vec<u32> = named.iter().filter(|p| !chosen.contains(&p.pid) && chosen.contains(&p.ppid)).map(|p| p.pid).collect();
         if more.is_empty() {
@@ -90,10 +92,10 @@ pub struct Snapshot {
     pub shims_mem: Mem,
 }
 
-pub fn snapshot(daemon: u32, shim_name: Option<&str>, marker: Option<&str>) -> Result<Snapshot> {
-    let daemon = of(daemon)?;
+pub fn snapshot(daemon_pid: u32, shim_name: Option<&str>, marker: Option<&str>) -> Result<Snapshot> {
+    let daemon = of(daemon_pid)?;
     let Some(name) = shim_name else { return Ok(Snapshot { daemon, ..Default::default() }) };
-    let pids = supervisors(&processes(), name, marker);
+    let pids = supervisors(&processes(), name, marker, daemon_pid);
     let mut shims_mem = Mem::default();
     let mut shims = 0;
     for pid in pids {
@@ -125,11 +127,14 @@ mod tests {
             p(23, 20, &["sleep", "3600"]),
             p(30, 1, &["skiff-shim", "--state", "/tmp/b/root/containers/y"]),
             p(31, 1, &["/tmp/a/skiff-shim-not"]),
+            // The daemon's (pid 5) spare pin helper, and another daemon's.
+            p(40, 5, &["skiff-shim", "pin"]),
+            p(41, 6, &["skiff-shim", "pin"]),
         ];
-        assert_eq!(supervisors(&procs, "containerd-shim-runc-v2", Some("/tmp/a/")), [10]);
-        assert_eq!(supervisors(&procs, "skiff-shim", Some("/tmp/a/")), [20, 21, 22]);
-        assert_eq!(supervisors(&procs, "skiff-shim", None), [20, 21, 22, 30]);
-        assert!(supervisors(&procs, "runc", None).is_empty());
+        assert_eq!(supervisors(&procs, "containerd-shim-runc-v2", Some("/tmp/a/"), 5), [10]);
+        assert_eq!(supervisors(&procs, "skiff-shim", Some("/tmp/a/"), 5), [20, 21, 22, 40]);
+        assert_eq!(supervisors(&procs, "skiff-shim", None, 5), [20, 21, 22, 30, 40, 41]);
+        assert!(supervisors(&procs, "runc", None, 5).is_empty());
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub struct CriRuntime {
     pod_cidr: Arc<RwLock<String>>,
     /// What the stats calls keep between calls (the previous CPU samples).
     pub(crate) stats: Arc<crate::stats::Stats>,
+    /// Runs the pin helpers, one started ahead of the next pod.
+    pub(crate) pins: Arc<skiff_runtime::pod::PinHelpers>,
 }
 
 impl CriRuntime {
@@ -68,7 +70,9 @@ impl CriRuntime {
     pub fn new(parts: RuntimeParts) -> Result<CriRuntime> {
         let sandboxes = Arc::new(Sandboxes::open(parts.sandboxes.clone())?);
         let containers = Arc::new(crate::container::CriContainers::open(parts.sandboxes.clone())?);
+        let pins = Arc::new(skiff_runtime::pod::PinHelpers::new(parts.shim.clone()));
         let runtime = CriRuntime {
+            pins,
             parts: Arc::new(parts),
             sandboxes,
             containers,

@@ -153,7 +153,7 @@ impl CriRuntime {
         watch.lap("to the blocking pool");
         let modes = record.modes();
         let (pin, pod_hostname) = self.pin_request(record);
-        let pinned = skiff_runtime::pod::pin(&self.parts.shim, &pin)?;
+        let pinned = self.pins.pin(&pin)?;
         let pinned_at = started.elapsed();
         watch.lap("pin namespaces");
         record.pinned = Some(pinned.clone());

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -23,7 +23,24 @@ pub const PIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// exits by itself once the helper is gone without having committed it.
 pub fn pin(shim: &Path, req: &PinRequest) -> Result<Pinned, RuntimeError> {
     validate(req)?;
-    let output = run(shim, req)?;
+    pin_with(spawn(shim)?, shim, req)
+}
+
+/// Starts a pin helper; it waits for its request on stdin.
+pub(super) fn spawn(shim: &Path) -> Result<Child, PodError> {
+    Command::new(shim)
+        .arg0("skiff-shim")
+        .arg("pin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| PodError::Spawn { shim: shim.to_path_buf(), source })
+}
+
+/// Has `helper` (from [`spawn`], run from `shim`) pin the checked request `req`.
+pub(super) fn pin_with(helper: Child, shim: &Path, req: &PinRequest) -> Result<Pinned, RuntimeError> {
+    let output = run(helper, req)?.map_err(|source| PodError::Spawn { shim: shim.to_path_buf(), source })?;
     if !output.status.success() {
         let kind = match output.status.code() {
             Some(EXIT_INVALID) => ErrorKind::InvalidArgument,
@@ -46,11 +63,11 @@ pub fn pin(shim: &Path, req: &PinRequest) -> Result<Pinned, RuntimeError> {
     answer(req, &output.stdout).map_err(RuntimeError::from)
 }
 
-fn run(shim: &Path, req: &PinRequest) -> Result<Output, PodError> {
+/// Writes the request to the helper and waits for it, killing it after [`PIN_TIMEOUT`]; the
+/// inner error is the wait's.
+fn run(mut child: Child, req: &PinRequest) -> Result<std::io::Result<Output>, PodError> {
     // Serializing plain strings, booleans and maps cannot fail.
     let input = serde_json::to_vec(req).map_err(|e| PodError::Protocol(e.to_string()))?;
-    let spawn_error = |source| PodError::Spawn { shim: shim.to_path_buf(), source };
-    let mut child = Command::new(shim).arg0("skiff-shim").arg("pin").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(spawn_error)?;
     let pid = child.id() as i32;
     let (tx, rx) = mpsc::channel();
     // The wait runs on a thread so that a stuck helper can be killed.
@@ -62,7 +79,7 @@ fn run(shim: &Path, req: &PinRequest) -> Result<Output, PodError> {
         let _ = tx.send(child.wait_with_output());
     });
     match rx.recv_timeout(PIN_TIMEOUT) {
-        Ok(result) => result.map_err(spawn_error),
+        Ok(result) => Ok(result),
         Err(_) => {
             // Not reaped yet (the thread still waits for it), so the pid is still the helper's.
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);

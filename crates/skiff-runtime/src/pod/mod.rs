@@ -34,6 +34,7 @@
 mod client;
 mod error;
 mod procfs;
+mod spare;
 mod sysctl;
 mod unpin;
 mod validate;
@@ -49,6 +50,7 @@ use serde::{Deserialize, Serialize};
 pub use client::{pin, PIN_TIMEOUT};
 pub use error::PodError;
 pub use procfs::start_time;
+pub use spare::PinHelpers;
 pub use sysctl::{Sysctl, SysctlNamespace};
 pub use unpin::unpin;
 pub use validate::validate;

@@ -7,6 +7,7 @@
 
 mod holder;
 mod pin;
+mod spare;
 
 use std::fs::File;
 use std::io;
