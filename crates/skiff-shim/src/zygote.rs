@@ -168,6 +168,12 @@ impl Zygote {
 /// `skiff-shim zygote`: serves calls on fd 3 until the shim closes its end.
 pub fn main() -> ! {
     let _ = nix::sys::prctl::set_name(c"skiff-zygote");
+    // A container's init and its exec'd processes inherit this process's signal dispositions
+    // through libcontainer's exec, and Rust's start-up ignores SIGPIPE: they would start with it
+    // ignored, where runc's and containerd's start with the default (`yes | head` would never
+    // end). A reply to a shim that is gone then ends this helper by SIGPIPE instead of exit(1).
+    // SAFETY: SIG_DFL installs no handler; nothing here relies on SIGPIPE being ignored.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     // SAFETY: the shim put our end of the socket pair on this fd before exec.
     serve(unsafe { OwnedFd::from_raw_fd(HELPER_FD) })
 }
