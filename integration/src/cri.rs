@@ -153,6 +153,18 @@ pub async fn exec(rt: &mut RuntimeClient, id: &str, cmd: &[&str]) -> Result<(i32
     Ok((a.exit_code, String::from_utf8_lossy(&a.stdout).into_owned(), String::from_utf8_lossy(&a.stderr).into_owned()))
 }
 
+/// Whether `path` is gone within `within`: what a removal leaves is swept after it answered.
+pub async fn path_goes(path: &std::path::Path, within: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while path.exists() {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    true
+}
+
 /// StopPodSandbox then RemovePodSandbox.
 pub async fn remove_pod(rt: &mut RuntimeClient, pod_id: &str) -> Result<()> {
     rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod_id.to_string() }).await?;

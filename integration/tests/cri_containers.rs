@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use skiff_integration::cri::{cri, image_spec, import_image, pod_config, runtime, shutdown_clean, Harness, SkiffCli};
+use skiff_integration::cri::{cri, image_spec, import_image, path_goes, pod_config, runtime, shutdown_clean, Harness, SkiffCli};
 use skiff_integration::mounts_left_under;
 use skiff_testimage::ImageSpec;
 use tonic::Code;
@@ -62,17 +62,6 @@ async fn process_ends(pid: &str) -> bool {
             Ok(text) if text.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')) => return true,
             Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
-    }
-    false
-}
-
-/// Whether `path` is gone within 10 s.
-async fn path_goes(path: &std::path::Path) -> bool {
-    for _ in 0..200 {
-        if !path.exists() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
 }
@@ -181,7 +170,7 @@ fn containers_run_in_their_pod_and_go_with_it() {
         assert!(list(cri::ContainerFilter::default()).await.is_empty());
         // Both after the removals answered, when their sweep has the runtime delete them.
         assert!(process_ends(&shim_pid).await, "the pod's shim exits with its last container");
-        assert!(path_goes(&group).await, "the group's dir goes with its last container");
+        assert!(path_goes(&group, Duration::from_secs(10)).await, "the group's dir goes with its last container");
     });
     assert_eq!(h.skiff(&["ps", "-aq"]).ok(), "");
     let left = mounts_left_under(h.root());

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use skiff_integration::cri::{container_config, cri, image_spec, pod_config, runtime, shutdown_clean, start_with_busybox, Harness, SkiffCli};
+use skiff_integration::cri::{container_config, cri, exec, image_spec, pod_config, remove_pod, run_container, run_pod, runtime, shutdown_clean, start_with_busybox, Harness, SkiffCli};
 use tonic::Code;
 
 const IMAGE: &str = "localhost/cri-exec/busybox:1";
@@ -152,21 +152,18 @@ fn a_containers_processes_start_with_sigpipe_at_its_default() {
     runtime().block_on(async {
         let mut rt = h.cri().await.expect("connect").runtime;
         let pod = pod_config("signals");
-        let pod_id = rt.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pod.clone()), runtime_handler: String::new() }).await.expect("pod").into_inner().pod_sandbox_id;
-        let create = cri::CreateContainerRequest { pod_sandbox_id: pod_id.clone(), config: Some(sleeper("app")), sandbox_config: Some(pod.clone()) };
-        let app = rt.create_container(create).await.expect("create").into_inner().container_id;
-        rt.start_container(cri::StartContainerRequest { container_id: app.clone() }).await.expect("start");
+        let pod_id = run_pod(&mut rt, &pod).await.expect("pod");
+        let app = run_container(&mut rt, &pod_id, &pod, sleeper("app")).await.expect("container");
         let sigpipe = 1u64 << (libc::SIGPIPE - 1);
         // The container's init (sleep, exec'd by libcontainer) and an exec'd process (cat).
-        let init = rt.exec_sync(cri::ExecSyncRequest { container_id: app.clone(), cmd: vec!["cat".into(), "/proc/1/status".into()], timeout: 10 }).await.expect("init's status").into_inner();
-        assert_eq!(ignored_signals(&String::from_utf8_lossy(&init.stdout)) & sigpipe, 0, "the init ignores SIGPIPE");
-        let exec = rt.exec_sync(cri::ExecSyncRequest { container_id: app.clone(), cmd: vec!["cat".into(), "/proc/self/status".into()], timeout: 10 }).await.expect("an exec's status").into_inner();
-        assert_eq!(ignored_signals(&String::from_utf8_lossy(&exec.stdout)) & sigpipe, 0, "an exec'd process ignores SIGPIPE");
+        let (_, init, _) = exec(&mut rt, &app, &["cat", "/proc/1/status"]).await.expect("init's status");
+        assert_eq!(ignored_signals(&init) & sigpipe, 0, "the init ignores SIGPIPE");
+        let (_, own, _) = exec(&mut rt, &app, &["cat", "/proc/self/status"]).await.expect("an exec's status");
+        assert_eq!(ignored_signals(&own) & sigpipe, 0, "an exec'd process ignores SIGPIPE");
         // What that means for a pipeline: the writer ends when its reader does.
-        let piped = rt.exec_sync(cri::ExecSyncRequest { container_id: app.clone(), cmd: vec!["sh".into(), "-c".into(), "yes | head -n 1".into()], timeout: 10 }).await.expect("yes | head").into_inner();
-        assert_eq!((piped.exit_code, String::from_utf8_lossy(&piped.stdout).trim()), (0, "y"));
-        rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod_id.clone() }).await.expect("stop pod");
-        rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod_id }).await.expect("remove pod");
+        let (code, out, _) = exec(&mut rt, &app, &["sh", "-c", "yes | head -n 1"]).await.expect("yes | head");
+        assert_eq!((code, out.trim()), (0, "y"));
+        remove_pod(&mut rt, &pod_id).await.expect("remove pod");
     });
     shutdown_clean(h);
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use skiff_integration::cri::{container_config, container_status, cri, exec, pod_config, remove_pod, run_container, run_pod, runtime, shutdown_clean, start_with_busybox, Harness};
+use skiff_integration::cri::{container_config, container_status, cri, exec, path_goes, pod_config, remove_pod, run_container, run_pod, runtime, shutdown_clean, start_with_busybox, Harness};
 use skiff_integration::mounts_left_under;
 
 const IMAGE: &str = "localhost/cri/supervised:1";
@@ -89,14 +89,7 @@ fn a_pods_containers_share_one_shim_that_outlives_a_killed_skiffd() {
         let left = shims_settle(h.root(), 1).await;
         assert_eq!(left.len(), 1, "the pod's shim ended with its last container: {left:?}");
         // Its dir goes when the removal's sweep (after the answer) finds it idle.
-        let group = h.root().join("supervisors").join(&pod);
-        for _ in 0..100 {
-            if !group.exists() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(!group.exists(), "and its group dir went");
+        assert!(path_goes(&h.root().join("supervisors").join(&pod), Duration::from_secs(5)).await, "and its group dir went");
         remove_pod(&mut c, &other_pod).await.expect("remove the other pod");
         assert!(shims_settle(h.root(), 0).await.is_empty(), "no shim left");
     });

@@ -27,7 +27,7 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    const ALL: Capabilities = Capabilities { pull: true, resolve: true, push: true };
+    pub(crate) const ALL: Capabilities = Capabilities { pull: true, resolve: true, push: true };
 }
 
 /// One place to send requests for a registry host.

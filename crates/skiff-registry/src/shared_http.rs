@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn a_missing_ca_file_is_named() {
-        let ep = Endpoint { base: "https://r.example".into(), capabilities: crate::hosts::Capabilities { pull: true, resolve: true, push: true }, skip_verify: false, ca: vec![PathBuf::from("/nonexistent/ca.pem")], headers: Vec::new(), mirror: false };
+        let ep = Endpoint { base: "https://r.example".into(), capabilities: crate::hosts::Capabilities::ALL, skip_verify: false, ca: vec![PathBuf::from("/nonexistent/ca.pem")], headers: Vec::new(), mirror: false };
         let target = Target { host: "r.example".into(), repository: "a".into(), object: String::new() };
         let err = client_for(&ep, &target).expect_err("missing CA file");
         assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");

@@ -112,13 +112,14 @@ impl CriRuntime {
         record.network_attached = !record.modes().host_network;
         // A request the pin helper would refuse (a sysctl that is not namespaced, say) is refused
         // before anything is made; the helper checks it again.
-        skiff_runtime::pod::validate(&self.pin_request(&record).0).map_err(skiff_runtime::RuntimeError::from)?;
+        let (pin, pod_hostname) = self.pin_request(&record);
+        skiff_runtime::pod::validate(&pin).map_err(skiff_runtime::RuntimeError::from)?;
         self.sandboxes.put(&record, true)?;
         watch.lap("persist creating");
         let runtime = self.clone();
         blocking("running a pod sandbox", move || {
             let mut record = record;
-            match runtime.make(&mut record, &mut watch) {
+            match runtime.make(&mut record, &pin, &pod_hostname, &mut watch) {
                 Ok(()) => {
                     runtime.timings.record(&record.id, "run", watch);
                     runtime.cri_events.sandbox(cri::ContainerEventType::ContainerStartedEvent, super::status::status_of(&record));
@@ -139,21 +140,20 @@ impl CriRuntime {
     /// Pins the namespaces and attaches the network, recording each step; meanwhile the pod's
     /// supervisor starts on a thread of its own, ready for its first container's start, and is
     /// waited for before this answers (so that an undo finds it).
-    fn make(&self, record: &mut SandboxRecord, watch: &mut Stopwatch) -> Result<()> {
+    fn make(&self, record: &mut SandboxRecord, pin: &PinRequest, pod_hostname: &str, watch: &mut Stopwatch) -> Result<()> {
         let manager = self.parts.manager.clone();
         let id = record.id.clone();
         std::thread::scope(|s| {
             s.spawn(move || manager.prepare_pod_supervisor(&id));
-            self.make_parts(record, watch)
+            self.make_parts(record, pin, pod_hostname, watch)
         })
     }
 
-    fn make_parts(&self, record: &mut SandboxRecord, watch: &mut Stopwatch) -> Result<()> {
+    fn make_parts(&self, record: &mut SandboxRecord, pin: &PinRequest, pod_hostname: &str, watch: &mut Stopwatch) -> Result<()> {
         let started = std::time::Instant::now();
         watch.lap("to the blocking pool");
         let modes = record.modes();
-        let (pin, pod_hostname) = self.pin_request(record);
-        let pinned = self.pins.pin(&pin)?;
+        let pinned = self.pins.pin(pin)?;
         let pinned_at = started.elapsed();
         watch.lap("pin namespaces");
         record.pinned = Some(pinned.clone());
@@ -161,7 +161,7 @@ impl CriRuntime {
         watch.lap("persist pinned");
         let files = super::files::make_pod_files(&super::files::PodFilesRequest {
             dir: &record.dir,
-            hostname: &pod_hostname,
+            hostname: pod_hostname,
             dns: record.config.dns_config.as_ref(),
             host_network: modes.host_network,
             host_ipc: modes.host_ipc,

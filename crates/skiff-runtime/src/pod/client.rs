@@ -40,7 +40,7 @@ pub(super) fn spawn(shim: &Path) -> Result<Child, PodError> {
 
 /// Has `helper` (from [`spawn`], run from `shim`) pin the checked request `req`.
 pub(super) fn pin_with(helper: Child, shim: &Path, req: &PinRequest) -> Result<Pinned, RuntimeError> {
-    let output = run(helper, req)?.map_err(|source| PodError::Spawn { shim: shim.to_path_buf(), source })?;
+    let output = run(helper, shim, req)?;
     if !output.status.success() {
         let kind = match output.status.code() {
             Some(EXIT_INVALID) => ErrorKind::InvalidArgument,
@@ -63,9 +63,9 @@ pub(super) fn pin_with(helper: Child, shim: &Path, req: &PinRequest) -> Result<P
     answer(req, &output.stdout).map_err(RuntimeError::from)
 }
 
-/// Writes the request to the helper and waits for it, killing it after [`PIN_TIMEOUT`]; the
-/// inner error is the wait's.
-fn run(mut child: Child, req: &PinRequest) -> Result<std::io::Result<Output>, PodError> {
+/// Writes the request to the helper (run from `shim`) and waits for it, killing it after
+/// [`PIN_TIMEOUT`].
+fn run(mut child: Child, shim: &Path, req: &PinRequest) -> Result<Output, PodError> {
     // Serializing plain strings, booleans and maps cannot fail.
     let input = serde_json::to_vec(req).map_err(|e| PodError::Protocol(e.to_string()))?;
     let pid = child.id() as i32;
@@ -79,7 +79,7 @@ fn run(mut child: Child, req: &PinRequest) -> Result<std::io::Result<Output>, Po
         let _ = tx.send(child.wait_with_output());
     });
     match rx.recv_timeout(PIN_TIMEOUT) {
-        Ok(result) => Ok(result),
+        Ok(result) => result.map_err(|source| PodError::Spawn { shim: shim.to_path_buf(), source }),
         Err(_) => {
             // Not reaped yet (the thread still waits for it), so the pid is still the helper's.
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
