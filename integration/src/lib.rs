@@ -9,6 +9,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+/// Device, inode and change time of the file at `path`, if there is one: an inode number can be
+/// reused at once, its change time with it hardly.
+fn socket_identity(path: &Path) -> Option<(u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))
+}
+
 pub mod bench;
 pub mod cri;
 pub mod faults;
@@ -132,6 +139,9 @@ impl Skiff {
         if let Some(c) = &self.config {
             cmd.arg("--config").arg(c);
         }
+        // The socket a killed daemon left can answer for a moment (a child it was forking holds it
+        // until its exec): ready means the path is a new socket that answers.
+        let before = socket_identity(&self.socket);
         let child = cmd
             .arg("--root")
             .arg(&self.root)
@@ -144,13 +154,14 @@ impl Skiff {
             .spawn()
             .context("spawn skiffd")?;
         self.child = Some(child);
-        self.wait_ready()
+        self.wait_ready(before)
     }
 
-    fn wait_ready(&mut self) -> Result<()> {
+    fn wait_ready(&mut self, before: Option<(u64, u64, i64, i64)>) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+            let new = socket_identity(&self.socket).is_some_and(|now| Some(now) != before);
+            if new && std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
                 return Ok(());
             }
             if let Some(child) = self.child.as_mut() {

@@ -11,6 +11,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use tokio::net::UnixListener;
 
+/// How long a held lock or an answering socket is asked again before the path is called taken.
+const TAKEN_GRACE: std::time::Duration = std::time::Duration::from_millis(1000);
+
+/// Another holds the lock or answers on the socket; the message says which.
+struct Taken(String);
+
 /// The bound socket and the lock that makes it this daemon's.
 pub struct ApiSocket {
     path: PathBuf,
@@ -45,26 +51,52 @@ impl ApiSocket {
         }
         let lock_file = lock_path(path);
         let lock = File::options().create(true).truncate(false).write(true).open(&lock_file).with_context(|| format!("open {}", lock_file.display()))?;
-        if let Err(e) = try_lock(&lock) {
-            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                bail!("socket {} is in use by another skiffd (it holds {}); give this one another --socket", path.display(), lock_file.display());
+        // A daemon killed a moment ago can leave its lock and socket held for a few ms by a child
+        // it was forking (the fds go at the child's exec): both are asked again for a while before
+        // the path is called taken.
+        let started = std::time::Instant::now();
+        let mut held = None;
+        loop {
+            match Self::take(path, &lock, &lock_file) {
+                Err(Taken(why)) if started.elapsed() < TAKEN_GRACE => {
+                    held = Some(why);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(Taken(why)) => bail!(why),
+                Ok(result) => {
+                    result?;
+                    break;
+                }
             }
-            return Err(e).with_context(|| format!("lock {}", lock_file.display()));
         }
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if !meta.file_type().is_socket() => bail!("{} exists and is not a socket; not replacing it", path.display()),
-            Ok(_) if std::os::unix::net::UnixStream::connect(path).is_ok() => {
-                bail!("socket {} answers: another daemon serves it; give this one another --socket", path.display())
-            }
-            // Ours to take: the lock is held and nothing answers (a daemon that is gone).
-            Ok(_) => std::fs::remove_file(path).with_context(|| format!("remove stale socket {}", path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("stat {}", path.display())),
+        if let Some(why) = held {
+            tracing::info!(socket = %path.display(), waited = ?started.elapsed(), was = %why, "the socket was held for a moment (by a gone daemon's child); taken now");
         }
         let listener = UnixListener::bind(path).with_context(|| format!("bind {}", path.display()))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).with_context(|| format!("chmod {}", path.display()))?;
         let meta = std::fs::metadata(path).with_context(|| format!("stat {}", path.display()))?;
         Ok((listener, ApiSocket { path: path.to_path_buf(), identity: (meta.dev(), meta.ino()), _lock: lock }))
+    }
+
+    /// One try at the lock and the path: `Err(Taken)` while another holds either, else the
+    /// outcome of clearing the path for the bind.
+    fn take(path: &Path, lock: &File, lock_file: &Path) -> std::result::Result<Result<()>, Taken> {
+        if let Err(e) = try_lock(lock) {
+            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                return Err(Taken(format!("socket {} is in use by another skiffd (it holds {}); give this one another --socket", path.display(), lock_file.display())));
+            }
+            return Ok(Err(e).with_context(|| format!("lock {}", lock_file.display())));
+        }
+        Ok(match std::fs::symlink_metadata(path) {
+            Ok(meta) if !meta.file_type().is_socket() => Err(anyhow::anyhow!("{} exists and is not a socket; not replacing it", path.display())),
+            Ok(_) if std::os::unix::net::UnixStream::connect(path).is_ok() => {
+                return Err(Taken(format!("socket {} answers: another daemon serves it; give this one another --socket", path.display())));
+            }
+            // Ours to take: the lock is held and nothing answers (a daemon that is gone).
+            Ok(_) => std::fs::remove_file(path).with_context(|| format!("remove stale socket {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("stat {}", path.display())),
+        })
     }
 
     /// Removes the socket path if it is still the socket bound here.
