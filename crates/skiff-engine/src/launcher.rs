@@ -28,6 +28,9 @@ pub trait Launcher: Send + Sync {
     fn release(&self, group: &Path);
 }
 
+/// How many fresh copies of the shim are sealed before a busy refusal is the answer.
+const SEAL_ATTEMPTS: u32 = 5;
+
 /// skiff-shim, copied once into a sealed memfd: every shim runs from it, so replacing the binary
 /// on disk (or a container writing to it) cannot change a running supervisor.
 pub struct SealedShim {
@@ -45,12 +48,20 @@ impl SealedShim {
         } else {
             PathBuf::from(path)
         };
-        let mut source = File::open(&path).map_err(EngineError::io(format!("opening the shim binary {}", path.display())))?;
-        let binary = pentacle::SealOptions::new()
-            .executable(true)
-            .close_on_exec(true)
-            .copy_and_seal(&mut source)
-            .map_err(EngineError::io(format!("sealing {}", path.display())))?;
+        // The write seal is refused (EBUSY) while the kernel still holds extra references to the
+        // fresh copy's pages; it waits only ~150 ms for them, which a loaded host can outlast.
+        // A new copy is made and sealed again.
+        let mut attempt = 0;
+        let binary = loop {
+            attempt += 1;
+            let mut source = File::open(&path).map_err(EngineError::io(format!("opening the shim binary {}", path.display())))?;
+            match pentacle::SealOptions::new().executable(true).close_on_exec(true).copy_and_seal(&mut source) {
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < SEAL_ATTEMPTS => {
+                    tracing::warn!(shim = %path.display(), attempt, "sealing the shim's copy was refused (busy pages); copying again");
+                }
+                sealed => break sealed.map_err(EngineError::io(format!("sealing {}", path.display())))?,
+            }
+        };
         Ok(SealedShim { binary, groups: Mutex::new(HashMap::new()) })
     }
 
