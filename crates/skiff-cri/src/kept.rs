@@ -59,8 +59,12 @@ impl<T: Keyed> Kept<T> {
         Ok(())
     }
 
-    pub fn delete(&self, id: &str) -> Result<()> {
+    /// Removes the record; `durable` waits until that is on disk.
+    pub fn delete(&self, id: &str, durable: bool) -> Result<()> {
         self.tree.remove(Self::key(id)).map_err(db_error)?;
+        if durable {
+            self.tree.flush().map_err(db_error)?;
+        }
         self.by_id.write().unwrap_or_else(|p| p.into_inner()).remove(id);
         Ok(())
     }

@@ -75,7 +75,9 @@ impl CriRuntime {
                 other?;
             }
         }
-        self.containers.delete(id)?;
+        // Not flushed: the engine's removal just was, and a crash before this reaches the disk
+        // leaves a record without its engine container, which `recover` drops.
+        self.containers.delete(id, false)?;
         self.timings.forget(id);
         tracing::info!(container = %id, "cri container removed");
         Ok(())

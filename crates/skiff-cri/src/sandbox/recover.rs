@@ -1,4 +1,4 @@
-//! At start: sandboxes a crash cut short in RunPodSandbox are undone; ready ones whose namespaces
+//! At start: CRI container records whose engine container is gone are dropped; sandboxes a crash cut short in RunPodSandbox are undone; ready ones whose namespaces
 //! are gone (the host rebooted, someone unmounted them) are marked not ready, so the kubelet
 //! makes the pod again instead of starting containers into nothing.
 
@@ -9,6 +9,14 @@ use crate::runtime::CriRuntime;
 impl CriRuntime {
     pub(crate) fn recover(&self) -> Result<()> {
         crate::container::clear_exec_leftovers(&self.parts.root);
+        // A RemoveContainer cut short after the engine's removal (durable) but before its own
+        // record's (not flushed) leaves that record: nothing would list it, but it holds the name.
+        for container in self.containers.list() {
+            if self.parts.manager.records().get(&container.id)?.is_none() {
+                tracing::warn!(container = %container.id, name = %container.metadata.name, "cri container record without its engine container; dropped");
+                self.containers.delete(&container.id, false)?;
+            }
+        }
         for record in self.sandboxes.list() {
             match record.state {
                 SandboxState::Creating => {

@@ -95,7 +95,8 @@ impl CriRuntime {
             }
             _ => {}
         }
-        self.sandboxes.delete(&record.id)?;
+        // Durable before the answer: a removed pod must not come back, not ready, after a crash.
+        self.sandboxes.delete(&record.id, true)?;
         self.timings.forget(&record.id);
         if !best_effort {
             self.cri_events.sandbox(k8s_cri::v1::ContainerEventType::ContainerDeletedEvent, super::status::status_of(record));

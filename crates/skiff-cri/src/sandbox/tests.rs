@@ -170,3 +170,29 @@ async fn bad_requests_are_refused_before_anything_is_made() {
     assert!(err.to_string().contains("kata"), "{err}");
     assert!(runtime.sandboxes.list().is_empty() && fake.calls().is_empty());
 }
+
+#[tokio::test]
+async fn a_cri_container_record_without_its_engine_container_is_dropped_at_start() {
+    let (runtime, _fake, _dir) = fixture();
+    let id = run(&runtime, config("cut")).await.expect("run");
+    // What a RemoveContainer cut short between the engine's durable removal and its own leaves.
+    let orphan = crate::container::CriContainer {
+        id: "c".repeat(64),
+        sandbox_id: id.clone(),
+        metadata: cri::ContainerMetadata { name: "app".into(), attempt: 0 },
+        image: cri::ImageSpec { image: "busybox".into(), ..Default::default() },
+        image_ref: "sha256:".to_string() + &"0".repeat(64),
+        labels: HashMap::new(),
+        annotations: HashMap::new(),
+        mounts: Vec::new(),
+        log_path: String::new(),
+        created_at: 1,
+        resources: None,
+    };
+    runtime.containers.put(&orphan, false).expect("put");
+    runtime.recover().expect("recover");
+    assert!(runtime.containers.get(&orphan.id).is_none(), "the orphan record was dropped");
+    assert_eq!(status(&runtime, &id).state, cri::PodSandboxState::SandboxReady as i32, "its pod is untouched");
+    runtime.stop_pod_sandbox(&id).await.expect("stop");
+    runtime.remove_pod_sandbox(&id).await.expect("remove");
+}

@@ -150,11 +150,12 @@ impl Manager {
     /// Removes what a create (and a start) made, in reverse order, then the record; best effort,
     /// logged.
     pub(super) fn cleanup(&self, record: &ContainerRecord) {
-        if let Err(e) = self.records.remove(record) {
+        // The record goes first, durably: a removal that has answered stays done after a crash.
+        // What is left (the runtime's part too) is swept after the caller is answered, and found
+        // again by `recover` when a crash comes in between.
+        if let Err(e) = self.records.remove(record).and_then(|()| self.records.flush()) {
             tracing::error!(container = %record.id, error = %e, "removing the container record");
         }
-        // The record goes first: what is left (the runtime's part too) is swept after the
-        // caller is answered, and found again by `recover` when a crash comes in between.
         self.sweeper.push(self.leftover(record));
     }
 }

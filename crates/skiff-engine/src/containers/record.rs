@@ -203,8 +203,9 @@ impl Records {
     }
 
     /// Removes the record, then frees its name: at once in memory, on disk with the next
-    /// [`Records::flush`]. The sweeper flushes before it takes away anything the record names,
-    /// so a crash in between leaves the container whole, as if its removal had not come.
+    /// [`Records::flush`] (a removal flushes before it answers; the sweeper flushes again before
+    /// it takes away anything the record names, so a crash never leaves a record whose parts
+    /// are gone).
     pub fn remove(&self, record: &ContainerRecord) -> Result<()> {
         self.forget(&record.id)?;
         self.release_name(&record.name, &record.id);

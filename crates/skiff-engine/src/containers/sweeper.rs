@@ -140,8 +140,8 @@ impl Sweeper {
 
     fn sweep(&self, leftover: &Leftover) {
         let id = &leftover.id;
-        // The removal is made durable first (one flush for every removal so far): a record that
-        // a crash brings back finds its container whole. Without it, nothing is taken away.
+        // The removal flushed before it answered; a failed flush there is tried again here, as
+        // nothing the record names may go while a crash could bring the record back.
         if let Err(e) = self.records.flush() {
             tracing::warn!(container = %id, error = %e, "flushing the removed record; its leftovers are kept until the next start");
             return;
