@@ -15,12 +15,24 @@ use crate::error::{CriError, Result};
 /// Hex digits an id prefix needs, so that a short name is not read as an id.
 const MIN_ID_PREFIX: usize = 4;
 
+/// Every image, grouped as [`FactsCache::all`] groups them.
+pub type Grouped = Vec<(Arc<Facts>, Vec<ImageRecord>)>;
+
 pub fn find_image(store: &Store, cache: &FactsCache, default: &Platform, reference: &str) -> Result<Option<(Arc<Facts>, Vec<ImageRecord>)>> {
+    check_reference(reference)?;
+    find_in(store, &cache.all(store, default)?, reference)
+}
+
+/// Refuses an empty or unprintable reference.
+pub fn check_reference(reference: &str) -> Result<()> {
     if reference.is_empty() {
         return Err(CriError::InvalidArgument("image is empty: name an image by reference, id or digest".into()));
     }
-    crate::error::text("image", reference)?;
-    let all = cache.all(store, default)?;
+    crate::error::text("image", reference)
+}
+
+/// [`find_image`] among images already grouped.
+pub fn find_in(store: &Store, all: &Grouped, reference: &str) -> Result<Option<(Arc<Facts>, Vec<ImageRecord>)>> {
     let of_record = |record: &ImageRecord| all.iter().find(|(_, records)| records.iter().any(|r| r.name == record.name)).cloned();
     // A name, a target digest or a prefix of one: Skiff's own lookup.
     if let Some(record) = find(store, reference)?.first() {

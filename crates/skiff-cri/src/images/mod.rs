@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status};
 
 use crate::blocking::blocking;
 use crate::error::CriError;
-use lookup::find_image;
+use lookup::{check_reference, find_image, find_in, Grouped};
 use model::{cri_image, FactsCache};
 
 /// What the image service is made of; skiffd builds it from its config.
@@ -84,21 +84,38 @@ fn spec_image(spec: Option<&cri::ImageSpec>) -> Result<&cri::ImageSpec, CriError
 impl ImageService for CriImages {
     async fn list_images(&self, req: Request<cri::ListImagesRequest>) -> Result<Response<cri::ListImagesResponse>, Status> {
         let wanted = req.into_inner().filter.and_then(|f| f.image).map(|i| i.image).filter(|i| !i.is_empty());
-        let (parts, facts) = (self.parts.clone(), self.facts.clone());
-        let images = blocking("listing images", move || {
-            let found = match wanted {
-                Some(reference) => find_image(&parts.store, &facts, &parts.platform, &reference)?.into_iter().collect(),
-                None => facts.all(&parts.store, &parts.platform)?,
+        let listed = move |store: &skiff_store::Store, all: Grouped| -> Result<Vec<cri::Image>, CriError> {
+            let found = match &wanted {
+                Some(reference) => {
+                    check_reference(reference)?;
+                    find_in(store, &all, reference)?.into_iter().collect()
+                }
+                None => all,
             };
             Ok(found.iter().map(|(f, records)| cri_image(f, records)).collect())
-        })
-        .await?;
+        };
+        let images = match self.facts.all_known(&self.parts.store, &self.parts.platform)? {
+            Some(all) => listed(&self.parts.store, all)?,
+            None => {
+                let (parts, facts) = (self.parts.clone(), self.facts.clone());
+                blocking("listing images", move || listed(&parts.store, facts.all(&parts.store, &parts.platform)?)).await?
+            }
+        };
         Ok(Response::new(cri::ListImagesResponse { images }))
     }
 
     async fn image_status(&self, req: Request<cri::ImageStatusRequest>) -> Result<Response<cri::ImageStatusResponse>, Status> {
         let req = req.into_inner();
         let reference = spec_image(req.image.as_ref())?.image.clone();
+        check_reference(&reference)?;
+        // The kubelet asks before every container start: when nothing must be read from content
+        // (the facts are known, no verbose manifest and config), it is answered here.
+        if !req.verbose {
+            if let Some(all) = self.facts.all_known(&self.parts.store, &self.parts.platform)? {
+                let found = find_in(&self.parts.store, &all, &reference)?;
+                return Ok(Response::new(cri::ImageStatusResponse { image: found.map(|(f, records)| cri_image(&f, &records)), info: Default::default() }));
+            }
+        }
         let (parts, facts) = (self.parts.clone(), self.facts.clone());
         let answer = blocking("reading an image's status", move || {
             let Some((f, records)) = find_image(&parts.store, &facts, &parts.platform, &reference)? else {

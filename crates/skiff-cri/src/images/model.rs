@@ -64,6 +64,12 @@ impl FactsCache {
         Ok(facts)
     }
 
+    /// The facts of `record` when they are known already: no content is read.
+    fn known(&self, record: &ImageRecord, default: &Platform) -> Option<Arc<Facts>> {
+        let platform = platform_to_show(record, "", default).ok()?;
+        self.known.lock().unwrap_or_else(|p| p.into_inner()).get(&(record.target.digest.to_string(), platform.to_string())).cloned()
+    }
+
     /// Every stored image, its records grouped under its id (sorted by id). A record whose content
     /// cannot be read is left out with a warning: one damaged image must not hide the others.
     pub fn all(&self, store: &Store, default: &Platform) -> Result<Vec<(Arc<Facts>, Vec<ImageRecord>)>> {
@@ -75,6 +81,18 @@ impl FactsCache {
             }
         }
         Ok(by_id.into_values().collect())
+    }
+
+    /// [`FactsCache::all`] when every record's facts are known, so that no content file is read
+    /// (the records are in the store's memory): the kubelet's status and list calls are answered
+    /// without a blocking thread. None when one would have to be read.
+    pub fn all_known(&self, store: &Store, default: &Platform) -> Result<Option<Vec<(Arc<Facts>, Vec<ImageRecord>)>>> {
+        let mut by_id: BTreeMap<String, (Arc<Facts>, Vec<ImageRecord>)> = BTreeMap::new();
+        for record in store.images().list()? {
+            let Some(facts) = self.known(&record, default) else { return Ok(None) };
+            by_id.entry(facts.id.clone()).or_insert_with(|| (facts, Vec::new())).1.push(record);
+        }
+        Ok(Some(by_id.into_values().collect()))
     }
 }
 
