@@ -260,7 +260,9 @@ impl CriRuntime {
             ..Default::default()
         };
         let cgroup_parent = sandbox.config.linux.as_ref().map(|l| l.cgroup_parent.clone()).filter(|p| !p.is_empty());
+        let id = skiff_engine::containers::random_id()?;
         let spec = CreateSpec {
+            id: Some(id.clone()),
             image: image_name,
             name,
             run,
@@ -276,11 +278,8 @@ impl CriRuntime {
             stdin_once: config.stdin_once,
             ..Default::default()
         };
-        watch.lap("image lookup and request");
-        let record = self.parts.manager.create(spec)?;
-        watch.lap("engine create (rootfs, spec, record)");
         let meta = CriContainer {
-            id: record.id.clone(),
+            id,
             sandbox_id: sandbox.id.clone(),
             metadata: config.metadata.clone().unwrap_or_default(),
             image: image_spec,
@@ -292,11 +291,23 @@ impl CriRuntime {
             created_at: crate::now_ns(),
             resources: Some(res.clone()),
         };
-        if let Err(e) = self.containers.put(&meta, true) {
-            let _ = self.parts.manager.delete(&record.id, true);
-            return Err(e);
-        }
-        watch.lap("persist");
+        watch.lap("image lookup and request");
+        // The CRI's record is written first, not flushed: the engine's create flushes once, with
+        // its `created` record, and that covers both. A crash before leaves this record without
+        // an engine container, which `recover` drops; until the engine's record exists, nothing
+        // lists it.
+        self.containers.put(&meta, false)?;
+        watch.lap("record");
+        let record = match self.parts.manager.create(spec) {
+            Ok(record) => record,
+            Err(e) => {
+                if let Err(forget) = self.containers.delete(&meta.id, false) {
+                    tracing::warn!(container = %meta.id, error = %forget, "forgetting the record of a failed create");
+                }
+                return Err(e.into());
+            }
+        };
+        watch.lap("engine create (rootfs, spec, record, flush)");
         self.cri_events.created(&record.id, &sandbox.id);
         tracing::info!(container = %record.id, sandbox = %sandbox.id, name = %record.name, "cri container created");
         Ok(record.id)

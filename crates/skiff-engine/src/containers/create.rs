@@ -53,7 +53,18 @@ impl Manager {
         // Lazily unpack: a --no-unpack import or pull is unpacked by its first container.
         self.unpacker.unpack(&self.store, &resolved).map_err(|e| EngineError::Unpack { image: image.name.clone(), source: e })?;
 
-        let id = ids::random_id()?;
+        let id = match &req.id {
+            Some(id) => {
+                if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                    return Err(EngineError::InvalidArgument(format!("container id {id:?} must be 64 lowercase hex digits")));
+                }
+                if self.records.get(id)?.is_some() {
+                    return Err(EngineError::InvalidArgument(format!("container id {id} is taken")));
+                }
+                id.clone()
+            }
+            None => ids::random_id()?,
+        };
         let name = if req.name.is_empty() { ids::default_name(&image.name, &id) } else { req.name.clone() };
         let record = ContainerRecord {
             id: id.clone(),
@@ -103,9 +114,11 @@ impl Manager {
             std::fs::create_dir_all(dir).map_err(EngineError::io(format!("creating {}", dir.display())))?;
         }
         std::fs::create_dir_all(&rootfs).map_err(EngineError::io(format!("creating {}", rootfs.display())))?;
+        let dirs_made = started.elapsed();
         let parent = chain_ids(resolved.config.rootfs().diff_ids()).pop();
         let labels = BTreeMap::from([("io.skiff.container".to_string(), record.id.clone())]);
         let mounts = self.unpacker.snapshotter().prepare(&record.snapshot_key, parent.as_deref(), labels)?;
+        let snapshot_ready = started.elapsed();
         mount::mount_all(&mounts, &rootfs)?;
         let rootfs_ready = started.elapsed();
 
@@ -142,7 +155,7 @@ impl Manager {
         self.records.put(&record)?;
         tracing::info!(
             id = %record.id, name = %record.name, image = %record.image, runtime = %record.runtime,
-            ?rootfs_ready, ?spec_ready, total = ?started.elapsed(), "container created"
+            ?dirs_made, ?snapshot_ready, ?rootfs_ready, ?spec_ready, total = ?started.elapsed(), "container created"
         );
         Ok(record)
     }

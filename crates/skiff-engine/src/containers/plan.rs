@@ -17,6 +17,9 @@ use crate::error::Result;
 /// What a create asks for (an API request, decoded).
 #[derive(Clone, Debug, Default)]
 pub struct CreateSpec {
+    /// The caller's id for the container (64 lowercase hex digits), as containerd's CRI picks its
+    /// containers' ids and writes its own record under it first; None: a random one.
+    pub id: Option<String>,
     pub image: String,
     /// `os/arch[/variant]` of the image to run; empty: the daemon's default.
     pub platform: String,

@@ -299,6 +299,13 @@ fn lookups_by_name_prefix_and_id() {
     f.manager.store.db().containers.insert("container/bad", &b"{not json"[..]).expect("insert");
     assert_eq!(r.find("bad").expect_err("corrupt").kind(), ErrorKind::DataLoss);
     assert_eq!(r.list().expect("list").len(), 1);
+    // A caller's id (the CRI picks its own) is taken as given, once, and only in the id's form.
+    let given = "ab".repeat(32);
+    let with_id = |id: &str, name: &str| f.manager.create(CreateSpec { id: Some(id.into()), image: IMAGE.into(), name: name.into(), ..Default::default() });
+    assert_eq!(with_id(&given, "beta").expect("given id").id, given);
+    assert_eq!(with_id(&given, "gamma").expect_err("taken").kind(), ErrorKind::InvalidArgument);
+    assert_eq!(with_id("../x", "delta").expect_err("not an id").kind(), ErrorKind::InvalidArgument);
+    assert!(r.find("gamma").is_err() && r.find("delta").is_err(), "refused ids make nothing");
 }
 
 #[test]
