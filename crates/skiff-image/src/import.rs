@@ -2,25 +2,24 @@
 //!
 //! An import first *plans*: it reads the small JSON documents (indexes, manifests, configs) into
 //! memory, verifying each digest and media type, and collects the layers the chosen platform needs.
-//! Then it ingests under a temporary lease: layers in parallel, then the JSON blobs children first,
-//! each verified by the store as it commits. Last, one transaction writes the image records and
+//! (A pull reads its configs with the layers instead, saving the registry a round trip first.)
+//! Then it ingests under a temporary lease (`ingest.rs`): layers in parallel, then the JSON blobs
+//! children first, each verified by the store as it commits. Last, one transaction writes the image records and
 //! releases the lease. Any error releases the lease and removes the blobs this import added; a crash
 //! leaves the lease for recovery to release. So the store holds the whole image or none of it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
-use skiff_store::{CommitOptions, ContentStore, ImageRecord, LeaseId, Store};
+use skiff_store::{ImageRecord, Store};
 
 use crate::docker;
 use crate::error::{ImageError, Result};
 use crate::media::{Kind, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, OCI_LAYOUT_VERSION};
 use crate::model::{available, index_labels, manifest_labels, parse_config, parse_index, parse_manifest, select, Desc};
 use crate::platform::Platform;
-use crate::progress::{Counting, Progress};
+use crate::progress::Progress;
 use crate::reference::normalize;
 use crate::source::{open_source, Source};
 use crate::record::image_record;
@@ -55,6 +54,10 @@ pub struct ImportOptions {
     pub resumable: bool,
     /// Most layers one manifest may have; checked as soon as the manifest is read.
     pub max_layers: usize,
+    /// Read each manifest's config at the same time as its layers instead of before them: from a
+    /// registry, that saves the config's round trip (pulls do this). A malformed config is then
+    /// found once the layers came.
+    pub configs_beside_layers: bool,
 }
 
 impl Default for ImportOptions {
@@ -68,6 +71,7 @@ impl Default for ImportOptions {
             labels: BTreeMap::new(),
             resumable: false,
             max_layers: DEFAULT_MAX_LAYERS,
+            configs_beside_layers: false,
         }
     }
 }
@@ -82,17 +86,19 @@ pub struct ImportReport {
 }
 
 /// One JSON blob to store, with the GC labels naming its children.
-struct JsonBlob {
-    desc: Desc,
-    bytes: Vec<u8>,
-    labels: BTreeMap<String, String>,
+pub(crate) struct JsonBlob {
+    pub(crate) desc: Desc,
+    /// None: a config read beside the layers, when they are ingested
+    /// ([`ImportOptions::configs_beside_layers`]).
+    pub(crate) bytes: Option<Vec<u8>>,
+    pub(crate) labels: BTreeMap<String, String>,
 }
 
 /// What an import will write: built by planning from a source, then committed.
 #[derive(Default)]
 pub struct Plan {
-    json: Vec<JsonBlob>,
-    layers: Vec<Desc>,
+    pub(crate) json: Vec<JsonBlob>,
+    pub(crate) layers: Vec<Desc>,
     seen: HashSet<String>,
     /// Source paths of blobs not stored at `blobs/<alg>/<hex>` (docker-archive layers).
     pub(crate) paths: HashMap<String, String>,
@@ -103,7 +109,14 @@ pub struct Plan {
 impl Plan {
     pub(crate) fn add_json(&mut self, desc: Desc, bytes: Vec<u8>, labels: BTreeMap<String, String>) {
         if self.seen.insert(desc.digest.to_string()) {
-            self.json.push(JsonBlob { desc, bytes, labels });
+            self.json.push(JsonBlob { desc, bytes: Some(bytes), labels });
+        }
+    }
+
+    /// A config to read when the layers are ingested, beside them.
+    fn add_deferred_config(&mut self, desc: Desc) {
+        if self.seen.insert(desc.digest.to_string()) {
+            self.json.push(JsonBlob { desc, bytes: None, labels: BTreeMap::new() });
         }
     }
 
@@ -115,7 +128,7 @@ impl Plan {
 }
 
 /// Reads a JSON blob from the source and checks its size and digest.
-fn read_verified(src: &dyn Source, desc: &Desc, what: &'static str, limit: u64) -> Result<Vec<u8>> {
+pub(crate) fn read_verified(src: &dyn Source, desc: &Desc, what: &'static str, limit: u64) -> Result<Vec<u8>> {
     if desc.size > limit {
         return Err(ImageError::malformed(what, &desc.digest, format!("{} bytes is over the {limit}-byte limit", desc.size)));
     }
@@ -182,12 +195,16 @@ fn plan_tree(src: &dyn Source, plan: &mut Plan, desc: &Desc, name: &str, opts: &
             let manifest = parse_manifest(&bytes, desc)?;
             // Before the config or any layer is read.
             check_layer_count(&format!("{name} ({})", desc.digest), manifest.layers.len(), opts)?;
-            let config = read_verified(src, &manifest.config, "config", MAX_CONFIG_SIZE)?;
-            parse_config(&config, &manifest.config)?;
+            if opts.configs_beside_layers {
+                plan.add_deferred_config(manifest.config.clone());
+            } else {
+                let config = read_verified(src, &manifest.config, "config", MAX_CONFIG_SIZE)?;
+                parse_config(&config, &manifest.config)?;
+                plan.add_json(manifest.config.clone(), config, BTreeMap::new());
+            }
             for l in &manifest.layers {
                 plan.add_layer(l.clone());
             }
-            plan.add_json(manifest.config.clone(), config, BTreeMap::new());
             plan.add_json(desc.clone(), bytes, manifest_labels(&manifest));
         }
         other => {
@@ -303,7 +320,7 @@ pub fn commit_plan(
     } else {
         store.leases().create(true, None, BTreeMap::from([("io.skiff.operation".into(), "import".into())]))?
     };
-    match ingest_plan(store, src, &plan, &lease.id, opts, progress) {
+    match crate::ingest::ingest_plan(store, src, &plan, &lease.id, opts, progress) {
         Ok(mut report) => {
             let records = match plan.images.iter().map(|(name, target)| image_record(store, name, target, opts)).collect::<Result<Vec<_>>>() {
                 Ok(records) => records,
@@ -326,90 +343,4 @@ pub fn commit_plan(
             Err(e)
         }
     }
-}
-
-fn ingest_plan(
-    store: &Store,
-    src: &dyn Source,
-    plan: &Plan,
-    lease: &LeaseId,
-    opts: &ImportOptions,
-    progress: &dyn Progress,
-) -> Result<ImportReport> {
-    let content = store.content();
-    let total: u64 = plan.layers.iter().map(|l| l.size).sum::<u64>() + plan.json.iter().map(|j| j.desc.size).sum::<u64>();
-    progress.total(total);
-    let report = Mutex::new(ImportReport::default());
-    let next = AtomicUsize::new(0);
-    let first_error: Mutex<Option<ImageError>> = Mutex::new(None);
-    let ingest_layer = |layer: &Desc| -> Result<()> {
-        // One ingest per digest at a time: a concurrent import or pull of the same blob waits for
-        // it, then finds it stored.
-        let _claim = loop {
-            if content.info(&layer.digest).is_ok() {
-                content.lease_existing(&layer.digest, lease)?;
-                progress.advance(layer.size);
-                progress.blob(layer.digest.as_str(), layer.size, true);
-                report.lock().unwrap_or_else(|p| p.into_inner()).blobs_present += 1;
-                return Ok(());
-            }
-            match content.claim(&layer.digest) {
-                Some(claim) => break claim,
-                None => content.wait_for(&layer.digest),
-            }
-        };
-        let missing = || ImageError::MissingBlob { what: "layer", digest: layer.digest.to_string(), source_name: src.name().to_string() };
-        let (reader, size) = match plan.paths.get(layer.digest.as_str()) {
-            Some(path) => src.open(path)?,
-            None => src.open_blob(layer)?,
-        }
-        .ok_or_else(missing)?;
-        if size != layer.size {
-            return Err(skiff_store::StoreError::SizeMismatch { digest: layer.digest.to_string(), expected: layer.size, actual: size }.into());
-        }
-        let mut counted = Counting { blob: Some((layer.digest.as_str(), layer.size)), ..Counting::new(reader, progress) };
-        let commit = CommitOptions { labels: opts.labels.clone(), lease: Some(lease.clone()) };
-        content.ingest(&mut counted, Some(layer.digest.clone()), Some(layer.size), commit)?;
-        progress.blob(layer.digest.as_str(), layer.size, false);
-        let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
-        r.blobs_written += 1;
-        r.bytes_written += layer.size;
-        Ok(())
-    };
-    let workers = opts.parallelism.clamp(1, 16).min(plan.layers.len().max(1));
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                if first_error.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
-                    return;
-                }
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(layer) = plan.layers.get(i) else { return };
-                if let Err(e) = ingest_layer(layer) {
-                    first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
-                    return;
-                }
-            });
-        }
-    });
-    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
-    let mut report = report.into_inner().unwrap_or_else(|p| p.into_inner());
-    for blob in &plan.json {
-        let existed = content.info(&blob.desc.digest).is_ok();
-        let mut labels = opts.labels.clone();
-        labels.extend(blob.labels.clone());
-        let commit = CommitOptions { labels, lease: Some(lease.clone()) };
-        content.ingest(&mut &blob.bytes[..], Some(blob.desc.digest.clone()), Some(blob.desc.size), commit)?;
-        progress.advance(blob.desc.size);
-        progress.blob(blob.desc.digest.as_str(), blob.desc.size, existed);
-        if existed {
-            report.blobs_present += 1;
-        } else {
-            report.blobs_written += 1;
-            report.bytes_written += blob.desc.size;
-        }
-    }
-    Ok(report)
 }

@@ -10,6 +10,7 @@ mod docker;
 mod error;
 pub mod export;
 pub mod import;
+mod ingest;
 pub mod inspect;
 pub mod media;
 pub mod model;

@@ -56,6 +56,7 @@ pub fn pull(
         labels: BTreeMap::from([(format!("{LABEL_DISTRIBUTION_SOURCE}{}", reference.domain), reference.repository.clone())]),
         resumable: true,
         max_layers: opts.max_layers,
+        configs_beside_layers: true,
     };
     let plan = plan_image(&source, &target, reference.to_string(), &import)?;
     commit_plan(store, &source, plan, &import, progress)
