@@ -118,7 +118,8 @@ impl ImageService for CriImages {
         }
         let (parts, facts) = (self.parts.clone(), self.facts.clone());
         let answer = blocking("reading an image's status", move || {
-            let Some((f, records)) = find_image(&parts.store, &facts, &parts.platform, &reference)? else {
+            // The reference was checked above.
+            let Some((f, records)) = find_in(&parts.store, &facts.all(&parts.store, &parts.platform)?, &reference)? else {
                 // Not an error: the kubelet asks to learn whether it must pull.
                 return Ok(cri::ImageStatusResponse::default());
             };

@@ -1,6 +1,7 @@
-//! At start: CRI container records whose engine container is gone are dropped; sandboxes a crash cut short in RunPodSandbox are undone; ready ones whose namespaces
-//! are gone (the host rebooted, someone unmounted them) are marked not ready, so the kubelet
-//! makes the pod again instead of starting containers into nothing.
+//! At start: CRI container records whose engine container is gone are dropped; sandboxes a crash
+//! cut short in RunPodSandbox are undone; ready ones whose namespaces are gone (the host
+//! rebooted, someone unmounted them) are marked not ready, so the kubelet makes the pod again
+//! instead of starting containers into nothing.
 
 use super::record::SandboxState;
 use crate::error::Result;
@@ -9,8 +10,9 @@ use crate::runtime::CriRuntime;
 impl CriRuntime {
     pub(crate) fn recover(&self) -> Result<()> {
         crate::container::clear_exec_leftovers(&self.parts.root);
-        // A RemoveContainer cut short after the engine's removal (durable) but before its own
-        // record's (not flushed) leaves that record: nothing would list it, but it holds the name.
+        // The CRI's container records are not flushed on their own: a CreateContainer cut short
+        // before the engine's record reached the disk, or a RemoveContainer after the engine's
+        // removal did, leaves one naming a container that is not there.
         for container in self.containers.list() {
             if self.parts.manager.records().get(&container.id)?.is_none() {
                 tracing::warn!(container = %container.id, name = %container.metadata.name, "cri container record without its engine container; dropped");

@@ -55,9 +55,7 @@ impl Manager {
 
         let id = match &req.id {
             Some(id) => {
-                if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-                    return Err(EngineError::InvalidArgument(format!("container id {id:?} must be 64 lowercase hex digits")));
-                }
+                ids::check_id(id)?;
                 if self.records.get(id)?.is_some() {
                     return Err(EngineError::InvalidArgument(format!("container id {id} is taken")));
                 }

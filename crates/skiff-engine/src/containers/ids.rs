@@ -20,6 +20,15 @@ pub fn random_hex(bytes: usize) -> Result<String> {
     Ok(hex::encode(buf))
 }
 
+/// A container id as [`random_id`] makes them: 64 lowercase hex digits.
+pub fn check_id(id: &str) -> Result<()> {
+    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        Ok(())
+    } else {
+        Err(EngineError::InvalidArgument(format!("container id {id:?} must be 64 lowercase hex digits")))
+    }
+}
+
 /// Docker's rule for names: a letter or digit, then letters, digits, `_`, `.`, `-`; at most 128.
 pub fn check_name(name: &str) -> Result<()> {
     let mut chars = name.chars();

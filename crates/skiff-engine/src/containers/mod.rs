@@ -186,7 +186,6 @@ impl Manager {
         self.bundle(id).join("rootfs")
     }
 
-    /// What container `id` leaves on disk once its record is gone, for the sweeper.
     /// What removing `record` leaves to sweep.
     fn leftover(&self, record: &ContainerRecord) -> sweeper::Leftover {
         sweeper::Leftover {
