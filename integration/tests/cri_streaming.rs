@@ -64,6 +64,25 @@ fn exec_carries_stdin_stdout_stderr_and_the_exit_code_over_both_transports() {
     shutdown_clean(h);
 }
 
+/// The other processes (and which of their fds) that hold the terminal on `pid`'s stdin: the
+/// same device (its devpts instance and number).
+fn terminal_holders(pid: &str) -> Vec<(String, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let identity = |path: &str| std::fs::metadata(path).ok().filter(|m| m.rdev() != 0).map(|m| (m.dev(), m.rdev()));
+    let Some(terminal) = identity(&format!("/proc/{pid}/fd/0")) else { return Vec::new() };
+    let mut holders = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(other) = entry.file_name().to_str().filter(|n| n.parse::<u32>().is_ok() && *n != pid).map(str::to_string) else { continue };
+        for fd in std::fs::read_dir(format!("/proc/{other}/fd")).into_iter().flatten().flatten() {
+            let fd = fd.file_name().to_string_lossy().into_owned();
+            if identity(&format!("/proc/{other}/fd/{fd}")) == Some(terminal) {
+                holders.push((other.clone(), fd));
+            }
+        }
+    }
+    holders
+}
+
 /// The state of each process whose command line holds `needle`, and of its children, for a
 /// failure message: what runs, where it waits, and the modes of the terminal on its stdin.
 fn describe_processes(needle: &str) -> String {
@@ -90,6 +109,11 @@ fn describe_processes(needle: &str) -> String {
         }
         let modes = std::process::Command::new("stty").args(["-a", "-F", &format!("/proc/{pid}/fd/0")]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
         out.push(format!("{} stdin modes {modes:?}", describe(&pid)));
+        // Another process reading the same terminal would take the lines typed: each one that
+        // holds it is named.
+        for (holder, fd) in terminal_holders(&pid) {
+            out.push(format!("holding its terminal as fd {fd}: {}", describe(&holder)));
+        }
         let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
         for child in children.split_whitespace() {
             out.push(format!("its child {}", describe(child)));
