@@ -72,7 +72,9 @@ fn push_then_pull_keeps_every_annotation_and_mounts_across_repositories() {
     let counting = FaultProxy::start(&reg.host, vec![]).expect("proxy");
     let again = b.cli(&["images", "pull", "--plain-http", &annotated.replace(&reg.host, &counting.host)]);
     assert!(again.stderr.contains("0 blob(s) fetched"), "{}", again.stderr);
-    assert_eq!(counting.count("GET", "/"), 0, "a re-pull only resolves the tag (HEAD), nothing is downloaded");
+    // A name new to b (the proxy's host) whose content b has: its tag is fetched, nothing else.
+    assert_eq!(counting.count("GET", "/manifests/annotated"), 1, "the new name's tag is fetched");
+    assert_eq!(counting.count("GET", "/"), 1, "and every other manifest and blob comes from the store");
 
     // A second repository on the same host gets the blobs by cross-repository mount.
     let copy = format!("{}/other/copy:1", reg.host);
@@ -114,6 +116,49 @@ fn two_pulls_at_once_fetch_each_layer_once() {
         assert_eq!(proxy.count("GET", &format!("/blobs/{digest}")), 1, "layer {digest} fetched once");
     }
     assert!(b.cli(&["content", "verify"]).ok().contains("verified"));
+}
+
+/// A name not in the store yet is resolved and fetched by one GET of its tag; a re-pull of the
+/// stored image asks with HEAD and fetches no manifest. A registry whose `Docker-Content-Digest`
+/// is not the digest of the bytes it serves is refused, and nothing is stored.
+#[test]
+fn a_new_name_costs_one_manifest_request_and_a_repull_one_head() {
+    let reg = Registry::plain().expect("registry");
+    let a = Skiff::start().expect("skiffd a");
+    let name = import(&a, &annotated_image(&format!("{}/demo/once:1", reg.host), &["linux/amd64"]));
+    a.cli(&["images", "push", "--plain-http", &name]).ok();
+
+    let counting = FaultProxy::start(&reg.host, vec![]).expect("proxy");
+    let reference = format!("{}/demo/once:1", counting.host);
+    let b = Skiff::start().expect("skiffd b");
+    b.cli(&["images", "pull", "--plain-http", &reference]).ok();
+    assert_eq!(counting.count("HEAD", "/manifests/"), 0, "no HEAD for a name not stored");
+    assert_eq!(counting.count("GET", "/manifests/1"), 1, "the tag fetched once");
+    let manifests = counting.count("GET", "/manifests/");
+    b.cli(&["images", "pull", "--plain-http", &reference]).ok();
+    assert_eq!(counting.count("HEAD", "/manifests/1"), 1, "a re-pull asks with HEAD");
+    assert_eq!(counting.count("GET", "/manifests/"), manifests, "and fetches no manifest");
+
+    let body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}"#.to_vec();
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let lying = FaultProxy::start(
+        &reg.host,
+        vec![Fault::Respond {
+            path: "/manifests/lie".into(),
+            status: "200 OK".into(),
+            headers: vec![
+                ("Content-Type".into(), "application/vnd.oci.image.manifest.v1+json".into()),
+                ("Docker-Content-Digest".into(), wrong.clone()),
+                ("Content-Length".into(), body.len().to_string()),
+            ],
+            body,
+        }],
+    )
+    .expect("proxy");
+    let c = Skiff::start().expect("skiffd c");
+    c.cli(&["images", "pull", "--plain-http", &format!("{}/demo/once:lie", lying.host)])
+        .fails_with(&[&format!("registry says the manifest is {wrong}, but its bytes are sha256:"), &lying.host]);
+    assert!(c.content().is_empty() && c.images().is_empty(), "nothing stored");
 }
 
 #[test]
@@ -210,7 +255,7 @@ fn faults_are_retried_resumed_or_reported() {
     let c = Skiff::start().expect("skiffd c");
     c.cli(&["images", "pull", "--plain-http", &format!("{}/demo/faults:1", failing.host)])
         .fails_with(&["HTTP 500", &failing.host, "demo/faults"]);
-    assert_eq!(failing.count("HEAD", "/manifests/1"), 4, "one try and three retries");
+    assert_eq!(failing.count("GET", "/manifests/1"), 4, "one try and three retries");
     clean(&c);
 
     // A redirect loop.

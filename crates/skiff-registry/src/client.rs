@@ -8,11 +8,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use reqwest::blocking::{Client as Http, RequestBuilder, Response};
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
-use skiff_image::media::{self, MAX_MANIFEST_SIZE};
-use skiff_image::model::Desc;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use skiff_image::Reference;
-use skiff_store::Digest;
 
 use crate::auth::{parse_challenge, AuthConfig, Credentials};
 use crate::error::{Result, Target};
@@ -273,57 +270,4 @@ fn url_encode(value: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
-}
-
-impl Client {
-    /// Resolves a tag (or digest) to the descriptor of its manifest or index.
-    pub fn resolve(&self, reference: &Reference) -> Result<Desc> {
-        let (object, what) = match (&reference.digest, &reference.tag) {
-            (Some(d), _) => (d.to_string(), format!("manifest {d}")),
-            (None, Some(t)) => (t.clone(), format!("tag {t}")),
-            (None, None) => ("latest".to_string(), "tag latest".to_string()),
-        };
-        let target = self.target(&what);
-        let tail = format!("manifests/{object}");
-        let (resp, _) = self.send(|c| c.resolve, &what, &|http, base| http.head(self.url(base, &tail)).header(ACCEPT, ACCEPT_MANIFESTS))?;
-        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let media_type = header(CONTENT_TYPE.as_str()).map(|t| t.split(';').next().unwrap_or("").trim().to_string()).unwrap_or_default();
-        if media::is_schema1(&media_type) {
-            return Err(target.protocol(format!("{media_type} is Docker schema 1, which Skiff does not support")));
-        }
-        let size: Option<u64> = header(CONTENT_LENGTH.as_str()).and_then(|l| l.parse().ok());
-        if let Some(size) = size.filter(|s| *s > MAX_MANIFEST_SIZE) {
-            return Err(target.protocol(format!("manifest is {size} bytes, over the {MAX_MANIFEST_SIZE}-byte limit")));
-        }
-        let digest = header("docker-content-digest").map(|d| d.parse::<Digest>()).transpose().map_err(|e| target.protocol(e.to_string()))?;
-        let (digest, size, media_type) = match (digest, size) {
-            (Some(d), Some(s)) if !media_type.is_empty() => (d, s, media_type),
-            _ => {
-                // No usable HEAD answer: fetch the manifest and describe it ourselves.
-                let (resp, _) = self.send(|c| c.resolve, &what, &|http, base| http.get(self.url(base, &tail)).header(ACCEPT, ACCEPT_MANIFESTS))?;
-                let media_type = resp
-                    .headers()
-                    .get(CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .map(|t| t.split(';').next().unwrap_or("").trim().to_string())
-                    .unwrap_or_default();
-                let mut bytes = Vec::new();
-                std::io::Read::read_to_end(&mut std::io::Read::take(resp, MAX_MANIFEST_SIZE + 1), &mut bytes)
-                    .map_err(|e| target.protocol(format!("read manifest: {e}")))?;
-                if bytes.len() as u64 > MAX_MANIFEST_SIZE {
-                    return Err(target.protocol(format!("manifest is over the {MAX_MANIFEST_SIZE}-byte limit")));
-                }
-                (Digest::of(&bytes), bytes.len() as u64, media_type)
-            }
-        };
-        if let Some(want) = &reference.digest {
-            if want != &digest {
-                return Err(target.protocol(format!("registry answered with digest {digest}")));
-            }
-        }
-        if media_type.is_empty() {
-            return Err(target.protocol("registry did not say the manifest's media type"));
-        }
-        Ok(Desc { media_type, digest, size, annotations: Default::default(), platform: None })
-    }
 }

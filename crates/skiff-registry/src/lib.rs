@@ -11,6 +11,7 @@ pub mod error;
 pub mod hosts;
 pub mod pull;
 pub mod push;
+mod resolve;
 mod shared_http;
 pub mod source;
 mod tls;

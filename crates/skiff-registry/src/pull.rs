@@ -3,11 +3,13 @@
 //! store, blobs already stored skipped, one transaction for the image record.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 
 use skiff_image::import::{commit_plan, plan_image, ImportOptions, ImportReport, DEFAULT_MAX_LAYERS};
-use skiff_image::source::StoreFirst;
+use skiff_image::model::Desc;
+use skiff_image::source::{Source, StoreFirst};
 use skiff_image::{Platform, Progress, Reference};
-use skiff_store::Store;
+use skiff_store::{ContentStore, Digest, Store};
 
 use crate::client::{Access, Client, ClientOptions};
 use crate::source::RegistrySource;
@@ -43,10 +45,16 @@ pub fn pull(
 ) -> skiff_image::Result<ImportReport> {
     let reference = reference.parse::<Reference>()?.with_default_tag();
     let client = Client::new(&reference, client_opts, Access::Pull)?;
-    let target = client.resolve(&reference)?;
-    tracing::info!(reference = %reference, digest = %target.digest, media_type = %target.media_type, "resolved");
+    let (target, fetched) = if may_be_stored(store, &reference) {
+        (client.resolve(&reference)?, None)
+    } else {
+        let (desc, bytes) = client.fetch_manifest(&reference)?;
+        (desc, Some(bytes))
+    };
+    tracing::info!(reference = %reference, digest = %target.digest, media_type = %target.media_type, fetched = fetched.is_some(), "resolved");
     let registry = RegistrySource::new(&client);
-    let source = StoreFirst { store: store.content(), inner: &registry };
+    let stored_first = StoreFirst { store: store.content(), inner: &registry };
+    let source = Fetched { digest: target.digest.clone(), bytes: fetched, inner: &stored_first };
     let import = ImportOptions {
         platform: opts.platform.clone(),
         all_platforms: opts.all_platforms,
@@ -60,4 +68,41 @@ pub fn pull(
     };
     let plan = plan_image(&source, &target, reference.to_string(), &import)?;
     commit_plan(store, &source, plan, &import, progress)
+}
+
+/// Whether the manifest `reference` names may be in the store already: an image of that name is
+/// (a re-pull, as a kubelet with `imagePullPolicy: Always` makes), or the digest asked for is.
+/// Then a HEAD finds out without fetching the manifest (and Docker Hub does not count a HEAD as a
+/// pull). Otherwise the manifest is needed anyway, and one GET resolves and fetches it at once.
+fn may_be_stored(store: &Store, reference: &Reference) -> bool {
+    match &reference.digest {
+        Some(digest) => store.content().info(digest).is_ok(),
+        None => store.images().get(&reference.to_string()).is_ok(),
+    }
+}
+
+/// The manifest (or index) fetched while resolving, served to the pipeline without a second
+/// request (it checks the bytes against the digest as it does any blob's); every other blob comes
+/// from `inner`.
+struct Fetched<'a> {
+    digest: Digest,
+    bytes: Option<Vec<u8>>,
+    inner: &'a dyn Source,
+}
+
+impl Source for Fetched<'_> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn open(&self, path: &str) -> skiff_image::Result<Option<(Box<dyn Read + Send + '_>, u64)>> {
+        self.inner.open(path)
+    }
+
+    fn open_blob(&self, desc: &Desc) -> skiff_image::Result<Option<(Box<dyn Read + Send + '_>, u64)>> {
+        match &self.bytes {
+            Some(bytes) if desc.digest == self.digest => Ok(Some((Box::new(bytes.as_slice()), bytes.len() as u64))),
+            _ => self.inner.open_blob(desc),
+        }
+    }
 }
