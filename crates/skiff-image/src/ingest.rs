@@ -1,24 +1,25 @@
 //! The ingest half of an import: a plan's layers (and the configs read beside them) fetched by a
-//! few workers at once, each layer streamed into the store and verified as it commits; then the
-//! JSON blobs, children first, so that no manifest is stored before what it names.
+//! few workers at once, each layer streamed into the store and verified as it commits, each such
+//! config stored as soon as it is read and checked; then the other JSON blobs, children first, so
+//! that no manifest is stored before what it names.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use skiff_store::{CommitOptions, ContentStore, LeaseId, Store};
 
 use crate::error::{ImageError, Result};
-use crate::import::{read_verified, ImportOptions, ImportReport, Plan};
+use crate::import::{read_verified, ImportOptions, ImportReport, JsonBlob, Plan};
 use crate::media::MAX_CONFIG_SIZE;
 use crate::model::{parse_config, Desc};
 use crate::progress::{Counting, Progress};
 use crate::source::Source;
 
-/// What one worker does next: a layer to stream into the store, or a deferred config to read.
+/// What one worker does next: a layer to stream into the store, or a deferred config to read and
+/// store.
 enum Job<'a> {
     Layer(&'a Desc),
-    Config(&'a Desc),
+    Config(&'a JsonBlob),
 }
 
 pub(crate) fn ingest_plan(
@@ -35,8 +36,7 @@ pub(crate) fn ingest_plan(
     let report = Mutex::new(ImportReport::default());
     // Configs first: each is one small request, and its layers' workers are busy with them.
     let jobs: Vec<Job> =
-        plan.json.iter().filter(|j| j.bytes.is_none()).map(|j| Job::Config(&j.desc)).chain(plan.layers.iter().map(Job::Layer)).collect();
-    let configs: Mutex<HashMap<String, Vec<u8>>> = Mutex::new(HashMap::new());
+        plan.json.iter().filter(|j| j.bytes.is_none()).map(Job::Config).chain(plan.layers.iter().map(Job::Layer)).collect();
     let next = AtomicUsize::new(0);
     let first_error: Mutex<Option<ImageError>> = Mutex::new(None);
     let ingest_layer = |layer: &Desc| -> Result<()> {
@@ -73,11 +73,28 @@ pub(crate) fn ingest_plan(
         r.bytes_written += layer.size;
         Ok(())
     };
-    let read_config = |desc: &Desc| -> Result<()> {
-        let bytes = read_verified(src, desc, "config", MAX_CONFIG_SIZE)?;
-        parse_config(&bytes, desc)?;
-        configs.lock().unwrap_or_else(|p| p.into_inner()).insert(desc.digest.to_string(), bytes);
+    // A JSON blob into the store, counted; a config needs nothing stored before it.
+    let store_json = |blob: &JsonBlob, bytes: &[u8]| -> Result<()> {
+        let existed = content.info(&blob.desc.digest).is_ok();
+        let mut labels = opts.labels.clone();
+        labels.extend(blob.labels.clone());
+        let commit = CommitOptions { labels, lease: Some(lease.clone()) };
+        content.ingest(&mut &bytes[..], Some(blob.desc.digest.clone()), Some(blob.desc.size), commit)?;
+        progress.advance(blob.desc.size);
+        progress.blob(blob.desc.digest.as_str(), blob.desc.size, existed);
+        let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
+        if existed {
+            r.blobs_present += 1;
+        } else {
+            r.blobs_written += 1;
+            r.bytes_written += blob.desc.size;
+        }
         Ok(())
+    };
+    let read_config = |blob: &JsonBlob| -> Result<()> {
+        let bytes = read_verified(src, &blob.desc, "config", MAX_CONFIG_SIZE)?;
+        parse_config(&bytes, &blob.desc)?;
+        store_json(blob, &bytes)
     };
     let workers = opts.parallelism.clamp(1, 16).min(jobs.len().max(1));
     std::thread::scope(|s| {
@@ -89,7 +106,7 @@ pub(crate) fn ingest_plan(
                 let outcome = match jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
                     None => return,
                     Some(Job::Layer(layer)) => ingest_layer(layer),
-                    Some(Job::Config(desc)) => read_config(desc),
+                    Some(Job::Config(blob)) => read_config(blob),
                 };
                 if let Err(e) = outcome {
                     first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
@@ -101,30 +118,11 @@ pub(crate) fn ingest_plan(
     if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
-    let mut report = report.into_inner().unwrap_or_else(|p| p.into_inner());
-    let configs = configs.into_inner().unwrap_or_else(|p| p.into_inner());
+    // The configs the workers stored are skipped; every other JSON blob was read while planning.
     for blob in &plan.json {
-        let bytes = match &blob.bytes {
-            Some(bytes) => bytes,
-            None => configs.get(blob.desc.digest.as_str()).ok_or_else(|| ImageError::MissingBlob {
-                what: "config",
-                digest: blob.desc.digest.to_string(),
-                source_name: src.name().to_string(),
-            })?,
-        };
-        let existed = content.info(&blob.desc.digest).is_ok();
-        let mut labels = opts.labels.clone();
-        labels.extend(blob.labels.clone());
-        let commit = CommitOptions { labels, lease: Some(lease.clone()) };
-        content.ingest(&mut &bytes[..], Some(blob.desc.digest.clone()), Some(blob.desc.size), commit)?;
-        progress.advance(blob.desc.size);
-        progress.blob(blob.desc.digest.as_str(), blob.desc.size, existed);
-        if existed {
-            report.blobs_present += 1;
-        } else {
-            report.blobs_written += 1;
-            report.bytes_written += blob.desc.size;
+        if let Some(bytes) = &blob.bytes {
+            store_json(blob, bytes)?;
         }
     }
-    Ok(report)
+    Ok(report.into_inner().unwrap_or_else(|p| p.into_inner()))
 }

@@ -54,6 +54,19 @@ struct Queue {
     running: bool,
 }
 
+/// Returns the heap pages that removals freed to the kernel. glibc gives back only the top of an
+/// arena on its own; what the removed containers' records, specs and buffers held in the middle
+/// stays resident (about 1 MB after a hundred removals) until this asks for it. Once per burst
+/// of removals: it walks every arena.
+#[allow(unsafe_code)]
+fn give_back_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free pages; it is safe to call from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 pub struct Sweeper {
     unpacker: Arc<Unpacker>,
     launcher: Arc<dyn Launcher>,
@@ -106,6 +119,8 @@ impl Sweeper {
                     None => {
                         queue.running = false;
                         self.changed.notify_all();
+                        drop(queue);
+                        give_back_freed_memory();
                         return;
                     }
                 }
