@@ -94,6 +94,9 @@ fn pin(req: &PinRequest, sysctls: &[Sysctl], undo: &mut Undo) -> Result<(), Fail
     let pid = match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             drop((status_r, release_w, commit_w, targets));
+            // The caller reads this process's stdout to EOF: a copy held here would keep it
+            // waiting for this child's exit.
+            let _ = release_stdout();
             child::run(child::Ends { parent, status: status_w, release: release_r, commit: commit_r }, req, sysctls)
         }
         ForkResult::Parent { child } => child,
@@ -126,7 +129,17 @@ fn pin(req: &PinRequest, sysctls: &[Sysctl], undo: &mut Undo) -> Result<(), Fail
     answer.push(b'\n');
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(&answer).and_then(|()| stdout.flush()).context("writing the answer")?;
+    drop(stdout);
+    // The answer is whole and nothing can fail after it: the caller takes it at EOF, without
+    // waiting for the child's and this process's exits (about 2 ms), and reaps this one later.
+    let _ = release_stdout();
     Ok(())
+}
+
+/// Points fd 1 at /dev/null, closing this process's end of the caller's stdout pipe.
+fn release_stdout() -> nix::Result<()> {
+    let null = nix::fcntl::open("/dev/null", OFlag::O_WRONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
+    nix::unistd::dup2(null.as_raw_fd(), 1).map(drop)
 }
 
 fn make_dir(dir: &Path, undo: &mut Undo) -> Result<(), Failure> {

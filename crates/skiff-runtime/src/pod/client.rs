@@ -1,6 +1,6 @@
 //! The caller's side: runs `skiff-shim pin` with the request on stdin and reads what it pinned.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -40,7 +40,10 @@ pub(super) fn spawn(shim: &Path) -> Result<Child, PodError> {
 
 /// Has `helper` (from [`spawn`], run from `shim`) pin the checked request `req`.
 pub(super) fn pin_with(helper: Child, shim: &Path, req: &PinRequest) -> Result<Pinned, RuntimeError> {
-    let output = run(helper, shim, req)?;
+    let output = match run(helper, shim, req)? {
+        Outcome::Answered(answer_line) => return answer(req, &answer_line).map_err(RuntimeError::from),
+        Outcome::Exited(output) => output,
+    };
     if !output.status.success() {
         let kind = match output.status.code() {
             Some(EXIT_INVALID) => ErrorKind::InvalidArgument,
@@ -63,9 +66,19 @@ pub(super) fn pin_with(helper: Child, shim: &Path, req: &PinRequest) -> Result<P
     answer(req, &output.stdout).map_err(RuntimeError::from)
 }
 
-/// Writes the request to the helper (run from `shim`) and waits for it, killing it after
-/// [`PIN_TIMEOUT`].
-fn run(mut child: Child, shim: &Path, req: &PinRequest) -> Result<Output, PodError> {
+/// How a helper ended its part.
+enum Outcome {
+    /// A whole answer line, then EOF: the helper writes it last, once the pins are made, and
+    /// lets go of its stdout; its exit (it waits for its namespace child first) is reaped
+    /// later, off the caller's path.
+    Answered(Vec<u8>),
+    /// No whole answer: its exit and stderr say why.
+    Exited(Output),
+}
+
+/// Writes the request to the helper (run from `shim`) and reads its answer, or waits for its
+/// exit when none comes; kills it after [`PIN_TIMEOUT`].
+fn run(mut child: Child, shim: &Path, req: &PinRequest) -> Result<Outcome, PodError> {
     // Serializing plain strings, booleans and maps cannot fail.
     let input = serde_json::to_vec(req).map_err(|e| PodError::Protocol(e.to_string()))?;
     let pid = child.id() as i32;
@@ -76,7 +89,25 @@ fn run(mut child: Child, shim: &Path, req: &PinRequest) -> Result<Output, PodErr
             // A helper that refuses the request exits before reading it all: its exit says why.
             let _ = stdin.write_all(&input);
         }
-        let _ = tx.send(child.wait_with_output());
+        let mut answer_line = Vec::new();
+        if let Some(mut stdout) = child.stdout.take() {
+            let _ = stdout.read_to_end(&mut answer_line);
+        }
+        if answer_line.ends_with(b"\n") {
+            let _ = tx.send(Ok(Outcome::Answered(answer_line)));
+            match child.wait_with_output() {
+                Ok(output) if !output.status.success() => {
+                    tracing::warn!(pid, status = %output.status, stderr = %String::from_utf8_lossy(&output.stderr).trim(), "the pin helper failed after its answer");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(pid, error = %e, "reaping the pin helper"),
+            }
+            return;
+        }
+        let _ = tx.send(child.wait_with_output().map(|mut output| {
+            output.stdout = answer_line;
+            Outcome::Exited(output)
+        }));
     });
     match rx.recv_timeout(PIN_TIMEOUT) {
         Ok(result) => result.map_err(|source| PodError::Spawn { shim: shim.to_path_buf(), source }),
