@@ -29,6 +29,8 @@ pub struct FsSnapshotter {
     /// hold it exclusive from their checks to their record change. So a parent cannot be removed
     /// while a child is being made on it, nor two commits both find a name free.
     changes: RwLock<()>,
+    /// Empty trees (`fs`, and `work` for overlay) made ahead, renamed into place by a create.
+    spares: skiff_store::SpareDirs,
 }
 
 fn key_of(key: &str) -> Vec<u8> {
@@ -63,9 +65,11 @@ pub fn overlay_supported(dir: &Path) -> bool {
 impl FsSnapshotter {
     /// Opens the snapshotter under `<root>/snapshots`, removing what an interrupted operation left.
     pub fn open(root: &Path, db: Db, backend: Backend) -> Result<FsSnapshotter> {
+        let layout: &[&str] = if backend == Backend::Overlay { &["fs", "work"] } else { &["fs"] };
+        let spares = skiff_store::SpareDirs::open(&root.join("spare/snapshots"), layout, None)?;
         let root = root.join("snapshots");
         skiff_store::private_dir(&root, skiff_store::PRIVATE_MODE)?;
-        let s = FsSnapshotter { root, db, backend, changes: RwLock::new(()) };
+        let s = FsSnapshotter { root, db, backend, changes: RwLock::new(()), spares };
         s.recover()?;
         Ok(s)
     }
@@ -141,9 +145,13 @@ impl FsSnapshotter {
         }
         let id = self.db.generate_id()?;
         // Built in a temp directory and renamed into place before the record is written: a crash
-        // leaves only a directory without a record, which `recover` removes.
+        // leaves only a directory without a record, which `recover` removes. An empty one comes
+        // from the spares, made ahead of time; it too is whole when it appears under its name.
         let tmp = self.root.join(format!("new-{id}"));
         let made = (|| -> Result<()> {
+            if self.backend == Backend::Overlay || parent.is_none() {
+                return self.spares.make(&self.dir(id)).map_err(SnapshotError::io(format!("create {}", self.dir(id).display())));
+            }
             fs::create_dir_all(tmp.join("fs")).map_err(SnapshotError::io(format!("create {}", tmp.display())))?;
             if self.backend == Backend::Overlay {
                 fs::create_dir_all(tmp.join("work")).map_err(SnapshotError::io("create work dir"))?;
@@ -163,7 +171,10 @@ impl FsSnapshotter {
             fs::rename(&tmp, self.dir(id)).map_err(SnapshotError::io("rename snapshot into place"))
         })();
         if let Err(e) = made {
+            // A tree made in place that failed halfway is under its name: the id is new, so the
+            // directory is this call's.
             let _ = fs::remove_dir_all(&tmp);
+            let _ = fs::remove_dir_all(self.dir(id));
             return Err(e);
         }
         let info = Info { key: key.to_string(), id, kind, parent: parent.map(str::to_string), created_at: now(), labels };

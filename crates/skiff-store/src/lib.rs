@@ -16,6 +16,7 @@ mod error;
 pub mod gc;
 mod images;
 mod lease;
+mod spare;
 #[cfg(feature = "testing")]
 pub mod testsuite;
 
@@ -29,6 +30,7 @@ pub use digest::Digest;
 pub use error::{Result, StoreError};
 pub use images::{Descriptor, ImageAnnotations, ImageRecord, Images};
 pub use lease::{Lease, LeaseId, LeasedContent, Leases};
+pub use spare::SpareDirs;
 
 /// A blob carrying this label is a garbage-collection root (kept even when no image refers to it).
 pub const LABEL_GC_ROOT: &str = "io.skiff.gc.root";

@@ -106,12 +106,12 @@ impl Manager {
         let state_dir = self.state_dir(&record.id);
         let bundle = self.bundle(&record.id);
         let rootfs = self.rootfs(&record.id);
-        skiff_store::private_dir(&state_dir, skiff_store::PRIVATE_MODE)?;
+        // The state dir (root's alone) with bundle/rootfs in it, made ahead of time when it can be.
+        self.spare_dirs.make(&state_dir).map_err(EngineError::io(format!("creating {}", rootfs.display())))?;
         if let Some(dir) = std::path::Path::new(&record.log_path).parent() {
             // The CRI names a log under the pod's log directory, which may not exist yet.
             std::fs::create_dir_all(dir).map_err(EngineError::io(format!("creating {}", dir.display())))?;
         }
-        std::fs::create_dir_all(&rootfs).map_err(EngineError::io(format!("creating {}", rootfs.display())))?;
         let dirs_made = started.elapsed();
         let parent = chain_ids(resolved.config.rootfs().diff_ids()).pop();
         let labels = BTreeMap::from([("io.skiff.container".to_string(), record.id.clone())]);

@@ -83,6 +83,8 @@ pub struct Manager {
     sweeper: Arc<sweeper::Sweeper>,
     /// The containers a start or delete is working on, one call each.
     starting: launch::Starting,
+    /// State dirs (`bundle/rootfs` made) ready to be renamed into place by a create.
+    spare_dirs: skiff_store::SpareDirs,
 }
 
 /// Container `id`'s writable snapshot is `container/<id>`.
@@ -117,7 +119,9 @@ impl Manager {
         skiff_store::private_dir(&groups, skiff_store::PRIVATE_MODE)?;
         let records = Records::new(parts.store.db().clone());
         let sweeper = sweeper::Sweeper::new(parts.unpacker.clone(), parts.launcher.clone(), records.clone());
+        let spare_dirs = skiff_store::SpareDirs::open(&parts.root.join("spare/containers"), &["bundle", "bundle/rootfs"], Some(skiff_store::PRIVATE_MODE))?;
         Ok(Arc::new(Manager {
+            spare_dirs,
             groups,
             records,
             store: parts.store,
