@@ -1,7 +1,7 @@
 //! Directory trees made ahead of time. A container's create makes two trees (its state dir with
 //! `bundle/rootfs`, its snapshot with `fs` and `work`), and ext4 spends 60–150 µs on each mkdir
-//! here; a tree made beforehand is put in place with one rename instead. The next spare is made
-//! on a thread of its own once one is taken, off the caller's path.
+//! here; a tree made beforehand is put in place with one rename instead. The next spares are
+//! made on a thread of its own a moment after one is taken, off the caller's path.
 //!
 //! Spares live in a directory of their own on the same filesystem, never among the trees in use,
 //! so that nothing that lists those ever sees one. What a crash leaves there is removed when the
@@ -16,6 +16,10 @@ use crate::error::{Result, StoreError};
 
 /// Spares kept ready: one create takes one, and a burst of creates outruns any number.
 const KEEP: usize = 2;
+
+/// How long the next spares wait to be made: the mkdirs compete with the rest of the create
+/// that took one (its mount, its writes, its flush, on the same filesystem) when made at once.
+const REFILL_AFTER: std::time::Duration = std::time::Duration::from_millis(30);
 
 /// A pool of directory trees of one layout, made under one directory.
 #[derive(Clone)]
@@ -111,6 +115,7 @@ impl Pool {
     }
 
     fn fill(&self) {
+        std::thread::sleep(REFILL_AFTER);
         loop {
             let path = {
                 let mut state = self.lock();
