@@ -149,24 +149,20 @@ impl FsSnapshotter {
         // from the spares, made ahead of time; it too is whole when it appears under its name.
         let tmp = self.root.join(format!("new-{id}"));
         let made = (|| -> Result<()> {
-            if self.backend == Backend::Overlay || parent.is_none() {
+            // Only a native snapshot on a parent starts with content: a copy of the parent's.
+            let (Backend::Native, Some(p)) = (self.backend, parent) else {
                 return self.spares.make(&self.dir(id)).map_err(SnapshotError::io(format!("create {}", self.dir(id).display())));
-            }
+            };
             fs::create_dir_all(tmp.join("fs")).map_err(SnapshotError::io(format!("create {}", tmp.display())))?;
-            if self.backend == Backend::Overlay {
-                fs::create_dir_all(tmp.join("work")).map_err(SnapshotError::io("create work dir"))?;
-            }
-            if let (Backend::Native, Some(p)) = (self.backend, parent) {
-                let src = self.chain(p)?.remove(0);
-                let status = Command::new("cp")
-                    .arg("-a")
-                    .arg(format!("{}/.", src.display()))
-                    .arg(tmp.join("fs"))
-                    .status()
-                    .map_err(SnapshotError::io("run cp -a"))?;
-                if !status.success() {
-                    return Err(SnapshotError::Io { context: format!("copy {}", src.display()), source: std::io::Error::other(status.to_string()) });
-                }
+            let src = self.chain(p)?.remove(0);
+            let status = Command::new("cp")
+                .arg("-a")
+                .arg(format!("{}/.", src.display()))
+                .arg(tmp.join("fs"))
+                .status()
+                .map_err(SnapshotError::io("run cp -a"))?;
+            if !status.success() {
+                return Err(SnapshotError::Io { context: format!("copy {}", src.display()), source: std::io::Error::other(status.to_string()) });
             }
             fs::rename(&tmp, self.dir(id)).map_err(SnapshotError::io("rename snapshot into place"))
         })();

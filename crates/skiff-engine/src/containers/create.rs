@@ -107,7 +107,7 @@ impl Manager {
         let bundle = self.bundle(&record.id);
         let rootfs = self.rootfs(&record.id);
         // The state dir (root's alone) with bundle/rootfs in it, made ahead of time when it can be.
-        self.spare_dirs.make(&state_dir).map_err(EngineError::io(format!("creating {}", rootfs.display())))?;
+        self.spare_dirs.make(&state_dir).map_err(EngineError::io(format!("creating {} with bundle/rootfs", state_dir.display())))?;
         if let Some(dir) = std::path::Path::new(&record.log_path).parent() {
             // The CRI names a log under the pod's log directory, which may not exist yet.
             std::fs::create_dir_all(dir).map_err(EngineError::io(format!("creating {}", dir.display())))?;
