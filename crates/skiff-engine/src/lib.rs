@@ -6,6 +6,7 @@
 //! Data flows one way: the store and snapshotter below, the runtime spec builder and the shim
 //! protocol beside, the APIs above. skiffd wires the parts explicitly ([`ManagerParts`]).
 
+pub mod attach_warmer;
 pub mod config;
 pub mod containers;
 mod error;

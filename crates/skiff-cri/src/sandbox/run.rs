@@ -142,6 +142,8 @@ impl CriRuntime {
     /// waited for before this answers (so that an undo finds it).
     fn make(&self, record: &mut SandboxRecord, pin: &PinRequest, pod_hostname: &str, watch: &mut Stopwatch) -> Result<()> {
         let manager = self.parts.manager.clone();
+        // The pod's containers come next: their inits' cgroup moves find the kernel's lock warm.
+        manager.expect_start();
         let id = record.id.clone();
         std::thread::scope(|s| {
             s.spawn(move || manager.prepare_pod_supervisor(&id));

@@ -36,6 +36,8 @@ impl Manager {
     /// Makes the container: its rootfs, spec and record; `start` brings up its process. NotFound
     /// means the image (or its platform) is not stored, and nothing else.
     pub fn create(&self, req: CreateSpec) -> Result<ContainerRecord> {
+        // Its start most likely follows.
+        self.attach_warmer.expect_start();
         if !req.name.is_empty() {
             ids::check_name(&req.name)?;
         }

@@ -36,13 +36,17 @@ impl Manager {
     /// run, and follows it until it exits. A failed launch is recorded as the container's end
     /// (StartError) and answered as the error.
     pub fn start(self: &Arc<Self>, id_or_name: &str) -> Result<ContainerRecord> {
+        self.attach_warmer.expect_start();
         let record = self.records.find(id_or_name)?;
         check(&record, Action::Start)?;
         let turn = self.starting.take(&record.id);
         // Read again under the turn: a start that held it may have just run this container.
         let record = self.records.find(&record.id)?;
         check(&record, Action::Start)?;
-        let launched = self.launch(&record)?;
+        let launched = self.launch(&record);
+        // The init is in its cgroup (or the launch failed): nothing more to keep warm for it.
+        self.attach_warmer.moved();
+        let launched = launched?;
         let begun = std::time::Instant::now();
         self.shim(&record.id).start()?;
         let record = self
@@ -158,6 +162,8 @@ impl Manager {
 
     /// Runs a process in a running container; returns its exec id and pid.
     pub fn exec(&self, id_or_name: &str, req: ExecSpec) -> Result<(String, i32)> {
+        // The exec'd process is moved into the container's cgroup too.
+        self.attach_warmer.expect_start();
         let record = self.records.find(id_or_name)?;
         check(&record, Action::Exec)?;
         if req.args.is_empty() {
@@ -173,8 +179,9 @@ impl Manager {
         };
         let process = spec::exec_process(&spec["process"], &req.args, &req.env, req.workdir.as_deref(), user.as_ref(), req.stdio.tty)?;
         let exec_id = ids::random_id()?[..16].to_string();
-        let pid = self.shim(&record.id).exec(&exec_id, process, req.stdio)?;
-        Ok((exec_id, pid))
+        let pid = self.shim(&record.id).exec(&exec_id, process, req.stdio);
+        self.attach_warmer.moved();
+        Ok((exec_id, pid?))
     }
 
     /// Attaches a client's FIFOs to the running container's stdio: its output (and, when the

@@ -85,6 +85,8 @@ pub struct Manager {
     starting: launch::Starting,
     /// State dirs (`bundle/rootfs` made) ready to be renamed into place by a create.
     spare_dirs: skiff_store::SpareDirs,
+    /// Told of each coming start, so the init's cgroup move finds the kernel's lock warm.
+    attach_warmer: crate::attach_warmer::AttachWarmer,
 }
 
 /// Container `id`'s writable snapshot is `container/<id>`.
@@ -122,6 +124,7 @@ impl Manager {
         let spare_dirs = skiff_store::SpareDirs::open(&parts.root.join("spare/containers"), &["bundle", "bundle/rootfs"], Some(skiff_store::PRIVATE_MODE))?;
         Ok(Arc::new(Manager {
             spare_dirs,
+            attach_warmer: crate::attach_warmer::AttachWarmer::for_this_process(),
             groups,
             records,
             store: parts.store,
@@ -136,6 +139,12 @@ impl Manager {
             sweeper,
             starting: launch::Starting::default(),
         }))
+    }
+
+    /// A container start is coming soon (a pod is being run for it): the kernel's cgroup lock
+    /// is kept warm for its init's move (see `attach_warmer`).
+    pub fn expect_start(&self) {
+        self.attach_warmer.expect_start();
     }
 
     /// Waits, at most `timeout`, until the rootfs mounts, snapshots and state dirs of removed
