@@ -15,7 +15,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,10 +37,29 @@ pub struct AttachWarmer {
 }
 
 struct Shared {
-    /// Where to write skiffd's pid; None where no cgroup file is found (nothing is warmed).
-    procs: Option<PathBuf>,
+    /// Where skiffd's pid goes; None where no cgroup file is found (nothing is warmed).
+    target: Option<Target>,
     state: Mutex<State>,
     wake: Condvar,
+}
+
+enum Target {
+    /// skiffd's own cgroup, found again before each move: a process moved meanwhile (by the
+    /// node's administrator) is not moved back.
+    Own(CgroupMounts),
+    /// A file named by a test.
+    #[cfg(test)]
+    Fixed(PathBuf),
+}
+
+impl Target {
+    fn procs(&self) -> Option<PathBuf> {
+        match self {
+            Target::Own(mounts) => procs_file(mounts, &std::fs::read_to_string("/proc/self/cgroup").ok()?),
+            #[cfg(test)]
+            Target::Fixed(path) => Some(path.clone()),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -55,23 +74,22 @@ struct State {
 impl AttachWarmer {
     /// A warmer of this process's own cgroup, found in its mount table and `/proc/self/cgroup`.
     pub fn for_this_process() -> AttachWarmer {
-        let procs = match (CgroupMounts::detect(), std::fs::read_to_string("/proc/self/cgroup")) {
-            (Ok(mounts), Ok(own)) => procs_file(&mounts, &own),
-            _ => None,
-        };
-        if procs.is_none() {
+        let target = CgroupMounts::detect().ok().map(Target::Own).filter(|t| t.procs().is_some());
+        if target.is_none() {
             tracing::debug!("no cgroup.procs of our own found: container starts wait out the cgroup lock's grace period");
         }
-        AttachWarmer::with_procs(procs)
+        AttachWarmer::with_target(target)
     }
 
-    fn with_procs(procs: Option<PathBuf>) -> AttachWarmer {
-        AttachWarmer { shared: Arc::new(Shared { procs, state: Mutex::new(State::default()), wake: Condvar::new() }) }
+    fn with_target(target: Option<Target>) -> AttachWarmer {
+        AttachWarmer { shared: Arc::new(Shared { target, state: Mutex::new(State::default()), wake: Condvar::new() }) }
     }
 
     /// A start is coming: keeps the lock warm for [`WINDOW`] from now.
     pub fn expect_start(&self) {
-        let Some(procs) = &self.shared.procs else { return };
+        if self.shared.target.is_none() {
+            return;
+        }
         let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         state.until = Some(Instant::now() + WINDOW);
         if state.running {
@@ -79,8 +97,7 @@ impl AttachWarmer {
             return;
         }
         let shared = self.shared.clone();
-        let procs = procs.clone();
-        match std::thread::Builder::new().name("cgroup-warmer".into()).spawn(move || shared.warm(&procs)) {
+        match std::thread::Builder::new().name("cgroup-warmer".into()).spawn(move || shared.warm()) {
             Ok(_) => state.running = true,
             Err(e) => tracing::debug!(error = %e, "starting the cgroup warmer thread"),
         }
@@ -100,16 +117,9 @@ impl AttachWarmer {
 
 impl Shared {
     /// The thread: moves this process into its own cgroup while the window is open, then waits
-    /// for the next word. It holds an open `cgroup.procs` and nothing else.
-    fn warm(&self, procs: &Path) {
+    /// for the next word.
+    fn warm(&self) {
         let pid = std::process::id().to_string();
-        let mut file = match File::options().write(true).open(procs) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::debug!(file = %procs.display(), error = %e, "opening our cgroup.procs: nothing warmed");
-                return self.stop();
-            }
-        };
         loop {
             {
                 let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -118,9 +128,11 @@ impl Shared {
                     state = self.wake.wait(state).unwrap_or_else(|e| e.into_inner());
                 }
             }
+            let Some(procs) = self.target.as_ref().and_then(Target::procs) else { return self.stop() };
             // The kernel takes the lock before it checks the move; a refusal (a cgroup v2
-            // parent with controllers enabled answers EBUSY) has warmed it all the same.
-            if let Err(e) = file.write_all(pid.as_bytes()) {
+            // parent with controllers enabled answers EBUSY) has warmed it all the same. (A pid
+            // that does not exist is looked up before the lock on recent kernels: no use.)
+            if let Err(e) = File::options().write(true).open(&procs).and_then(|mut f| f.write_all(pid.as_bytes())) {
                 if e.raw_os_error() != Some(libc::EBUSY) {
                     tracing::debug!(file = %procs.display(), error = %e, "moving into our own cgroup: nothing warmed");
                     return self.stop();
@@ -187,7 +199,7 @@ mod tests {
 
     #[test]
     fn nothing_to_write_means_nothing_runs() {
-        let warmer = AttachWarmer::with_procs(None);
+        let warmer = AttachWarmer::with_target(None);
         warmer.expect_start();
         assert_eq!(warmer.moves(), 0);
         assert!(!warmer.shared.state.lock().expect("state").running);
@@ -195,7 +207,7 @@ mod tests {
 
     #[test]
     fn a_file_that_cannot_be_written_stops_the_thread_quietly() {
-        let warmer = AttachWarmer::with_procs(Some(PathBuf::from("/nonexistent/cgroup.procs")));
+        let warmer = AttachWarmer::with_target(Some(Target::Fixed(PathBuf::from("/nonexistent/cgroup.procs"))));
         warmer.expect_start();
         let deadline = Instant::now() + Duration::from_secs(5);
         while warmer.shared.state.lock().expect("state").until.is_some() {
@@ -210,9 +222,10 @@ mod tests {
     #[test]
     fn it_moves_while_the_window_is_open_then_rests() {
         let warmer = AttachWarmer::for_this_process();
-        if warmer.shared.procs.is_none() || !nix::unistd::geteuid().is_root() {
+        if warmer.shared.target.is_none() || !nix::unistd::geteuid().is_root() {
             return;
         }
+        let own = std::fs::read_to_string("/proc/self/cgroup").expect("own cgroups");
         warmer.expect_start();
         let deadline = Instant::now() + Duration::from_secs(10);
         while warmer.moves() < 3 {
@@ -237,5 +250,6 @@ mod tests {
             assert!(Instant::now() < deadline, "a new word did not wake the thread");
             std::thread::sleep(Duration::from_millis(5));
         }
+        assert_eq!(std::fs::read_to_string("/proc/self/cgroup").expect("own cgroups"), own, "the moves changed our cgroups");
     }
 }
