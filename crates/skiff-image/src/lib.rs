@@ -19,6 +19,7 @@ mod progress;
 mod record;
 pub mod reference;
 pub mod resolve;
+pub mod resolve_cache;
 pub mod select;
 pub mod source;
 pub mod stored;

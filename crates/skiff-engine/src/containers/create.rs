@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use skiff_image::model::Desc;
-use skiff_image::resolve::{resolve, Resolved};
+use skiff_image::resolve::Resolved;
 use skiff_runtime::shim::{self, ShimConfig};
 use skiff_runtime::spec;
 use skiff_snapshot::{chain_ids, mount};
@@ -47,7 +47,7 @@ impl Manager {
         let (handler_name, handler) = self.config.handler(&req.runtime)?;
         let image = lookup(&self.store, &req.image)?;
         let platform = platform_to_run(&image, &req.platform, &self.platform)?;
-        let resolved = resolve(self.store.content(), &Desc::from_store(&image.target), &platform).map_err(|e| match e {
+        let resolved = self.resolved.resolve(self.store.content(), &Desc::from_store(&image.target), &platform).map_err(|e| match e {
             // Not stored for this platform: pulling it would help.
             e @ skiff_image::ImageError::NoMatchingPlatform { .. } => EngineError::Image(e),
             e => EngineError::Damaged { image: image.name.clone(), source: e },

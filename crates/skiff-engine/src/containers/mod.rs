@@ -87,6 +87,8 @@ pub struct Manager {
     spare_dirs: skiff_store::SpareDirs,
     /// Told of each coming start, so the init's cgroup move finds the kernel's lock warm.
     attach_warmer: crate::attach_warmer::AttachWarmer,
+    /// Images resolved for earlier creates, by descriptor and platform.
+    resolved: skiff_image::resolve_cache::ResolveCache,
 }
 
 /// Container `id`'s writable snapshot is `container/<id>`.
@@ -125,6 +127,7 @@ impl Manager {
         Ok(Arc::new(Manager {
             spare_dirs,
             attach_warmer: crate::attach_warmer::AttachWarmer::for_this_process(),
+            resolved: skiff_image::resolve_cache::ResolveCache::new(),
             groups,
             records,
             store: parts.store,
