@@ -104,7 +104,9 @@ impl AttachWarmer {
     }
 
     /// The start that was expected has moved its process: nothing more to warm until the next
-    /// word.
+    /// word. With starts side by side the first to move ends the window for all: the lock stays
+    /// warm for one more grace period, and a move that comes later waits one out, as it would
+    /// without the warmer.
     pub fn moved(&self) {
         self.shared.state.lock().unwrap_or_else(|e| e.into_inner()).until = None;
     }
