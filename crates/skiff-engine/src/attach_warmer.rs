@@ -26,8 +26,8 @@ const INTERVAL: Duration = Duration::from_millis(2);
 /// How long it stays warm after the last word, at most: a pod's run, its image check, its
 /// containers' create and start come this close together from the kubelet. A start that has
 /// made its move ends the window ([`AttachWarmer::moved`]): while warm, the host's forks and
-/// exits take the lock's slower path and its RCU callbacks keep grace periods coming (a CNI
-/// bridge DEL run warm took ~4 ms longer here).
+/// exits take the lock's slower path (the cost the kernel documents for `favordynmods`), and
+/// each move briefly holds them off.
 const WINDOW: Duration = Duration::from_millis(100);
 
 /// Cheap to clone; every clone feeds the one thread.
