@@ -51,9 +51,7 @@ fn annotate_single_manifest_writes_new_manifest_over_same_layers() {
 fn annotate_every_target_of_a_multi_platform_index() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = store(dir.path());
-    write_layout(&spec("example.com/m:1", &["linux/amd64", "linux/arm64"]), &dir.path().join("l")).expect("layout");
-    let opts = skiff_image::import::ImportOptions { all_platforms: true, ..Default::default() };
-    let src = skiff_image::import::import(&store, &dir.path().join("l"), &opts, &NoProgress).expect("import").images.remove(0);
+    let src = import_two_platforms(&store, &dir.path().join("l"), "example.com/m:1");
     let amd: Platform = "linux/amd64".parse().expect("p");
     let arm: Platform = "linux/arm64".parse().expect("p");
     let edits = vec![

@@ -6,7 +6,8 @@ use std::path::Path;
 use skiff_image::import::{import, ImportOptions, ImportReport};
 use skiff_image::{ImageError, NoProgress};
 use skiff_store::{ContentStore, Store, StoreOptions};
-use skiff_testimage::{files_layer, host_platform, ImageSpec};
+use skiff_store::ImageRecord;
+use skiff_testimage::{files_layer, host_platform, write_layout, ImageSpec};
 
 pub fn store(dir: &Path) -> Store {
     Store::open(&dir.join("root"), &StoreOptions::default()).expect("open store").0
@@ -38,6 +39,14 @@ pub fn spec(name: &str, platforms: &[&str]) -> ImageSpec {
 
 pub fn import_path(store: &Store, path: &Path) -> Result<ImportReport, ImageError> {
     import(store, path, &ImportOptions::default(), &NoProgress)
+}
+
+/// Writes `spec(name)` for linux/amd64 and linux/arm64 as a layout at `layout` and imports it
+/// with every platform; answers its image record.
+pub fn import_two_platforms(store: &Store, layout: &Path, name: &str) -> ImageRecord {
+    write_layout(&spec(name, &["linux/amd64", "linux/arm64"]), layout).expect("layout");
+    let opts = ImportOptions { all_platforms: true, ..Default::default() };
+    import(store, layout, &opts, &NoProgress).expect("import").images.remove(0)
 }
 
 /// Asserts the store holds no content, images or leases.

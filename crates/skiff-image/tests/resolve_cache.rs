@@ -6,7 +6,7 @@ use common::*;
 use skiff_image::model::Desc;
 use skiff_image::resolve::resolve;
 use skiff_image::resolve_cache::ResolveCache;
-use skiff_image::{NoProgress, Platform};
+use skiff_image::Platform;
 use skiff_store::ContentStore;
 use skiff_testimage::write_layout;
 
@@ -14,9 +14,7 @@ use skiff_testimage::write_layout;
 fn a_kept_resolution_is_the_same_as_a_new_one_and_read_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = store(dir.path());
-    write_layout(&spec("example.com/a:1", &["linux/amd64", "linux/arm64"]), &dir.path().join("l")).expect("layout");
-    let opts = skiff_image::import::ImportOptions { all_platforms: true, ..Default::default() };
-    let image = skiff_image::import::import(&store, &dir.path().join("l"), &opts, &NoProgress).expect("import").images.remove(0);
+    let image = import_two_platforms(&store, &dir.path().join("l"), "example.com/a:1");
     let target = Desc::from_store(&image.target);
     let amd: Platform = "linux/amd64".parse().expect("p");
     let arm: Platform = "linux/arm64".parse().expect("p");
