@@ -138,23 +138,26 @@ fn a_tty_exec_follows_the_clients_terminal_size() {
             let mut stdout = remote.stdout.take().expect("stdout");
             let mut stdin = remote.stdin.take().expect("stdin");
             let mut seen = String::new();
+            // A line is typed once the shell has answered the one before: the terminal echoes a
+            // line at once, but the size comes a fork and an exec of `stty` later, and lines typed
+            // ahead of the answers would queue up past the deadline on a loaded machine.
+            let answers = |text: &str| text.lines().filter(|l| l.trim().split(' ').filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).count() == 2).count();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
             for (width, height) in [(100u16, 30u16), (120, 40)] {
                 remote.resize(width, height).await.expect("resize");
                 let want = format!("{height} {width}");
-                for _ in 0..40 {
+                while !seen.contains(&want) && tokio::time::Instant::now() < deadline {
+                    let answered = answers(&seen);
                     stdin.write_all(b"x\n").await.expect("type");
-                    let mut buf = [0u8; 256];
-                    if let Ok(read) = tokio::time::timeout(Duration::from_millis(250), stdout.read(&mut buf)).await {
+                    while answers(&seen) == answered {
+                        let mut buf = [0u8; 256];
+                        let Ok(read) = tokio::time::timeout_at(deadline, stdout.read(&mut buf)).await else { break };
                         let n = read.expect("read");
                         assert!(n > 0, "the tty ended early: {seen:?}");
                         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
                     }
-                    if seen.contains(&want) {
-                        break;
-                    }
                 }
-                // Seen about once in 10 runs under load: the shell stays in busybox `read`'s poll
-                // while the lines typed are echoed. Its state goes with the failure.
+                // The shell's state goes with a failure.
                 assert!(seen.contains(&want), "{transport:?}: no {want:?} in {seen:?}; the shell: {}", describe_processes("busybox stty size"));
             }
             stdin.write_all(b"go\n").await.expect("type");
