@@ -4,11 +4,18 @@
 //! What it needs of the host (the device nodes of `RunRequest::security`) the caller looks up
 //! first, with `resolve_devices` and `host_devices`; a `Seccomp::Localhost` profile is the one
 //! file it reads.
+//!
+//! The spec is assembled as the JSON document `config.json` holds, in the runtime spec's field
+//! order, and written as it is: a typed `oci_spec` value would be a round trip through serde on
+//! every create (and keeps some fields in hash maps and sets, which it writes in a different
+//! order each time). `Built::spec` reads it back into the typed form for those who want one; the
+//! tests check on every spec they build that the typed form writes the same document.
 
 use std::collections::BTreeMap;
 
 use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::Spec;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use skiff_types::ImageAnnotations;
 
@@ -130,10 +137,28 @@ pub struct SpecInputs<'a> {
 /// The spec, and what went into its annotations.
 #[derive(Debug)]
 pub struct Built {
-    pub spec: Spec,
+    /// The runtime spec as `config.json` holds it.
+    pub doc: Value,
     pub annotations: Effective,
     /// The image's StopSignal, for the manager's stop.
     pub stop_signal: Option<String>,
+}
+
+impl Built {
+    /// The spec as `config.json` bytes (the same inputs give the same bytes).
+    pub fn config_json(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec_pretty(&self.doc).map_err(|e| RuntimeError::Spec(e.to_string()))
+    }
+
+    /// The spec in oci-spec's types.
+    pub fn spec(&self) -> Result<Spec> {
+        Spec::deserialize(&self.doc).map_err(|e| RuntimeError::Spec(e.to_string()))
+    }
+
+    /// The process's arguments.
+    pub fn args(&self) -> Vec<String> {
+        self.doc["process"]["args"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    }
 }
 
 fn env_key(e: &str) -> &str {
@@ -240,14 +265,14 @@ pub fn build(inputs: &SpecInputs<'_>) -> Result<Built> {
     }
     if r.cpu_quota.is_some() || r.cpu_period.is_some() || r.cpu_shares.is_some() {
         let mut cpu = json!({});
+        if let Some(s) = r.cpu_shares {
+            cpu["shares"] = json!(s);
+        }
         if let Some(q) = r.cpu_quota {
             cpu["quota"] = json!(q);
         }
         if let Some(p) = r.cpu_period {
             cpu["period"] = json!(p);
-        }
-        if let Some(s) = r.cpu_shares {
-            cpu["shares"] = json!(s);
         }
         resources["cpu"] = cpu;
     }
@@ -255,7 +280,9 @@ pub fn build(inputs: &SpecInputs<'_>) -> Result<Built> {
         resources["pids"] = json!({"limit": p});
     }
 
-    let caps = security::capabilities(sec, DEFAULT_CAPABILITIES)?;
+    let mut caps = security::capabilities(sec, DEFAULT_CAPABILITIES)?;
+    caps.sort_unstable();
+    caps.dedup();
     // RLIMIT_NOFILE 1024:1024 is containerd's default; a higher hard limit than the caller's would
     // need CAP_SYS_RESOURCE, which a manager does not always hold.
     let mut process = json!({
@@ -274,39 +301,34 @@ pub fn build(inputs: &SpecInputs<'_>) -> Result<Built> {
     if let Some(adj) = req.oom_score_adj {
         process["oomScoreAdj"] = json!(adj);
     }
-    let mut linux = json!({
-        "namespaces": namespaces,
-        "resources": resources,
-        "maskedPaths": security::paths("masked path", sec, &sec.masked_paths, MASKED_PATHS)?,
-        "readonlyPaths": security::paths("read-only path", sec, &sec.readonly_paths, READONLY_PATHS)?,
-    });
-    if let Some(profile) = security::seccomp(sec)? {
-        linux["seccomp"] = profile;
+    // Fields in the order of the runtime spec's types (oci-spec writes them so).
+    let mut linux = serde_json::Map::new();
+    linux.insert("resources".into(), resources);
+    if let Some(path) = &req.cgroups_path {
+        linux.insert("cgroupsPath".into(), json!(path));
     }
+    linux.insert("namespaces".into(), json!(namespaces));
     if !device_nodes.is_empty() {
-        linux["devices"] = json!(device_nodes);
+        linux.insert("devices".into(), json!(device_nodes));
+    }
+    if let Some(profile) = security::seccomp(sec)? {
+        linux.insert("seccomp".into(), profile);
     }
     if let Some(propagation) = security::rootfs_propagation(req.mounts.iter().map(|m| m.propagation)) {
-        linux["rootfsPropagation"] = json!(propagation);
+        linux.insert("rootfsPropagation".into(), json!(propagation));
     }
-    if let Some(path) = &req.cgroups_path {
-        linux["cgroupsPath"] = json!(path);
-    }
+    linux.insert("maskedPaths".into(), json!(security::paths("masked path", sec, &sec.masked_paths, MASKED_PATHS)?));
+    linux.insert("readonlyPaths".into(), json!(security::paths("read-only path", sec, &sec.readonly_paths, READONLY_PATHS)?));
     let doc = json!({
         "ociVersion": "1.0.2",
         "root": {"path": inputs.rootfs, "readonly": req.readonly_rootfs},
-        "hostname": req.hostname.clone().unwrap_or_default(),
-        "process": process,
         "mounts": mounts,
-        "linux": linux,
+        "process": process,
+        "hostname": req.hostname.clone().unwrap_or_default(),
         "annotations": annotations.annotations,
+        "linux": linux,
     });
-    let spec: Spec = serde_json::from_value(doc).map_err(|e| RuntimeError::Spec(e.to_string()))?;
-    Ok(Built {
-        spec,
-        annotations,
-        stop_signal: config.stop_signal().clone(),
-    })
+    Ok(Built { doc, annotations, stop_signal: config.stop_signal().clone() })
 }
 
 /// The OCI `process` of an exec into a container whose spec's process is `base`: the same
@@ -347,29 +369,6 @@ pub fn exec_process(base: &Value, args: &[String], env: &[String], cwd: Option<&
         obj.remove("consoleSize");
     }
     Ok(process)
-}
-
-/// The fields oci-spec keeps in hash maps, whose order changes from one spec value to the next.
-const MAP_FIELDS: &[&str] = &["/annotations", "/linux/sysctl", "/linux/netDevices", "/linux/timeOffsets", "/linux/resources/unified", "/linux/resources/rdma"];
-
-/// The spec as `config.json` bytes, canonical: oci-spec keeps capabilities in hash sets and
-/// annotations, sysctls and a few more in hash maps, so they are sorted here to make the same
-/// spec always the same file.
-pub fn to_json(spec: &Spec) -> Result<Vec<u8>> {
-    let mut doc = serde_json::to_value(spec).map_err(|e| RuntimeError::Spec(e.to_string()))?;
-    for field in MAP_FIELDS {
-        if let Some(map) = doc.pointer_mut(field).and_then(Value::as_object_mut) {
-            map.sort_keys();
-        }
-    }
-    if let Some(caps) = doc.pointer_mut("/process/capabilities").and_then(Value::as_object_mut) {
-        for set in caps.values_mut() {
-            if let Some(list) = set.as_array_mut() {
-                list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
-            }
-        }
-    }
-    serde_json::to_vec_pretty(&doc).map_err(|e| RuntimeError::Spec(e.to_string()))
 }
 
 #[cfg(test)]

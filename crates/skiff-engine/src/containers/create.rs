@@ -10,7 +10,6 @@ use std::time::Instant;
 use skiff_image::model::Desc;
 use skiff_image::resolve::Resolved;
 use skiff_runtime::shim::{self, ShimConfig};
-use skiff_runtime::spec;
 use skiff_snapshot::{chain_ids, mount};
 
 pub use super::plan::CreateSpec;
@@ -130,10 +129,10 @@ impl Manager {
         volumes::sort_by_depth(&mut plan.run.mounts);
         let devices = super::plan::HostDevices::of(&plan.run)?;
         let built = build_spec(&plan, &resolved.config, &resolved.annotations, &facts, self.config.policy(handler), &devices)?;
-        let config_json = spec::to_json(&built.spec)?;
+        let config_json = built.config_json()?;
         // The spec holds the container's environment (secrets among it): root's alone.
         write_private(&bundle.join("config.json"), &config_json)?;
-        record.command = built.spec.process().as_ref().and_then(|p| p.args().clone()).unwrap_or_default();
+        record.command = built.args();
         record.stop_signal = built.stop_signal.clone();
         record.annotations = built.annotations;
 

@@ -147,11 +147,12 @@ pub fn seccomp(sec: &Security) -> Result<Option<Value>> {
             let bad = |why: String| RuntimeError::InvalidArgument(format!("seccomp profile {}: {why}", path.display()));
             let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
             let profile: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
-            // Checked against the runtime spec's schema here so that a bad profile is refused
-            // with its name rather than as a spec that does not serialize.
-            serde_json::from_value::<oci_spec::runtime::LinuxSeccomp>(profile.clone())
+            // Read in the runtime spec's types, so that a bad profile is refused with its name,
+            // and written back from them: config.json holds the profile as the spec defines it,
+            // in its field order, without the fields it does not know.
+            let profile = serde_json::from_value::<oci_spec::runtime::LinuxSeccomp>(profile)
                 .map_err(|e| bad(format!("not an OCI seccomp object (linux.seccomp, with defaultAction): {e}")))?;
-            Ok(Some(profile))
+            Ok(Some(serde_json::to_value(profile).map_err(|e| bad(e.to_string()))?))
         }
     }
 }

@@ -10,7 +10,7 @@ fn image(config: Value) -> ImageConfiguration {
 fn build_full(img: &ImageConfiguration, req: &RunRequest, devices: &[ResolvedDevice], host_devices: &[ResolvedDevice]) -> Result<Value> {
     let built = super::tests::build_inputs(img, req, &ImageAnnotations::default(), devices, host_devices)?;
     // The file a runtime reads, so that every assertion is on config.json itself.
-    Ok(serde_json::from_slice(&to_json(&built.spec)?).expect("config.json"))
+    Ok(serde_json::from_slice(&built.config_json()?).expect("config.json"))
 }
 
 fn spec_of(security: Security) -> Result<Value> {
@@ -67,7 +67,7 @@ fn the_default_security_builds_the_spec_skiff_always_built() {
         ..Default::default()
     };
     let built = super::tests::build_inputs(&img, &req, &ImageAnnotations::default(), &[], &[]).expect("spec");
-    let json = to_json(&built.spec).expect("json");
+    let json = built.config_json().expect("json");
     assert_eq!(String::from_utf8(json).expect("utf-8"), include_str!("testdata/default_spec.json"));
 }
 
