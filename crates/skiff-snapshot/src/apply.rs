@@ -190,34 +190,11 @@ impl Applier<'_> {
         Ok(())
     }
 
-    /// Whether the lower layers' merged view has a directory at `dir` (a path in the target), walked
-    /// component by component as overlayfs resolves it: the topmost entry decides, a non-directory
-    /// (a whiteout device among them) hides what is below it, an opaque directory stops the merge.
+    /// Whether the lower layers' merged view has a directory at `dir` (a path in the target), as
+    /// overlayfs resolves it.
     fn lowers_show_dir(&self, dir: &Path) -> bool {
         let Ok(rel) = dir.strip_prefix(&self.target.dir) else { return false };
-        let mut candidates: Vec<&PathBuf> = self.target.lowers.iter().collect();
-        let mut prefix = PathBuf::new();
-        for c in rel.components() {
-            prefix.push(c);
-            let mut next = Vec::new();
-            for lower in candidates {
-                match fs::symlink_metadata(lower.join(&prefix)) {
-                    Ok(m) if m.is_dir() => {
-                        next.push(lower);
-                        if xattr::get(lower.join(&prefix), "trusted.overlay.opaque").ok().flatten().as_deref() == Some(b"y") {
-                            break;
-                        }
-                    }
-                    Ok(_) => break,
-                    Err(_) => {}
-                }
-            }
-            if next.is_empty() {
-                return false;
-            }
-            candidates = next;
-        }
-        !candidates.is_empty()
+        crate::view::locate(&self.target.lowers, rel).is_some_and(|shown| fs::symlink_metadata(shown).is_ok_and(|m| m.is_dir()))
     }
 
     /// Finds a hard link's target: in this layer, else copied up from the topmost lower that has it.

@@ -15,6 +15,7 @@ mod fs_snapshotter;
 #[cfg(feature = "testing")]
 pub mod testsuite;
 pub mod unpack;
+pub mod view;
 
 use std::collections::BTreeMap;
 

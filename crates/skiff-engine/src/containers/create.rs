@@ -118,12 +118,24 @@ impl Manager {
         let labels = BTreeMap::from([("io.skiff.container".to_string(), record.id.clone())]);
         let mounts = self.unpacker.snapshotter().prepare(&record.snapshot_key, parent.as_deref(), labels)?;
         let snapshot_ready = started.elapsed();
-        mount::mount_all(&mounts, &rootfs)?;
-        let rootfs_ready = started.elapsed();
-
-        let (passwd, group) = rootfs::account_files(&rootfs);
+        // The start mounts the rootfs, as containerd's shim does at task create: the image's
+        // account files, all the create needs of it, are read through the snapshot's layers.
+        // Mounts that cannot be read so are mounted now, and so are those of a container with
+        // image volumes, which are made inside its rootfs.
+        let layers = skiff_snapshot::view::layers(&mounts);
+        let (passwd, group) = match &layers {
+            Some(layers) => rootfs::account_files_in_layers(layers),
+            None => {
+                mount::mount_all(&mounts, &rootfs)?;
+                rootfs::account_files(&rootfs)
+            }
+        };
+        let accounts_read = started.elapsed();
         let facts = Facts { passwd, group, oom_score_floor: cgroups::own_oom_score_adj() };
         let mut plan = plan(req, &record, handler, &resolved.config, &facts);
+        if layers.is_some() && !plan.image_volumes.is_empty() {
+            mount::mount_all(&mounts, &rootfs)?;
+        }
         let volume_mounts = volumes::prepare(self.config.image_volumes, &plan.image_volumes, &plan.run.mounts, &rootfs, &state_dir)?;
         plan.run.mounts.extend(volume_mounts);
         volumes::sort_by_depth(&mut plan.run.mounts);
@@ -154,7 +166,7 @@ impl Manager {
         self.records.put(&record)?;
         tracing::info!(
             id = %record.id, name = %record.name, image = %record.image, runtime = %record.runtime,
-            ?dirs_made, ?snapshot_ready, ?rootfs_ready, ?spec_ready, total = ?started.elapsed(), "container created"
+            ?dirs_made, ?snapshot_ready, ?accounts_read, ?spec_ready, total = ?started.elapsed(), "container created"
         );
         Ok(record)
     }

@@ -65,6 +65,10 @@ impl Manager {
     /// supervisor that already holds it (a start cut short by a crash) is used as it is.
     pub(super) fn launch(&self, record: &ContainerRecord) -> Result<Launched> {
         let started = Instant::now();
+        if let Err(e) = self.mount_rootfs(record) {
+            self.launch_failed(record, &e);
+            return Err(e);
+        }
         let client = self.shim(&record.id);
         if !client.alive() {
             if let Err(e) = self.launcher.spawn(&self.state_dir(&record.id), self.group_dir(record).as_deref()) {
@@ -80,6 +84,17 @@ impl Manager {
                 Err(e)
             }
         }
+    }
+
+    /// Mounts the container's rootfs, unless its create (or a start cut short) did.
+    fn mount_rootfs(&self, record: &ContainerRecord) -> Result<()> {
+        let rootfs = self.rootfs(&record.id);
+        if super::rootfs::is_mounted(&rootfs) {
+            return Ok(());
+        }
+        let mounts = self.unpacker.snapshotter().mounts(&record.snapshot_key)?;
+        skiff_snapshot::mount::mount_all(&mounts, &rootfs)?;
+        Ok(())
     }
 
     /// Undoes a launch that failed and records the container's end with the error.

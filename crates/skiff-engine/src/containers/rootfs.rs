@@ -9,6 +9,18 @@ const MAX_ACCOUNT_FILE: u64 = 4 << 20;
 /// are followed *within* `root`, so an image's `/etc/passwd -> /etc/shadow` or `../../x` never
 /// reaches a host file. None when the path does not exist or loops.
 pub fn resolve_in_root(root: &Path, path: &str) -> Option<PathBuf> {
+    resolve(|rel| Some(root.join(rel)), path)
+}
+
+/// As [`resolve_in_root`], in the merged view of a snapshot's layers (topmost first), unmounted:
+/// the path of the file in the layer that shows it.
+pub fn resolve_in_layers(layers: &[PathBuf], path: &str) -> Option<PathBuf> {
+    resolve(|rel| skiff_snapshot::view::locate(layers, rel), path)
+}
+
+/// Follows `path` component by component, symlinks clamped at the root; `locate` gives where a
+/// path of the tree (relative to its root) is on the host.
+fn resolve(locate: impl Fn(&Path) -> Option<PathBuf>, path: &str) -> Option<PathBuf> {
     let mut pending: Vec<String> = path.split('/').filter(|c| !c.is_empty()).map(str::to_string).rev().collect();
     let mut resolved: Vec<String> = Vec::new();
     let mut links = 0;
@@ -21,7 +33,7 @@ pub fn resolve_in_root(root: &Path, path: &str) -> Option<PathBuf> {
             }
             _ => {}
         }
-        let candidate: PathBuf = root.join(resolved.iter().chain(std::iter::once(&component)).collect::<PathBuf>());
+        let candidate = locate(&resolved.iter().chain(std::iter::once(&component)).collect::<PathBuf>())?;
         let meta = std::fs::symlink_metadata(&candidate).ok()?;
         if meta.file_type().is_symlink() {
             links += 1;
@@ -43,21 +55,55 @@ pub fn resolve_in_root(root: &Path, path: &str) -> Option<PathBuf> {
             resolved.push(component);
         }
     }
-    Some(root.join(resolved.iter().collect::<PathBuf>()))
+    locate(&resolved.iter().collect::<PathBuf>())
 }
 
-/// A small text file of the rootfs ("" when absent, not a regular file, or too large).
-pub fn read_account_file(root: &Path, path: &str) -> String {
-    let Some(p) = resolve_in_root(root, path) else { return String::new() };
+/// A small text file at `found` ("" when absent, not a regular file, or too large).
+fn read_small(found: Option<PathBuf>) -> String {
+    let Some(p) = found else { return String::new() };
     match std::fs::metadata(&p) {
         Ok(m) if m.is_file() && m.len() <= MAX_ACCOUNT_FILE => std::fs::read(&p).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default(),
         _ => String::new(),
     }
 }
 
+/// A small text file of the rootfs ("" when absent, not a regular file, or too large).
+pub fn read_account_file(root: &Path, path: &str) -> String {
+    read_small(resolve_in_root(root, path))
+}
+
 /// The rootfs's /etc/passwd and /etc/group, for user resolution.
 pub fn account_files(root: &Path) -> (String, String) {
     (read_account_file(root, "/etc/passwd"), read_account_file(root, "/etc/group"))
+}
+
+/// /etc/passwd and /etc/group of a snapshot not mounted, read through its layers.
+pub fn account_files_in_layers(layers: &[PathBuf]) -> (String, String) {
+    (read_small(resolve_in_layers(layers, "/etc/passwd")), read_small(resolve_in_layers(layers, "/etc/group")))
+}
+
+/// Whether `path` is a mount point: statx's mount-root attribute (Linux 5.8), else a look in
+/// /proc/self/mountinfo.
+pub fn is_mounted(path: &Path) -> bool {
+    mount_root_attribute(path).unwrap_or_else(|| {
+        let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+        let wanted = path.to_string_lossy();
+        text.lines().any(|line| line.split(' ').nth(4).is_some_and(|point| point == wanted))
+    })
+}
+
+/// STATX_ATTR_MOUNT_ROOT of `path`; None when statx fails or the kernel does not report it.
+#[allow(unsafe_code)]
+fn mount_root_attribute(path: &Path) -> Option<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: an all-zero statx is a valid value of that plain C struct.
+    let mut buf: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: the path is NUL-terminated and outlives the call; statx writes one struct statx to
+    // the buffer, which we own.
+    let rc = unsafe { libc::statx(libc::AT_FDCWD, path.as_ptr(), libc::AT_SYMLINK_NOFOLLOW, 0, &mut buf) };
+    let attribute = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    (rc == 0 && buf.stx_attributes_mask & attribute != 0).then_some(buf.stx_attributes & attribute != 0)
 }
 
 #[cfg(test)]
@@ -79,5 +125,34 @@ mod tests {
         assert_eq!(read_account_file(root, "/etc/group"), "");
         std::os::unix::fs::symlink("loop", root.join("etc/loop")).expect("loop");
         assert_eq!(resolve_in_root(root, "/etc/loop"), None);
+    }
+
+    #[test]
+    fn account_files_are_read_through_layers_as_the_mount_would_show_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let [upper, app, base] = ["upper", "app", "base"].map(|l| dir.path().join(l));
+        for l in [&upper, &app, &base] {
+            std::fs::create_dir_all(l.join("etc")).expect("etc");
+        }
+        std::fs::write(base.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").expect("write");
+        std::fs::write(base.join("etc/group"), "root:x:0:\n").expect("write");
+        std::fs::write(base.join("etc/accounts"), "app:x:1000:1000::/home/app:/bin/sh\n").expect("write");
+        // The app layer points /etc/passwd at a file of the base layer, and deletes /etc/group.
+        std::os::unix::fs::symlink("/etc/accounts", app.join("etc/passwd")).expect("link");
+        nix::sys::stat::mknod(&app.join("etc/group"), nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::empty(), 0).expect("whiteout (as root)");
+        let layers = vec![upper, app, base.clone()];
+        assert_eq!(resolve_in_layers(&layers, "/etc/passwd"), Some(base.join("etc/accounts")));
+        assert_eq!(account_files_in_layers(&layers), ("app:x:1000:1000::/home/app:/bin/sh\n".to_string(), String::new()));
+        std::os::unix::fs::symlink("../../../../etc/hostname", layers[0].join("etc/passwd")).expect("escaping link");
+        assert_eq!(resolve_in_layers(&layers, "/etc/passwd"), None, "clamped at the root: the rootfs's /etc/hostname, absent");
+    }
+
+    #[test]
+    fn mount_points_are_told_from_plain_dirs() {
+        assert!(is_mounted(Path::new("/proc")) && is_mounted(Path::new("/")));
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(!is_mounted(dir.path()));
+        assert_eq!(mount_root_attribute(Path::new("/proc")), Some(true), "this kernel reports STATX_ATTR_MOUNT_ROOT");
+        assert!(!is_mounted(&dir.path().join("missing")));
     }
 }

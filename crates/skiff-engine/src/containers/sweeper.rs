@@ -168,7 +168,7 @@ impl Sweeper {
         // snapshot and state dir: removing the files under a live mount would pull them from
         // whoever holds it. The next start tries again.
         if let Err(e) = mount::unmount(&leftover.rootfs) {
-            if is_mounted(&leftover.rootfs) {
+            if super::rootfs::is_mounted(&leftover.rootfs) {
                 tracing::warn!(container = %id, error = %e, "unmounting the rootfs; its snapshot and state dir are kept until the next start");
                 return;
             }
@@ -188,9 +188,3 @@ impl Sweeper {
     }
 }
 
-/// Whether `path` is a mount point (listed in our mountinfo).
-fn is_mounted(path: &std::path::Path) -> bool {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
-    let wanted = path.to_string_lossy();
-    text.lines().any(|line| line.split(' ').nth(4).is_some_and(|point| point == wanted))
-}

@@ -188,9 +188,11 @@ fn leftovers_of_a_removal_cut_short_are_swept_at_the_next_start() {
     m.stop(&ended.id, Duration::from_secs(5)).expect("stop");
     let ended = m.records().find(&ended.id).expect("record");
     assert!(m.shim(&ended.id).alive(), "its supervisor answers");
-    let rootfs = m.rootfs(&record.id);
+    // The start mounted the rootfs; a create alone leaves it to the start.
+    let rootfs = m.rootfs(&ended.id);
     let mounted = |path: &std::path::Path| std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().contains(&path.display().to_string());
-    assert!(mounted(&rootfs), "the rootfs is mounted");
+    assert!(mounted(&rootfs), "the started container's rootfs is mounted");
+    assert!(!mounted(&m.rootfs(&record.id)), "the created one's is not");
     // A crash right after the records went: the mounts, snapshots and state dirs are left, and
     // the supervisor's hold of the pod's container.
     m.records().remove(&record).expect("remove the record only");
