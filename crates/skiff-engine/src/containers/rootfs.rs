@@ -72,14 +72,19 @@ pub fn read_account_file(root: &Path, path: &str) -> String {
     read_small(resolve_in_root(root, path))
 }
 
-/// The rootfs's /etc/passwd and /etc/group, for user resolution.
-pub fn account_files(root: &Path) -> (String, String) {
-    (read_account_file(root, "/etc/passwd"), read_account_file(root, "/etc/group"))
+/// /etc/passwd and /etc/group, for user resolution, each where `resolve` finds it.
+fn accounts(resolve: impl Fn(&str) -> Option<PathBuf>) -> (String, String) {
+    (read_small(resolve("/etc/passwd")), read_small(resolve("/etc/group")))
 }
 
-/// /etc/passwd and /etc/group of a snapshot not mounted, read through its layers.
+/// The rootfs's account files.
+pub fn account_files(root: &Path) -> (String, String) {
+    accounts(|path| resolve_in_root(root, path))
+}
+
+/// The account files of a snapshot not mounted, read through its layers.
 pub fn account_files_in_layers(layers: &[PathBuf]) -> (String, String) {
-    (read_small(resolve_in_layers(layers, "/etc/passwd")), read_small(resolve_in_layers(layers, "/etc/group")))
+    accounts(|path| resolve_in_layers(layers, path))
 }
 
 /// Whether `path` is a mount point: statx's mount-root attribute (Linux 5.8), else a look in
